@@ -1,0 +1,249 @@
+"""The `k2` command line. Thin: parse arguments, call one function, print.
+
+A mistake the user can make (bad flag, unknown exchange, missing file) is one line on stderr
+and exit status 2; an unexpected error is one line on the terminal and a traceback in the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from k2 import __version__
+from k2.config import Settings, load_settings
+from k2.errors import K2Error
+
+log = logging.getLogger("k2")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line instead of a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise K2Error(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+# -- shared option groups --------------------------------------------------------------------------
+def _storage_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="embedded data directory (env K2_DATA_DIR, default ./k2data)")
+    p.add_argument("--warehouse", help="ClickHouse server URL instead of the embedded store (env K2_WAREHOUSE)")
+
+
+def _read_options(p: argparse.ArgumentParser, exchange_default: str = "all") -> None:
+    _storage_options(p)
+    p.add_argument("--exchange", default=exchange_default, help="exchange name, or 'all' (default)")
+    p.add_argument("--since", help="start, ISO-8601 UTC (inclusive)")
+    p.add_argument("--until", help="end, ISO-8601 UTC (exclusive)")
+    p.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    p.add_argument("--limit", type=int, default=1_000_000)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    s = load_settings(config_path=getattr(args, "config", None))
+    if getattr(args, "data_dir", None):
+        s.data_dir = Path(args.data_dir)
+    if getattr(args, "warehouse", None):
+        s.warehouse_url = args.warehouse
+    return s
+
+
+def _reader(args: argparse.Namespace):
+    from k2.httpapi import open_reader
+
+    s = _settings(args)
+    return open_reader(s.data_dir, s.warehouse_url)
+
+
+def _emit(text: str) -> None:
+    if text:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        print("(no rows)", file=sys.stderr)
+
+
+# -- commands -------------------------------------------------------------------------------------
+def cmd_schema(args: argparse.Namespace) -> int:
+    from k2.warehouse import open_warehouse, schema
+
+    s = _settings(args)
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url, apply_schema=False)
+    try:
+        n = schema.apply(wh)
+    finally:
+        wh.close()
+    where = s.warehouse_url and "the ClickHouse server" or str(s.data_dir)
+    print(f"schema applied: {n} statements from {len(schema.sql_files())} files ({where})")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from k2.exchanges import get_adapter
+    from k2.load import load_file
+    from k2.warehouse import open_warehouse
+
+    adapter = get_adapter(args.exchange)
+    path = Path(args.file)
+    if not path.is_file():
+        raise K2Error(f"no such file: {path}")
+    if args.batch_size <= 0:
+        raise K2Error("--batch-size must be positive")
+    s = _settings(args)
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url)
+    try:
+        report = load_file(wh, adapter, path, batch_size=args.batch_size)
+    finally:
+        wh.close()
+    print(report.summary())
+    return 0
+
+
+def cmd_ohlcv(args: argparse.Namespace) -> int:
+    from k2 import reads
+
+    reads.check_interval(args.interval)
+    reads.check_exchange(args.exchange)
+    reader = _reader(args)
+    try:
+        _emit(reads.ohlcv(reader, args.symbol, args.interval, args.exchange, args.since, args.until,
+                          args.format, args.limit))
+    finally:
+        reader.close()
+    return 0
+
+
+def cmd_trades(args: argparse.Namespace) -> int:
+    from k2 import reads
+
+    reads.check_exchange(args.exchange)
+    reader = _reader(args)
+    try:
+        _emit(reads.trades(reader, args.symbol, args.exchange, args.since, args.until, args.format, args.limit))
+    finally:
+        reader.close()
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from k2 import reads
+
+    reader = _reader(args)
+    try:
+        try:
+            text = reads.adhoc(reader, args.sql, args.format)
+        except K2Error:
+            raise
+        except Exception as exc:  # ClickHouse's own message is what the user needs
+            raise K2Error(f"query failed: {_first_line(exc)}") from None
+        _emit(text)
+    finally:
+        reader.close()
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from k2.quality.validate import report, run_checks
+
+    reader = _reader(args)
+    try:
+        text, ok = report(run_checks(reader))
+    finally:
+        reader.close()
+    print(text)
+    return 0 if ok else 1
+
+
+# -- parser ---------------------------------------------------------------------------------------
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="k2", description="K2: crypto trades -> bronze -> silver -> gold candles.")
+    p.add_argument("--version", action="version", version=f"k2 {__version__}")
+    p.add_argument("--config", help="settings file (env K2_CONFIG, default ./k2.toml)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+
+    sp = sub.add_parser("schema", help="apply the warehouse schema (idempotent)")
+    sp.add_argument("action", choices=("apply",))
+    _storage_options(sp)
+    sp.set_defaults(func=cmd_schema)
+
+    sp = sub.add_parser("load", help="load a file of raw exchange frames (one per line)")
+    sp.add_argument("file")
+    sp.add_argument("--exchange", required=True, help="exchange that sent the frames")
+    sp.add_argument("--batch-size", type=int, default=100_000)
+    _storage_options(sp)
+    sp.set_defaults(func=cmd_load)
+
+    sp = sub.add_parser("ohlcv", help="print OHLCV candles for a symbol")
+    sp.add_argument("symbol", help="canonical symbol, e.g. BTC/USD")
+    sp.add_argument("--interval", required=True, help="1m, 5m, 15m, 1h or 1d")
+    _read_options(sp)
+    sp.set_defaults(func=cmd_ohlcv)
+
+    sp = sub.add_parser("trades", help="print normalized (silver) trades for a symbol")
+    sp.add_argument("symbol", help="canonical symbol, e.g. BTC/USD")
+    _read_options(sp)
+    sp.set_defaults(func=cmd_trades)
+
+    sp = sub.add_parser("query", help="run SQL against the warehouse (database k2)")
+    sp.add_argument("sql")
+    sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    _storage_options(sp)
+    sp.set_defaults(func=cmd_query)
+
+    sp = sub.add_parser("validate", help="check bronze, silver and gold; exit 1 on any failure")
+    _storage_options(sp)
+    sp.set_defaults(func=cmd_validate)
+
+    return p
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    if "DB::Exception:" in line:
+        line = line.split("DB::Exception:", 1)[1].strip()
+    return line[:500]
+
+
+def _crash_log(exc: BaseException) -> str:
+    path = Path(os.environ.get("K2_LOG_DIR", tempfile.gettempdir())) / "k2-error.log"
+    try:
+        with path.open("a") as f:
+            f.write("".join(traceback.format_exception(exc)))
+            f.write("\n")
+    except OSError:
+        return "(could not write the log)"
+    return str(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        logging.basicConfig(level=os.environ.get("K2_LOG_LEVEL", "INFO").upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        return int(args.func(args) or 0)
+    except K2Error as exc:
+        print(f"k2: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("k2: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except SystemExit:
+        raise
+    except Exception as exc:
+        where = _crash_log(exc)
+        print(f"k2: internal error: {_first_line(exc)} (traceback in {where})", file=sys.stderr)
+        return 1

@@ -1,0 +1,188 @@
+"""Binance spot: the `<symbol>@trade` stream.
+
+Wire facts (docs: binance-spot-api-docs, web-socket-streams.md):
+  raw      {"e":"trade","E":1784116800123,"s":"BTCUSDT","t":5123456789,"p":"97512.34000000",
+            "q":"0.00120000","T":1784116800122,"m":true,"M":true}
+  combined {"stream":"btcusdt@trade","data":{...the same object...}}
+  ack      {"result":null,"id":1}           error {"code":2,"msg":"Invalid request: ...","id":1}
+  shutdown {"e":"serverShutdown","E":1784200000000}   (reconnect at once)
+One trade per message. `m` = the buyer was the maker, i.e. the taker SOLD. `t` increases by one per
+trade and symbol. The server sends a ping frame every 20 s (answered by the WebSocket layer),
+drops every connection after 24 h, and allows 1024 streams per connection. Binance acks
+subscriptions to unknown symbols without complaint, so K2 checks symbols against the instrument
+list before subscribing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import msgspec
+
+from k2.errors import FrameError
+from k2.exchanges.base import (
+    OTHER,
+    ExchangeAdapter,
+    FrameKind,
+    Instrument,
+    Parsed,
+    check_decimal,
+    describe_decode_error,
+)
+
+
+class _Trade(msgspec.Struct):
+    e: str
+    E: int
+    s: str
+    t: int
+    p: str
+    q: str
+    T: int
+    m: bool
+    M: bool | None = None
+
+
+class _Combined(msgspec.Struct):
+    stream: str
+    data: msgspec.Raw
+
+
+_decode_trade = msgspec.json.Decoder(_Trade).decode
+_decode_combined = msgspec.json.Decoder(_Combined).decode
+_decode_any = msgspec.json.Decoder().decode
+_TRADE_PREFIX = b'{"e":"trade"'
+_COMBINED_PREFIX = b'{"stream"'
+
+
+def _i(base: str, quote: str) -> Instrument:
+    return Instrument(base + quote, base, quote)
+
+
+class BinanceAdapter(ExchangeAdapter):
+    name = "binance"
+    bronze_table = "bronze_trades_binance"
+    columns = (
+        "event_type", "event_time_ms", "symbol", "trade_id", "price", "quantity",
+        "trade_time_ms", "is_buyer_maker", "is_best_match", "received_at",
+    )
+    column_types = (
+        "String", "Int64", "String", "UInt64", "String", "String",
+        "Int64", "Bool", "Nullable(Bool)", "Int64",
+    )
+    key_columns = ("symbol", "trade_id")
+    symbol_index = 2
+    ws_url = "wss://stream.binance.com:9443/stream"
+    rest_url = "https://api.binance.com"
+    max_symbols_per_connection = 1024
+    stale_after_s = 60.0  # pings every 20 s; a quiet symbol may trade rarely
+    fallback_instruments = tuple(
+        _i(b, q)
+        for b, q in [
+            ("BTC", "USDT"), ("ETH", "USDT"), ("BNB", "USDT"), ("SOL", "USDT"), ("XRP", "USDT"),
+            ("DOGE", "USDT"), ("ADA", "USDT"), ("TRX", "USDT"), ("AVAX", "USDT"), ("LINK", "USDT"),
+            ("DOT", "USDT"), ("LTC", "USDT"), ("BCH", "USDT"), ("SHIB", "USDT"), ("PEPE", "USDT"),
+            ("BTC", "USDC"), ("ETH", "USDC"), ("SOL", "USDC"), ("USDC", "USDT"), ("BTC", "FDUSD"),
+            ("ETH", "BTC"), ("BNB", "BTC"), ("SOL", "BTC"), ("XRP", "BTC"), ("ADA", "BTC"),
+            ("LTC", "BTC"), ("DOGE", "BTC"), ("LINK", "BTC"), ("DOT", "BTC"), ("BNB", "ETH"),
+            ("BTC", "EUR"), ("ETH", "EUR"), ("BTC", "TRY"), ("ETH", "TRY"), ("BTC", "BRL"),
+            ("BTC", "JPY"), ("EUR", "USDT"), ("BTC", "DAI"), ("ETH", "DAI"), ("WBTC", "BTC"),
+        ]
+    )
+
+    def native_symbol(self, symbol: str) -> str:
+        s = symbol.strip().upper()
+        if "/" in s:
+            base, _, quote = s.partition("/")
+            return base + quote
+        return s.replace("-", "").replace("_", "")
+
+    def stream_name(self, native: str) -> str:
+        return f"{native.lower()}@trade"
+
+    def subscribe_messages(self, native_symbols: Sequence[str], request_id: int = 1) -> list[str]:
+        """One SUBSCRIBE per 200 streams: Binance counts control messages (5 per second)."""
+        streams = [self.stream_name(s) for s in native_symbols]
+        return [
+            msgspec.json.encode(
+                {"method": "SUBSCRIBE", "params": streams[i : i + 200], "id": request_id + n}
+            ).decode()
+            for n, i in enumerate(range(0, len(streams), 200))
+        ]
+
+    def trade_key(self, row: tuple) -> int:
+        return row[3]
+
+    # -- parsing ---------------------------------------------------------------------------
+    def parse(self, frame: bytes | str, received_us: int) -> Parsed:
+        if type(frame) is not bytes:
+            frame = bytes(frame, "utf-8") if isinstance(frame, str) else bytes(frame)
+        try:
+            if frame.startswith(_TRADE_PREFIX):
+                return Parsed(FrameKind.TRADES, [self._row(_decode_trade(frame), received_us)])
+            if frame.startswith(_COMBINED_PREFIX):
+                env = _decode_combined(frame)
+                data = bytes(env.data)
+                if data.startswith(_TRADE_PREFIX):
+                    return Parsed(FrameKind.TRADES, [self._row(_decode_trade(data), received_us)])
+                return self._classify(_decode_any(data), received_us)
+            return self._classify(_decode_any(frame), received_us)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise FrameError(describe_decode_error(exc)) from None
+
+    @staticmethod
+    def _row(t: _Trade, received_us: int) -> tuple:
+        p, q = t.p, t.q
+        # is_decimal_string() inlined for both values: this is the per-trade hot path
+        if not (
+            p.replace(".", "", 1).isdigit() and q.replace(".", "", 1).isdigit()
+            and p.isascii() and q.isascii()
+            and p[0] != "." and p[-1] != "." and q[0] != "." and q[-1] != "."
+            and len(p) <= 64 and len(q) <= 64
+        ):
+            check_decimal(p, "price")
+            check_decimal(q, "quantity")
+        if t.e != "trade" or t.t < 0:
+            raise FrameError(f"not a valid trade: event {t.e!r:.40}, trade id {t.t}")
+        return (t.e, t.E, t.s, t.t, p, q, t.T, t.m, t.M, received_us)
+
+    def _classify(self, msg: Any, received_us: int) -> Parsed:
+        if not isinstance(msg, dict):
+            raise FrameError(f"malformed frame: expected a JSON object, got {type(msg).__name__}")
+        if "stream" in msg and "data" in msg:  # combined envelope with keys in another order
+            return self._classify(msg["data"], received_us)
+        event = msg.get("e")
+        if event == "trade":
+            try:
+                return Parsed(FrameKind.TRADES, [self._row(msgspec.convert(msg, _Trade), received_us)])
+            except msgspec.ValidationError as exc:
+                raise FrameError(describe_decode_error(exc)) from None
+        if event == "serverShutdown":
+            return Parsed(FrameKind.SHUTDOWN, detail="serverShutdown")
+        if event is not None:
+            return OTHER  # aggTrade and other events we did not subscribe to
+        if "result" in msg and "id" in msg:
+            return Parsed(FrameKind.SUBSCRIBED, detail=f"id={msg['id']}")
+        error = msg.get("error") if isinstance(msg.get("error"), dict) else msg
+        if "code" in error and "msg" in error:
+            return Parsed(
+                FrameKind.EXCHANGE_ERROR, detail=f"binance error {error['code']}: {error['msg']}"
+            )
+        raise FrameError("malformed frame: not a Binance trade, ack, error or event")
+
+    # -- instruments -------------------------------------------------------------------------
+    def instruments_path(self, native_symbols: Sequence[str]) -> str:
+        symbols = msgspec.json.encode(sorted(set(native_symbols))).decode()
+        return f"/api/v3/exchangeInfo?symbols={symbols}"
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        """GET /api/v3/exchangeInfo -> symbols[].{symbol, baseAsset, quoteAsset}."""
+        doc = _decode_any(body)
+        return [
+            Instrument(s["symbol"], s["baseAsset"], s["quoteAsset"])
+            for s in doc.get("symbols", [])
+            if s.get("symbol") and s.get("baseAsset") and s.get("quoteAsset")
+        ]
+
+
+ADAPTER = BinanceAdapter()

@@ -1,0 +1,215 @@
+"""Kraken spot WebSocket v1: the `trade` channel (the seed's array protocol).
+
+Wire facts (docs.kraken.com spot-websocket-v1; cryptofeed capture KRAKEN.ws.48.0):
+  on connect  {"connectionID":18239578009413566319,"event":"systemStatus","status":"online","version":"1.9.1"}
+  subscribe   {"event":"subscribe","pair":["XBT/USD"],"subscription":{"name":"trade"}}
+  ack (per pair) {"channelID":119930881,"channelName":"trade","event":"subscriptionStatus",
+               "pair":"XBT/USD","status":"subscribed","subscription":{"name":"trade"}}
+  bad pair    {"errorMessage":"Currency pair not supported XBT/USDX","event":"subscriptionStatus",
+               "pair":"XBT/USDX","status":"error","subscription":{"name":"trade"}}
+  trade       [119930881,[["97512.30000","0.00150000","1784116800.412345","b","m",""]],"trade","XBT/USD"]
+              = [channelID, [[price, volume, time, side, orderType, misc], ...], "trade", pair]
+  heartbeat   {"event":"heartbeat"}  about once a second when nothing else is sent
+  ping/pong   {"event":"ping","reqid":42} -> {"event":"pong","reqid":42}
+Side b/s and order type l/m are the taker's. There is no trade id; silver derives one. Pairs use
+Kraken's legacy asset codes (XBT, XDG); silver maps them to BTC and DOGE.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Sequence
+
+import msgspec
+
+from k2.errors import FrameError
+from k2.exchanges.base import (
+    HEARTBEAT,
+    OTHER,
+    PONG,
+    ExchangeAdapter,
+    FrameKind,
+    Instrument,
+    Parsed,
+    check_decimal,
+    describe_decode_error,
+)
+
+_decode_any = msgspec.json.Decoder().decode
+_TIMESTAMP = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}", re.ASCII).fullmatch
+_SIDES = frozenset(("b", "s"))
+_ORDER_TYPES = frozenset(("l", "m"))
+#: Kraken's legacy asset codes and the common ones (the same map silver applies in SQL)
+ASSET_ALIASES = {"XBT": "BTC", "XDG": "DOGE"}
+_NATIVE_ASSETS = {v: k for k, v in ASSET_ALIASES.items()}
+
+
+def _i(base: str, quote: str) -> Instrument:
+    native = f"{_NATIVE_ASSETS.get(base, base)}/{_NATIVE_ASSETS.get(quote, quote)}"
+    return Instrument(native, base, quote)
+
+
+class KrakenAdapter(ExchangeAdapter):
+    name = "kraken"
+    bronze_table = "bronze_trades_kraken"
+    columns = (
+        "channel_id", "pair", "price", "volume", "timestamp", "side", "order_type", "misc",
+        "occurrence", "received_at",
+    )
+    column_types = (
+        "UInt64", "String", "String", "String", "String", "String", "String", "String",
+        "UInt16", "Int64",
+    )
+    key_columns = (
+        "pair", "timestamp", "price", "volume", "side", "order_type", "misc", "occurrence",
+    )
+    symbol_index = 1
+    ws_url = "wss://ws.kraken.com"
+    rest_url = "https://api.kraken.com"
+    max_symbols_per_connection = 50
+    stale_after_s = 10.0  # heartbeats arrive about every second
+    fallback_instruments = tuple(
+        _i(b, q)
+        for b, q in [
+            ("BTC", "USD"), ("ETH", "USD"), ("SOL", "USD"), ("XRP", "USD"), ("DOGE", "USD"),
+            ("ADA", "USD"), ("LTC", "USD"), ("DOT", "USD"), ("LINK", "USD"), ("AVAX", "USD"),
+            ("USDT", "USD"), ("USDC", "USD"), ("BTC", "EUR"), ("ETH", "EUR"), ("SOL", "EUR"),
+            ("BTC", "GBP"), ("BTC", "USDT"), ("ETH", "USDT"), ("ETH", "BTC"), ("ADA", "BTC"),
+            ("SOL", "BTC"), ("XRP", "BTC"), ("LTC", "BTC"), ("DOGE", "BTC"), ("DOT", "BTC"),
+        ]
+    )
+
+    def native_symbol(self, symbol: str) -> str:
+        s = symbol.strip().upper()
+        base, sep, quote = s.partition("/")
+        if not sep:
+            raise ValueError(f"Kraken pairs are written BASE/QUOTE, e.g. XBT/USD (got {symbol!r})")
+        return f"{_NATIVE_ASSETS.get(base, base)}/{_NATIVE_ASSETS.get(quote, quote)}"
+
+    def canonical_symbol(self, native: str) -> str | None:
+        base, sep, quote = native.partition("/")
+        if not sep or not base or not quote:
+            return None
+        return f"{ASSET_ALIASES.get(base, base)}/{ASSET_ALIASES.get(quote, quote)}"
+
+    def subscribe_messages(self, native_symbols: Sequence[str], request_id: int = 1) -> list[str]:
+        return [
+            json.dumps(
+                {"event": "subscribe", "pair": list(native_symbols), "reqid": request_id,
+                 "subscription": {"name": "trade"}}
+            )
+        ]
+
+    def ping_message(self, request_id: int) -> str:
+        return json.dumps({"event": "ping", "reqid": request_id})
+
+    def trade_key(self, row: tuple) -> tuple:
+        return row[2:9]
+
+    # -- parsing ---------------------------------------------------------------------------
+    def parse(self, frame: bytes | str, received_us: int) -> Parsed:
+        try:
+            msg = _decode_any(frame)
+        except msgspec.DecodeError as exc:
+            if "out of range" in str(exc):  # connectionID beyond 64 bits: fall back to exact ints
+                try:
+                    msg = json.loads(frame)
+                except ValueError:
+                    raise FrameError(describe_decode_error(exc)) from None
+            else:
+                raise FrameError(describe_decode_error(exc)) from None
+        if isinstance(msg, list):
+            return self._array(msg, received_us)
+        if isinstance(msg, dict):
+            return self._event(msg)
+        raise FrameError(f"malformed frame: expected an array or object, got {type(msg).__name__}")
+
+    def _array(self, msg: list, received_us: int) -> Parsed:
+        if len(msg) < 4 or not isinstance(msg[-1], str) or not isinstance(msg[-2], str):
+            raise FrameError("malformed frame: channel message is not [channelID, data, name, pair]")
+        if msg[-2] != "trade":
+            return OTHER  # book, ticker... channels we did not ask for
+        channel_id, trades, pair = msg[0], msg[1], msg[-1]
+        if type(channel_id) is not int or channel_id < 0:
+            raise FrameError(f"malformed frame: channelID {channel_id!r:.40} is not an integer")
+        if not isinstance(trades, list) or not trades:
+            raise FrameError("malformed frame: trade list missing or empty")
+        if "/" not in pair:
+            raise FrameError(f"malformed frame: pair {pair!r:.40} is not BASE/QUOTE")
+        rows = []
+        for t in trades:
+            if not isinstance(t, list) or len(t) < 6:
+                raise FrameError("malformed frame: a trade is not [price, volume, time, side, orderType, misc]")
+            price, volume, ts, side, order_type, misc = t[0], t[1], t[2], t[3], t[4], t[5]
+            check_decimal(price, "price")
+            check_decimal(volume, "volume")
+            if type(ts) is not str or not _TIMESTAMP(ts):
+                raise FrameError(f"time is not a seconds.microseconds string: {ts!r:.40}")
+            if side not in _SIDES:
+                raise FrameError(f"side is not b or s: {side!r:.20}")
+            if order_type not in _ORDER_TYPES:
+                raise FrameError(f"order type is not l or m: {order_type!r:.20}")
+            if type(misc) is not str:
+                raise FrameError(f"misc is not a string: {misc!r:.40}")
+            rows.append((channel_id, pair, price, volume, ts, side, order_type, misc, 0, received_us))
+        if len(rows) > 1:
+            rows = _number_repeats(rows)
+        return Parsed(FrameKind.TRADES, rows)
+
+    def _event(self, msg: dict[str, Any]) -> Parsed:
+        event = msg.get("event")
+        if event == "heartbeat":
+            return HEARTBEAT
+        if event == "pong":
+            return PONG
+        if event == "subscriptionStatus":
+            pair = str(msg.get("pair", ""))
+            status = msg.get("status")
+            if status == "subscribed":
+                return Parsed(FrameKind.SUBSCRIBED, symbol=pair, detail=f"channelID={msg.get('channelID')}")
+            if status == "error":
+                return Parsed(FrameKind.SUBSCRIBE_ERROR, symbol=pair,
+                              detail=str(msg.get("errorMessage", "subscription error")))
+            return Parsed(FrameKind.STATUS, symbol=pair, detail=f"subscription {status}")
+        if event == "systemStatus":
+            return Parsed(FrameKind.STATUS, detail=f"system {msg.get('status')} (version {msg.get('version')})")
+        if event == "error":
+            return Parsed(FrameKind.EXCHANGE_ERROR, detail=f"kraken error: {msg.get('errorMessage', '')}")
+        if isinstance(event, str):
+            return OTHER
+        raise FrameError("malformed frame: object without an `event`")
+
+    # -- instruments -------------------------------------------------------------------------
+    def instruments_path(self, native_symbols: Sequence[str]) -> str:
+        return "/0/public/AssetPairs"
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        """GET /0/public/AssetPairs -> result.<name>.wsname ("XBT/USD")."""
+        doc = _decode_any(body)
+        out = []
+        for info in (doc.get("result") or {}).values():
+            wsname = info.get("wsname") if isinstance(info, dict) else None
+            if isinstance(wsname, str) and "/" in wsname:
+                canonical = self.canonical_symbol(wsname)
+                if canonical:
+                    base, quote = canonical.split("/", 1)
+                    out.append(Instrument(wsname, base, quote))
+        return out
+
+
+def _number_repeats(rows: list[tuple]) -> list[tuple]:
+    """Give exact repeats inside one frame occurrence 1, 2, ... so each stays a distinct trade."""
+    keys = [r[1:8] for r in rows]
+    if len(set(keys)) == len(keys):
+        return rows
+    seen: dict[tuple, int] = {}
+    out = []
+    for row, key in zip(rows, keys):
+        n = seen.get(key, 0)
+        seen[key] = n + 1
+        out.append(row[:8] + (n,) + row[9:]) if n else out.append(row)
+    return out
+
+
+ADAPTER = KrakenAdapter()

@@ -1,0 +1,1 @@
+"""Data quality: validation checks, rejects, gaps."""

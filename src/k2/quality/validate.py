@@ -1,0 +1,104 @@
+"""`k2 validate`: the seed's five validation sections as one command.
+
+The checks are plain SQL in checks.sql; this module runs them and prints a report. A check
+returns (problems, detail): 0 problems passes. Severity `fail` makes the exit status non-zero,
+`warn` is reported but does not fail, `info` only informs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from k2.exchanges import ADAPTERS
+
+INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+_HEADER = re.compile(r"^-- check: (.+)$", re.M)
+
+
+@dataclass
+class Check:
+    section: str
+    id: str
+    severity: str
+    title: str
+    sql: str
+    repeat: str = ""
+
+
+@dataclass
+class Result:
+    check: Check
+    label: str
+    problems: int
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.problems == 0
+
+    @property
+    def status(self) -> str:
+        if self.check.severity == "info":
+            return "INFO"
+        if self.passed:
+            return "PASS"
+        return "FAIL" if self.check.severity == "fail" else "WARN"
+
+
+def load_checks() -> list[Check]:
+    text = resources.files("k2.quality").joinpath("checks.sql").read_text("utf-8")
+    parts = _HEADER.split(text)
+    checks = []
+    for header, body in zip(parts[1::2], parts[2::2]):
+        fields = [f.strip() for f in header.split("|")]
+        sql = "\n".join(line for line in body.strip().splitlines() if not line.startswith("--"))
+        checks.append(Check(fields[0], fields[1], fields[2], fields[3], sql.strip().rstrip(";"),
+                            fields[4] if len(fields) > 4 else ""))
+    return checks
+
+
+def _instances(check: Check):
+    if check.repeat == "per-interval":
+        for interval, seconds in INTERVAL_SECONDS.items():
+            yield f"{check.id} [{interval}]", {
+                "view": f"ohlcv_{interval}", "cross_view": f"ohlcv_{interval}_cross", "seconds": seconds}
+    elif check.repeat == "per-exchange":
+        for name, adapter in ADAPTERS.items():
+            yield f"{check.id} [{name}]", {"exchange": name, "bronze": adapter.bronze_table}
+    else:
+        yield check.id, None
+
+
+def run_checks(reader) -> list[Result]:
+    results = []
+    for check in load_checks():
+        for label, params in _instances(check):
+            row = reader.rows(check.sql, params)[0]
+            problems = int(row[0])
+            detail = str(row[1]) if len(row) > 1 and row[1] is not None else ""
+            results.append(Result(check, label, problems, detail))
+    return results
+
+
+def report(results: list[Result]) -> tuple[str, bool]:
+    lines = ["K2 validation report", ""]
+    section = None
+    for r in results:
+        if r.check.section != section:
+            section = r.check.section
+            lines.append(f"[{section}]")
+        line = f"  {r.status:4}  {r.label}: {r.check.title}"
+        if r.status == "INFO":
+            line += f" -- {r.detail}"
+        elif not r.passed:
+            line += f" -- {r.problems} problem(s)" + (f", e.g. {r.detail[:200]}" if r.detail else "")
+        lines.append(line)
+    failed = [r for r in results if r.status == "FAIL"]
+    warned = [r for r in results if r.status == "WARN"]
+    passed = [r for r in results if r.status == "PASS"]
+    lines.append("")
+    lines.append(f"{len(passed)} passed, {len(failed)} failed, {len(warned)} warnings")
+    lines.append("RESULT: " + ("FAIL" if failed else "PASS"))
+    return "\n".join(lines), not failed

@@ -1,0 +1,115 @@
+"""Read commands: candles, trades, ad-hoc SQL. User input is validated here and bound as query
+parameters; the SQL lives in warehouse/queries/*.sql.
+
+A reader is anything with `query(sql, fmt, params)` and `rows(sql, params)`: the warehouse
+itself, or `RemoteReader` asking a running `k2 run` on loopback (chDB lets one process hold a
+data dir, so while the pipeline runs it answers the reads).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from k2.errors import K2Error
+
+INTERVALS = ("1m", "5m", "15m", "1h", "1d")
+FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "json": "JSONEachRow"}
+_EPOCH = "1970-01-01 00:00:00.000000"
+_FAR = "2200-01-01 00:00:00.000000"
+
+
+@lru_cache(maxsize=None)
+def sql(name: str) -> str:
+    return resources.files("k2.warehouse").joinpath("queries", f"{name}.sql").read_text("utf-8")
+
+
+def clickhouse_format(fmt: str) -> str:
+    try:
+        return FORMATS[fmt]
+    except KeyError:
+        raise K2Error(f"unknown format {fmt!r} (choose table, csv or json)") from None
+
+
+def parse_time(value: str | None, what: str, default: str) -> str:
+    """ISO-8601 (2026-07-15, 2026-07-15T12:00:00Z, ...+02:00) -> UTC 'YYYY-MM-DD HH:MM:SS.ffffff'."""
+    if value is None or value == "":
+        return default
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise K2Error(f"{what}: not an ISO-8601 time: {value!r} (e.g. 2026-07-15T12:00:00Z)") from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def resolve_symbol(reader, symbol: str) -> str:
+    """Canonical `BTC/USD` as given, or a native symbol (`BTCUSDT`, `XBT/USD`) mapped through
+    the instruments table. Unknown symbols are an error listing a few known ones."""
+    text = symbol.strip()
+    if not text:
+        raise K2Error("symbol is empty")
+    known = [r[0] for r in reader.rows(sql("known_symbols"))]
+    upper = text.upper()
+    if upper in known:
+        return upper
+    found = reader.rows(sql("native_to_canonical"), {"native": upper})
+    if found:
+        return found[0][0]
+    sample = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+    raise K2Error(f"unknown symbol {symbol!r} (known: {sample or 'none yet'})")
+
+
+def check_interval(interval: str) -> str:
+    if interval not in INTERVALS:
+        raise K2Error(f"unknown interval {interval!r} (choose {', '.join(INTERVALS)})")
+    return interval
+
+
+def check_exchange(exchange: str | None) -> str:
+    from k2.exchanges import get_adapter
+
+    if exchange is None or exchange.strip().lower() == "all":
+        return "all"
+    return get_adapter(exchange).name
+
+
+def ohlcv(reader, symbol: str, interval: str, exchange: str | None = "all", since: str | None = None,
+          until: str | None = None, fmt: str = "table", limit: int = 1_000_000) -> str:
+    interval = check_interval(interval)
+    exchange = check_exchange(exchange)
+    ch_fmt = clickhouse_format(fmt)
+    params: dict[str, Any] = {
+        "view": f"ohlcv_{interval}_cross" if exchange == "all" else f"ohlcv_{interval}",
+        "symbol": resolve_symbol(reader, symbol),
+        "exchange": exchange,
+        "since": parse_time(since, "--since", _EPOCH),
+        "until": parse_time(until, "--until", _FAR),
+        "limit": int(limit),
+    }
+    return reader.query(sql("ohlcv"), ch_fmt, params)
+
+
+def trades(reader, symbol: str, exchange: str | None = "all", since: str | None = None,
+           until: str | None = None, fmt: str = "table", limit: int = 1_000_000) -> str:
+    exchange = check_exchange(exchange)
+    params: dict[str, Any] = {
+        "symbol": resolve_symbol(reader, symbol),
+        "exchange": exchange,
+        "since": parse_time(since, "--since", _EPOCH),
+        "until": parse_time(until, "--until", _FAR),
+        "limit": int(limit),
+    }
+    return reader.query(sql("trades"), clickhouse_format(fmt), params)
+
+
+def adhoc(reader, text: str, fmt: str = "table") -> str:
+    if not text.strip():
+        raise K2Error("query is empty")
+    return reader.query(text, clickhouse_format(fmt), None)

@@ -1,0 +1,154 @@
+"""The embedded warehouse: ClickHouse running inside this process through chDB.
+
+chDB lets one process open a data directory (ClickHouse locks `<dir>/status`), so opening checks
+the lock first and says who holds it instead of failing deep inside ClickHouse. All calls go
+through one lock: the session is shared by the writer thread and the read server.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import msgspec
+
+from k2.errors import K2Error, WarehouseBusy
+
+#: applied to every session: UTC everywhere, exact decimals and 64-bit ints as JSON strings
+SESSION_SETTINGS = (
+    "SET session_timezone = 'UTC'",
+    "SET output_format_json_quote_decimals = 1",
+    "SET output_format_json_quote_64bit_integers = 1",
+    "SET output_format_json_escape_forward_slashes = 0",
+    "SET output_format_decimal_trailing_zeros = 0",
+)
+
+_decode_line = msgspec.json.Decoder().decode
+
+
+def chdb_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "chdb"
+
+
+def data_dir_is_locked(data_dir: Path) -> bool:
+    """True when another process holds the chDB lock on this data dir."""
+    status = chdb_dir(data_dir) / "status"
+    if not status.exists():
+        return False
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Refuse a path that is not a K2 data dir before chDB sees it."""
+    d = Path(data_dir)
+    if d.exists() and not d.is_dir():
+        raise K2Error(f"data dir {d} exists and is not a directory")
+    if d.is_dir():
+        entries = {p.name for p in d.iterdir()}
+        foreign = entries - {"chdb", "k2.run.json", "logs", "k2.lock", "exports"}
+        if entries and "chdb" not in entries and foreign:
+            raise K2Error(
+                f"{d} is not a K2 data dir (it holds {', '.join(sorted(foreign)[:3])}...); "
+                "choose an empty or new directory with --data-dir"
+            )
+    sub = chdb_dir(d)
+    if sub.exists() and not (sub / "metadata").exists() and any(sub.iterdir()):
+        if not (sub / "status").exists():
+            raise K2Error(f"{sub} does not look like a chDB data directory; refusing to open it")
+
+
+class EmbeddedWarehouse:
+    backend = "embedded"
+
+    def __init__(self, data_dir: Path):
+        from chdb import session  # imported here: `k2 feed` must never load chDB
+
+        self.data_dir = Path(data_dir)
+        check_data_dir(self.data_dir)
+        if data_dir_is_locked(self.data_dir):
+            raise WarehouseBusy(
+                f"data dir {self.data_dir} is in use by another k2 process; "
+                "stop it or use a different --data-dir"
+            )
+        chdb_dir(self.data_dir).mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._session = session.Session(str(chdb_dir(self.data_dir)))
+        except Exception as exc:  # chDB reports a foreign or damaged dir this way
+            raise K2Error(f"cannot open data dir {self.data_dir}: {str(exc).splitlines()[0]}") from None
+        for stmt in SESSION_SETTINGS:
+            self._session.query(stmt)
+
+    # -- basic calls ------------------------------------------------------------------------
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        with self._lock:
+            return self._session.query(sql, "CSV", params=params or None)
+
+    def query(self, sql: str, fmt: str = "TabSeparated", params: dict[str, Any] | None = None) -> str:
+        """Run a read and return ClickHouse's formatted text (CSVWithNames, JSONEachRow, ...)."""
+        with self._lock:
+            res = self._session.query(sql, fmt, params=params or None)
+        return res.bytes().decode("utf-8", "replace") if hasattr(res, "bytes") else str(res)
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
+        """Rows as lists; decimals and 64-bit ints arrive as exact strings."""
+        text = self.query(sql, "JSONCompactEachRow", params)
+        return [_decode_line(line) for line in text.splitlines() if line]
+
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        r = self.rows(sql, params)
+        return r[0][0] if r and r[0] else None
+
+    # -- inserts ------------------------------------------------------------------------------
+    def existing_keys(self, table: str, key_columns: Sequence[str], batch: Any) -> list[list[Any]]:
+        """Keys of `batch` (a pyarrow Table holding the key columns) already present in `table`.
+        The IN-set on the primary key reads only the granules that could hold them."""
+        key = ", ".join(key_columns)
+        sql = (f"SELECT {key} FROM k2.{table} WHERE ({key}) IN (SELECT {key} FROM Python(batch)) "
+               f"FORMAT JSONCompactEachRow")
+        with self._lock:
+            res = self._session.query(sql, "JSONCompactEachRow")
+        text = res.bytes().decode()
+        return [_decode_line(line) for line in text.splitlines() if line]
+
+    def insert_rows(self, table: str, batch: Any, select_exprs: Sequence[str],
+                    target_columns: Sequence[str], params: dict[str, Any] | None = None,
+                    where: str = "", token: str = "") -> None:
+        """Insert a pyarrow Table. With a token, an exact retry of the same batch is a no-op in
+        the table and in every materialized view fed by it."""
+        settings = ""
+        if token:
+            settings = ("SETTINGS insert_deduplicate = 1, deduplicate_blocks_in_dependent_materialized_views = 1, "
+                        "insert_deduplication_token = {token:String} ")
+            params = {**(params or {}), "token": token}
+        sql = (
+            f"INSERT INTO k2.{table} ({', '.join(target_columns)}) {settings}"
+            f"SELECT {', '.join(select_exprs)} FROM Python(batch)"
+            + (f" WHERE {where}" if where else "")
+        )
+        with self._lock:
+            self._session.query(sql, "CSV", params=params or None)
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._session.close()
+            except Exception:
+                pass
+
+

@@ -1,0 +1,34 @@
+-- Silver: one normalized table for every exchange, filled only by the per-exchange
+-- materialized views in 2x-silver-<exchange>.sql.
+--
+-- Names are the seed platform's, so its queries keep working: `symbol` is the native symbol,
+-- `canonical_symbol` is BASE/QUOTE with the true quote asset (BTCUSDT -> BTC/USDT, never USD),
+-- `currency` is the quote asset, `side` is the TAKER side, `timestamp` is the exchange's trade
+-- time to the microsecond, price/quantity are exact decimals (no Float64 anywhere), and
+-- `vendor_data` keeps the original native fields exactly as received.
+-- Rows that fail a check are kept with is_valid = 0 and the reasons; gold reads valid rows only.
+CREATE TABLE IF NOT EXISTS k2.silver_trades_v2
+(
+    exchange            LowCardinality(String),
+    symbol              LowCardinality(String),
+    canonical_symbol    LowCardinality(String),
+    base                LowCardinality(String),
+    quote               LowCardinality(String),
+    currency            LowCardinality(String),
+    trade_id            String,
+    price               Decimal(38, 18),
+    quantity            Decimal(38, 18),
+    side                Enum8('BUY' = 1, 'SELL' = 2),
+    timestamp           DateTime64(6, 'UTC'),
+    received_at         DateTime64(6, 'UTC'),
+    ingestion_timestamp DateTime64(6, 'UTC'),
+    ingested_at         DateTime64(6, 'UTC') ALIAS ingestion_timestamp,
+    source              LowCardinality(String),
+    vendor_data         Map(String, String),
+    is_valid            Bool,
+    validation_errors   Array(LowCardinality(String))
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (canonical_symbol, timestamp, exchange, trade_id)
+SETTINGS non_replicated_deduplication_window = 100000;
