@@ -158,6 +158,54 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _feed_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
+    from k2.exchanges import parse_exchange_list
+
+    s = _settings(args)
+    exchanges = parse_exchange_list(getattr(args, "exchange", None), s.exchanges)
+    if getattr(args, "symbols", None):
+        s.symbols = [x.strip() for x in args.symbols.split(",") if x.strip()]
+    duration = getattr(args, "duration", None)
+    if duration is not None and duration <= 0:
+        raise K2Error("--duration must be positive")
+    return s, exchanges
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from k2.pipeline import run_embedded
+
+    s, exchanges = _feed_settings(args)
+    if args.kafka:
+        raise K2Error("--kafka: the Kafka transport is not built yet (issue 4)")
+    summary = run_embedded(s, exchanges, args.duration)
+    print(summary.text())
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from k2.status import print_status
+
+    return print_status(_settings(args), args.format)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from k2.record import record
+
+    s, exchanges = _feed_settings(args)
+    if len(exchanges) != 1:
+        raise K2Error("k2 record takes exactly one --exchange")
+    n = record(s, exchanges[0], Path(args.out), args.duration)
+    print(f"recorded {n['frames']:,} frames ({n['trades']:,} trades) to {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from k2.demo import run_demo
+
+    return run_demo(_settings(args), duration=args.duration, rate=args.rate,
+                    data_dir=Path(args.data_dir) if args.data_dir else None)
+
+
 # -- parser ---------------------------------------------------------------------------------------
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="k2", description="K2: crypto trades -> bronze -> silver -> gold candles.")
@@ -198,7 +246,35 @@ def build_parser() -> ArgumentParser:
     _storage_options(sp)
     sp.set_defaults(func=cmd_validate)
 
+    sp = sub.add_parser("run", help="ingest live trades into the warehouse (the main job)")
+    _feed_options(sp)
+    sp.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    sp.add_argument("--kafka", help="run through Kafka/Redpanda at this bootstrap address")
+    _storage_options(sp)
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("status", help="show the running pipeline's connections; exit 1 if a feed is down")
+    sp.add_argument("--format", default="table", choices=("table", "json"))
+    _storage_options(sp)
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("record", help="write an exchange's raw frames to a file that k2 load reads")
+    _feed_options(sp)
+    sp.add_argument("--out", required=True, help="output file (one frame per line)")
+    sp.add_argument("--duration", type=float, help="stop after this many seconds")
+    sp.set_defaults(func=cmd_record)
+
+    sp = sub.add_parser("demo", help="run the whole pipeline on the built-in simulator, then show candles")
+    sp.add_argument("--duration", type=float, default=20.0, help="seconds of simulated trading (default 20)")
+    sp.add_argument("--rate", type=float, default=200.0, help="simulated trades per second per exchange")
+    sp.add_argument("--data-dir", help="where to keep the demo warehouse (default ./k2demo, reset each run)")
+    sp.set_defaults(func=cmd_demo)
     return p
+
+
+def _feed_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exchange", help="binance, kraken, a comma list, or all (env K2_EXCHANGES)")
+    p.add_argument("--symbols", help="comma list, canonical (BTC/USD) or native (XBT/USD, BTCUSDT) (env K2_SYMBOLS)")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -95,12 +95,16 @@ class ExchangeAdapter:
     key_columns: ClassVar[tuple[str, ...]]
     #: index in a row of the native symbol
     symbol_index: ClassVar[int]
+    #: `row[trade_key_index]` identifies a trade within its symbol (an index or a slice)
+    trade_key_index: ClassVar[int | slice]
     ws_url: ClassVar[str]
     rest_url: ClassVar[str]
     #: how many symbols one WebSocket connection may carry
     max_symbols_per_connection: ClassVar[int] = 100
     #: seconds of silence after which a connection is considered dead
     stale_after_s: ClassVar[float] = 30.0
+    #: the exchange closes connections older than this; K2 replaces them a little earlier
+    max_connection_age_s: ClassVar[float | None] = None
     #: built-in instrument list, used offline and until the exchange's metadata is fetched
     fallback_instruments: ClassVar[Sequence[Instrument]] = ()
 
@@ -119,9 +123,6 @@ class ExchangeAdapter:
     def parse(self, frame: bytes | str, received_us: int) -> Parsed:
         raise NotImplementedError
 
-    def trade_key(self, row: tuple) -> Any:
-        """The per-symbol identity of a trade row, for the feed's recent-trades window."""
-        raise NotImplementedError
-
-    def subscribe_messages(self, native_symbols: Sequence[str]) -> list[str]:
+    def subscribe_requests(self, native_symbols: Sequence[str], first_id: int) -> list[tuple[int, list[str], str]]:
+        """(request id, symbols, message text) for each subscribe message to send."""
         raise NotImplementedError

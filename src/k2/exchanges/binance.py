@@ -72,10 +72,12 @@ class BinanceAdapter(ExchangeAdapter):
     )
     key_columns = ("symbol", "trade_id")
     symbol_index = 2
+    trade_key_index = 3  # t
     ws_url = "wss://stream.binance.com:9443/stream"
     rest_url = "https://api.binance.com"
     max_symbols_per_connection = 1024
     stale_after_s = 60.0  # pings every 20 s; a quiet symbol may trade rarely
+    max_connection_age_s = 23.5 * 3600  # Binance drops connections at 24 h
     fallback_instruments = tuple(
         _i(b, q)
         for b, q in [
@@ -100,18 +102,14 @@ class BinanceAdapter(ExchangeAdapter):
     def stream_name(self, native: str) -> str:
         return f"{native.lower()}@trade"
 
-    def subscribe_messages(self, native_symbols: Sequence[str], request_id: int = 1) -> list[str]:
-        """One SUBSCRIBE per 200 streams: Binance counts control messages (5 per second)."""
-        streams = [self.stream_name(s) for s in native_symbols]
-        return [
-            msgspec.json.encode(
-                {"method": "SUBSCRIBE", "params": streams[i : i + 200], "id": request_id + n}
-            ).decode()
-            for n, i in enumerate(range(0, len(streams), 200))
-        ]
-
-    def trade_key(self, row: tuple) -> int:
-        return row[3]
+    def subscribe_requests(self, native_symbols: Sequence[str], first_id: int) -> list[tuple[int, list[str], str]]:
+        """One SUBSCRIBE per 200 streams: Binance allows 5 control messages per second."""
+        out = []
+        for n, i in enumerate(range(0, len(native_symbols), 200)):
+            chunk = list(native_symbols[i : i + 200])
+            message = {"method": "SUBSCRIBE", "params": [self.stream_name(s) for s in chunk], "id": first_id + n}
+            out.append((first_id + n, chunk, msgspec.json.encode(message).decode()))
+        return out
 
     # -- parsing ---------------------------------------------------------------------------
     def parse(self, frame: bytes | str, received_us: int) -> Parsed:

@@ -65,6 +65,7 @@ class KrakenAdapter(ExchangeAdapter):
         "pair", "timestamp", "price", "volume", "side", "order_type", "misc", "occurrence",
     )
     symbol_index = 1
+    trade_key_index = slice(2, 9)  # price .. occurrence: the whole trade
     ws_url = "wss://ws.kraken.com"
     rest_url = "https://api.kraken.com"
     max_symbols_per_connection = 50
@@ -93,19 +94,13 @@ class KrakenAdapter(ExchangeAdapter):
             return None
         return f"{ASSET_ALIASES.get(base, base)}/{ASSET_ALIASES.get(quote, quote)}"
 
-    def subscribe_messages(self, native_symbols: Sequence[str], request_id: int = 1) -> list[str]:
-        return [
-            json.dumps(
-                {"event": "subscribe", "pair": list(native_symbols), "reqid": request_id,
-                 "subscription": {"name": "trade"}}
-            )
-        ]
+    def subscribe_requests(self, native_symbols: Sequence[str], first_id: int) -> list[tuple[int, list[str], str]]:
+        message = {"event": "subscribe", "pair": list(native_symbols), "reqid": first_id,
+                   "subscription": {"name": "trade"}}
+        return [(first_id, list(native_symbols), json.dumps(message))]
 
     def ping_message(self, request_id: int) -> str:
         return json.dumps({"event": "ping", "reqid": request_id})
-
-    def trade_key(self, row: tuple) -> tuple:
-        return row[2:9]
 
     # -- parsing ---------------------------------------------------------------------------
     def parse(self, frame: bytes | str, received_us: int) -> Parsed:

@@ -1,0 +1,1 @@
+"""The feed runtime: WebSocket connections to the exchanges, written once for every adapter."""

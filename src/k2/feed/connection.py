@@ -1,0 +1,295 @@
+"""One WebSocket connection to one exchange for a fixed set of symbols, kept alive forever.
+
+Lifecycle: connect -> subscribe -> receive -> (disconnect | silence | server shutdown) ->
+backoff -> reconnect -> resubscribe. Everything venue-specific comes from the adapter; this
+class owns the I/O:
+  * protocol pings are answered here (not by picows) so they count as signs of life;
+  * the client pings an idle connection and drops it when no pong comes back;
+  * a watchdog drops a connection silent for longer than the adapter's `stale_after_s`;
+  * a connection older than the adapter's `max_connection_age_s` (Binance: 24 h limit), or one
+    whose server announced a shutdown, reconnects at once, without backoff;
+  * trades already handed on (replays after reconnect) are dropped by the recent-trades window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import picows
+from picows import WSMsgType
+
+from k2.errors import FrameError
+from k2.exchanges.base import ExchangeAdapter, FrameKind
+from k2.feed.backoff import Backoff
+from k2.feed.recent import RecentTrades
+from k2.warehouse.sink import Reject
+
+log = logging.getLogger("k2.feed")
+
+
+@dataclass
+class ConnectionStats:
+    exchange: str
+    connection: str
+    symbols: list[str]
+    url: str
+    connected: bool = False
+    connected_since: float | None = None  # wall clock
+    trades: int = 0
+    duplicates: int = 0
+    frames: int = 0
+    rejects: int = 0
+    reconnects: int = 0
+    heartbeats: int = 0
+    last_message_at: float | None = None  # wall clock
+    last_trade_at: float | None = None
+    last_trade_by_symbol: dict[str, float] = field(default_factory=dict)
+    trades_by_symbol: dict[str, int] = field(default_factory=dict)
+    last_error: str = ""
+    last_error_at: float | None = None
+    subscribed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    gave_up: bool = False
+
+    def error(self, text: str) -> None:
+        self.last_error = text[:500]
+        self.last_error_at = time.time()
+
+
+class _Listener(picows.WSListener):
+    def __init__(self, conn: "FeedConnection"):
+        self.conn = conn
+        self.transport: picows.WSTransport | None = None
+        self._fragments: list[bytes] = []
+
+    def on_ws_connected(self, transport: picows.WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        conn = self.conn
+        conn.last_activity = time.monotonic()
+        mt = frame.msg_type
+        if mt is WSMsgType.TEXT or mt is WSMsgType.BINARY:
+            if frame.fin:
+                conn.on_payload(frame.get_payload_as_bytes())
+            else:
+                self._fragments = [frame.get_payload_as_bytes()]
+        elif mt is WSMsgType.CONTINUATION:
+            self._fragments.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                payload, self._fragments = b"".join(self._fragments), []
+                conn.on_payload(payload)
+        elif mt is WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+        elif mt is WSMsgType.CLOSE:
+            conn.close_reason = f"server closed: {frame.get_close_code()} {frame.get_close_reason()}".strip()
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+
+class FeedConnection:
+    def __init__(self, adapter: ExchangeAdapter, url: str, symbols: list[str], conn_id: str,
+                 transport: Any, recent: RecentTrades, backoff: Backoff,
+                 stale_after_s: float | None = None, ping_interval_s: float = 30.0,
+                 max_age_s: float | None = None):
+        self.adapter, self.url, self.symbols, self.conn_id = adapter, url, symbols, conn_id
+        self.sink = transport
+        self.recent = recent
+        self.backoff = backoff
+        self.stale_after_s = stale_after_s or adapter.stale_after_s
+        self.ping_interval_s = ping_interval_s
+        self.max_age_s = max_age_s if max_age_s is not None else adapter.max_connection_age_s
+        self.stats = ConnectionStats(adapter.name, conn_id, list(symbols), url)
+        self.last_activity = time.monotonic()
+        self.close_reason = ""
+        self._ws: picows.WSTransport | None = None
+        self._rotate = asyncio.Event()
+        self._request_id = 0
+        self._pending: dict[int, list[str]] = {}
+        self._paused = False
+        #: called with every text frame before parsing (k2 record)
+        self.raw_tap = None
+
+    # -- frames ---------------------------------------------------------------------------------
+    def on_payload(self, payload: bytes) -> None:
+        stats = self.stats
+        stats.frames += 1
+        received_us = time.time_ns() // 1000
+        if self.raw_tap is not None:
+            self.raw_tap(payload)
+        try:
+            parsed = self.adapter.parse(payload, received_us)
+        except FrameError as exc:
+            self._reject(payload, str(exc), received_us)
+            return
+        except Exception as exc:  # a parser bug: keep the frame, keep the feed running
+            log.exception("%s: parser failed on a frame", self.conn_id)
+            self._reject(payload, f"parser error: {exc!r:.200}", received_us)
+            return
+        kind = parsed.kind
+        if kind is FrameKind.TRADES:
+            rows = self.recent.new_rows(parsed.rows)
+            stats.duplicates += len(parsed.rows) - len(rows)
+            if rows:
+                self.sink.submit(self.adapter, rows)
+                stats.trades += len(rows)
+                now = received_us / 1e6
+                stats.last_trade_at = now
+                si = self.adapter.symbol_index
+                by_symbol, counts = stats.last_trade_by_symbol, stats.trades_by_symbol
+                for row in rows:
+                    by_symbol[row[si]] = now
+                    counts[row[si]] = counts.get(row[si], 0) + 1
+        elif kind is FrameKind.HEARTBEAT or kind is FrameKind.PONG:
+            stats.heartbeats += 1
+        else:
+            self._control(parsed)
+        stats.last_message_at = received_us / 1e6
+
+    def _reject(self, payload: bytes, reason: str, received_us: int) -> None:
+        self.stats.rejects += 1
+        self.sink.submit_reject(Reject(self.adapter.name, "ws", reason, payload, received_us, self.conn_id))
+
+    def _control(self, parsed) -> None:
+        kind, stats = parsed.kind, self.stats
+        if kind is FrameKind.SUBSCRIBED:
+            symbols = [parsed.symbol] if parsed.symbol else self._acked(parsed.detail)
+            for s in symbols:
+                if s and s not in stats.subscribed:
+                    stats.subscribed.append(s)
+                stats.failed.pop(s, None)
+            self.backoff.reset()
+        elif kind is FrameKind.SUBSCRIBE_ERROR:
+            stats.failed[parsed.symbol] = parsed.detail
+            stats.error(f"subscription to {parsed.symbol} failed: {parsed.detail}")
+            log.warning("%s: subscription to %s failed: %s", self.conn_id, parsed.symbol, parsed.detail)
+        elif kind is FrameKind.EXCHANGE_ERROR:
+            stats.error(parsed.detail)
+            log.warning("%s: %s", self.conn_id, parsed.detail)
+        elif kind is FrameKind.SHUTDOWN:
+            log.info("%s: server announced shutdown; opening a new connection", self.conn_id)
+            self._rotate.set()
+        elif kind is FrameKind.STATUS:
+            log.info("%s: %s", self.conn_id, parsed.detail)
+
+    def _acked(self, detail: str) -> list[str]:
+        """Binance acks carry the request id: map it back to the symbols it subscribed."""
+        try:
+            request_id = int(detail.partition("=")[2])
+        except ValueError:
+            return []
+        return self._pending.pop(request_id, [])
+
+    # -- back-pressure --------------------------------------------------------------------------
+    def pause(self, paused: bool) -> None:
+        self._paused = paused
+        ws = self._ws
+        if ws is None or ws.is_disconnected():
+            return
+        underlying = ws.underlying_transport
+        (underlying.pause_reading if paused else underlying.resume_reading)()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._session(stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.error(f"{type(exc).__name__}: {exc}".strip())
+                log.warning("%s: connection failed: %s", self.conn_id, self.stats.last_error)
+            finally:
+                self._mark_disconnected()
+            if stop.is_set():
+                break
+            if self.backoff.exhausted:
+                self.stats.gave_up = True
+                log.error("%s: giving up after %d reconnect attempts", self.conn_id, self.backoff.attempts)
+                return
+            if self._rotate.is_set():
+                self._rotate.clear()
+                continue  # server shutdown: reconnect at once
+            delay = self.backoff.next_delay()
+            self.stats.reconnects += 1
+            log.info("%s: reconnecting in %.1f s (attempt %d)", self.conn_id, delay, self.backoff.attempts)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _connect(self) -> picows.WSTransport:
+        ssl_ctx = ssl.create_default_context() if self.url.startswith("wss://") else None
+        idle = max(5.0, self.stale_after_s / 2)
+        ws, _listener = await picows.ws_connect(
+            lambda: _Listener(self), self.url, ssl_context=ssl_ctx, websocket_handshake_timeout=10,
+            enable_auto_pong=False, enable_auto_ping=True, auto_ping_idle_timeout=idle,
+            auto_ping_reply_timeout=min(10.0, idle), max_frame_size=64 * 1024 * 1024, logger_name="k2.picows",
+        )
+        return ws
+
+    def _subscribe(self, ws: picows.WSTransport) -> None:
+        for request_id, symbols, message in self.adapter.subscribe_requests(self.symbols, self._request_id + 1):
+            self._request_id = request_id
+            self._pending[request_id] = symbols
+            ws.send(WSMsgType.TEXT, message.encode())
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        ws = await asyncio.wait_for(self._connect(), 20)
+        self._ws = ws
+        self.close_reason = ""
+        self.stats.connected = True
+        self.stats.connected_since = time.time()
+        self.stats.subscribed = []
+        self.last_activity = time.monotonic()
+        opened = time.monotonic()
+        if self._paused:
+            self.pause(True)
+        log.info("%s: connected to %s", self.conn_id, self.url)
+        self._subscribe(ws)
+        next_ping = time.monotonic() + self.ping_interval_s
+        disconnected = asyncio.ensure_future(ws.wait_disconnected())
+        try:
+            while not disconnected.done():
+                await asyncio.wait([disconnected], timeout=0.5)
+                if stop.is_set():
+                    ws.send_close(picows.WSCloseCode.GOING_AWAY)
+                    ws.disconnect()
+                    break
+                now = time.monotonic()
+                if not self._paused and now - self.last_activity > self.stale_after_s:
+                    self.stats.error(f"no message for {now - self.last_activity:.0f} s; reconnecting")
+                    log.warning("%s: silent for %.0f s, reconnecting", self.conn_id, now - self.last_activity)
+                    ws.disconnect()
+                    break
+                if self._rotate.is_set() or (self.max_age_s and now - opened > self.max_age_s):
+                    self._rotate.set()
+                    ws.send_close(picows.WSCloseCode.GOING_AWAY)
+                    ws.disconnect()
+                    break
+                ping = getattr(self.adapter, "ping_message", None)
+                if ping and now >= next_ping:
+                    self._request_id += 1
+                    ws.send(WSMsgType.TEXT, ping(self._request_id).encode())
+                    next_ping = now + self.ping_interval_s
+        finally:
+            if not disconnected.done():
+                ws.disconnect()
+            try:
+                await asyncio.wait_for(disconnected, 5)
+            except (asyncio.TimeoutError, Exception):
+                pass
+        if self.close_reason:
+            self.stats.error(self.close_reason)
+
+    def _mark_disconnected(self) -> None:
+        if self.stats.connected:
+            log.info("%s: disconnected%s", self.conn_id, f" ({self.close_reason})" if self.close_reason else "")
+        self.stats.connected = False
+        self.stats.connected_since = None
+        self._ws = None

@@ -1,0 +1,140 @@
+"""The feed runtime: resolves symbols, refreshes instrument lists, shards symbols over
+connections (per the exchange's per-connection limit) and runs them all on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict
+from typing import Any, Callable
+
+from k2.config import ExchangeSettings, Settings
+from k2.errors import K2Error
+from k2.exchanges import get_adapter
+from k2.exchanges.base import ExchangeAdapter, Instrument
+from k2.feed.backoff import Backoff
+from k2.feed.connection import ConnectionStats, FeedConnection
+from k2.feed.recent import RecentTrades
+
+log = logging.getLogger("k2.feed")
+
+
+def fetch_instruments(adapter: ExchangeAdapter, rest_url: str, natives: list[str],
+                      timeout: float = 10.0) -> list[Instrument]:
+    """GET the exchange's public metadata endpoint (TLS verified for https)."""
+    url = rest_url.rstrip("/") + adapter.instruments_path(natives)
+    req = urllib.request.Request(url, headers={"User-Agent": "k2"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return adapter.parse_instruments(resp.read())
+
+
+def resolve_symbols(adapter: ExchangeAdapter, symbols: list[str]) -> list[str]:
+    natives = []
+    for s in symbols:
+        try:
+            natives.append(adapter.native_symbol(s))
+        except ValueError as exc:
+            raise K2Error(str(exc)) from None
+    return list(dict.fromkeys(natives))
+
+
+class FeedRuntime:
+    def __init__(self, settings: Settings, transport: Any, exchanges: list[str],
+                 on_instruments: Callable[[str, list[Instrument]], None] | None = None,
+                 known_instruments: Callable[[str], set[str]] | None = None):
+        self.settings = settings
+        self.transport = transport
+        self.exchanges = exchanges
+        self.on_instruments = on_instruments
+        self.known_instruments = known_instruments
+        self.connections: list[FeedConnection] = []
+        self.skipped: dict[str, dict[str, str]] = {}
+        self.started_at = time.time()
+
+    # -- planning -------------------------------------------------------------------------------
+    async def plan(self) -> None:
+        for name in self.exchanges:
+            adapter = get_adapter(name)
+            ex = self.settings.exchange(name)
+            natives = resolve_symbols(adapter, ex.symbols)
+            natives = await self._check_listed(adapter, ex, natives)
+            if not natives:
+                log.error("%s: no symbol left to subscribe", name)
+                continue
+            recent = RecentTrades(adapter.symbol_index, adapter.trade_key_index, len(natives))
+            size = adapter.max_symbols_per_connection
+            for n, i in enumerate(range(0, len(natives), size)):
+                backoff = Backoff(self.settings.reconnect_base_s, self.settings.reconnect_cap_s,
+                                  self.settings.reconnect_max_attempts)
+                conn = FeedConnection(adapter, ex.ws_url, natives[i:i + size], f"{name}-{n}", self.transport,
+                                      recent, backoff, stale_after_s=ex.options.get("stale_after_s"),
+                                      ping_interval_s=float(ex.options.get("ping_interval_s", 30.0)))
+                self.connections.append(conn)
+        if not self.connections:
+            raise K2Error("nothing to subscribe: check --exchange and --symbols")
+
+    async def _check_listed(self, adapter: ExchangeAdapter, ex: ExchangeSettings, natives: list[str]) -> list[str]:
+        """Drop symbols the exchange does not list. Listings come from its metadata endpoint when
+        reachable (and are stored in the instruments table), else from what K2 already knows."""
+        fetched: list[Instrument] | None = None
+        if self.settings.instruments_refresh:
+            try:
+                fetched = await asyncio.to_thread(fetch_instruments, adapter, ex.rest_url, natives)
+            except (OSError, ValueError, urllib.error.URLError) as exc:
+                log.warning("%s: could not fetch instruments from %s (%s); using the built-in list",
+                            adapter.name, ex.rest_url, exc)
+        if fetched:
+            if self.on_instruments:
+                self.on_instruments(adapter.name, fetched)
+            listed = {i.native_symbol for i in fetched}
+            keep = [s for s in natives if s in listed]
+            for s in natives:
+                if s not in listed:
+                    self.skipped.setdefault(adapter.name, {})[s] = "not listed by the exchange"
+                    log.warning("%s: %s is not listed by the exchange; skipped", adapter.name, s)
+            return keep
+        known = {i.native_symbol for i in adapter.fallback_instruments}
+        if self.known_instruments:
+            known |= self.known_instruments(adapter.name)
+        for s in natives:
+            if s not in known:
+                log.warning("%s: %s is not a known instrument; subscribing anyway (its trades are flagged "
+                            "unknown_instrument in silver until the instrument list is refreshed)", adapter.name, s)
+        return natives
+
+    # -- running --------------------------------------------------------------------------------
+    def pause(self, paused: bool) -> None:
+        for conn in self.connections:
+            conn.pause(paused)
+        log.warning("writer is behind: %s reading from the exchanges", "pausing" if paused else "resuming")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = [asyncio.create_task(c.run(stop), name=c.conn_id) for c in self.connections]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+
+    # -- status ---------------------------------------------------------------------------------
+    def connection_stats(self) -> list[ConnectionStats]:
+        return [c.stats for c in self.connections]
+
+    def status(self) -> dict[str, Any]:
+        now = time.time()
+        conns = []
+        for st in self.connection_stats():
+            d = asdict(st)
+            d["last_message_age_s"] = None if st.last_message_at is None else round(now - st.last_message_at, 3)
+            d["last_trade_age_s"] = None if st.last_trade_at is None else round(now - st.last_trade_at, 3)
+            conns.append(d)
+        return {"started_at": self.started_at, "now": now, "connections": conns, "skipped": self.skipped}
+
+    def healthy(self, max_age_s: float = 60.0) -> bool:
+        now = time.time()
+        return bool(self.connections) and all(
+            c.stats.connected and c.stats.last_message_at is not None and now - c.stats.last_message_at < max_age_s
+            for c in self.connections)
