@@ -87,7 +87,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     from k2.load import load_file
     from k2.warehouse import open_warehouse
 
-    adapter = get_adapter(args.exchange)
+    adapter = get_adapter(args.exchange, args.api)
     path = Path(args.file)
     if not path.is_file():
         raise K2Error(f"no such file: {path}")
@@ -221,6 +221,7 @@ def build_parser() -> ArgumentParser:
     sp = sub.add_parser("load", help="load a file of raw exchange frames (one per line)")
     sp.add_argument("file")
     sp.add_argument("--exchange", required=True, help="exchange that sent the frames")
+    sp.add_argument("--api", help="the exchange's other wire API the frames use (kraken: v2)")
     sp.add_argument("--batch-size", type=int, default=100_000)
     _storage_options(sp)
     sp.set_defaults(func=cmd_load)

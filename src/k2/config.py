@@ -41,7 +41,14 @@ class ExchangeSettings:
     symbols: list[str]
     ws_url: str
     rest_url: str
+    api: str | None = None  # another wire API of the exchange, e.g. "v2" for Kraken
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def adapter(self):
+        from k2.exchanges import get_adapter
+
+        return get_adapter(self.name, self.api)
 
 
 @dataclass
@@ -65,14 +72,16 @@ class Settings:
     def exchange(self, name: str) -> ExchangeSettings:
         from k2.exchanges import get_adapter
 
-        adapter = get_adapter(name)
+        name = name.strip().lower()
         over = self.exchange_overrides.get(name, {})
         env = os.environ
+        api = env.get(f"K2_{name.upper()}_API") or over.get("api")
+        adapter = get_adapter(name, api)
         ws = env.get(f"K2_{name.upper()}_WS_URL") or over.get("ws_url") or adapter.ws_url
         rest = env.get(f"K2_{name.upper()}_REST_URL") or over.get("rest_url") or adapter.rest_url
         symbols = over.get("symbols") or self.symbols or DEFAULT_SYMBOLS.get(name, [])
-        options = {k: v for k, v in over.items() if k not in ("ws_url", "rest_url", "symbols")}
-        return ExchangeSettings(name, list(symbols), ws, rest, options)
+        options = {k: v for k, v in over.items() if k not in ("ws_url", "rest_url", "symbols", "api")}
+        return ExchangeSettings(name, list(symbols), ws, rest, api, options)
 
 
 def _split(value: str) -> list[str]:

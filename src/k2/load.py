@@ -61,10 +61,10 @@ class _Writer(threading.Thread):
             item = self.queue.get()
             if item is None:
                 return
-            rows, rejects = item
+            batch, rejects = item
             try:
-                if rows:
-                    self.report.written += self.writer.write(rows, source="file")
+                if batch is not None:
+                    self.report.written += self.writer.commit(batch, source="file")
                 if rejects:
                     write_rejects(self.wh, rejects)
             except BaseException as exc:  # surfaced by the loader thread
@@ -72,9 +72,11 @@ class _Writer(threading.Thread):
                 return
 
     def put(self, rows: list, rejects: list) -> None:
+        """Prepare the batch on the calling thread (Python work) while the writer thread inserts
+        the previous one (database work, GIL released)."""
         if self.error:
             raise self.error
-        self.queue.put((rows, rejects))
+        self.queue.put((self.writer.prepare(rows) if rows else None, rejects))
 
 
 def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = DEFAULT_BATCH) -> LoadReport:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k2.config import Settings
-from k2.exchanges import get_adapter
 from k2.feed.runtime import FeedRuntime
 from k2.httpapi import ApiHandlers, ApiServer, remove_run_info, write_run_info
 
@@ -202,8 +201,9 @@ class Pipeline:
                 log.info("%s", line)
 
 
-def adapters_for(exchanges: list[str]):
-    return [get_adapter(e) for e in exchanges]
+def adapters_for(settings: Settings, exchanges: list[str]):
+    """The adapter each exchange runs with (its API variant included)."""
+    return [settings.exchange(e).adapter for e in exchanges]
 
 
 def run_embedded(settings: Settings, exchanges: list[str], duration: float | None = None,
@@ -214,7 +214,7 @@ def run_embedded(settings: Settings, exchanges: list[str], duration: float | Non
 
     wh = open_warehouse(settings.data_dir, url=settings.warehouse_url)
     try:
-        transport = DirectTransport(wh, adapters_for(exchanges), settings.batch_max_rows,
+        transport = DirectTransport(wh, adapters_for(settings, exchanges), settings.batch_max_rows,
                                     settings.batch_max_delay_s, settings.queue_max_rows)
         pipeline = Pipeline(settings, exchanges, wh, transport, progress)
         return asyncio.run(pipeline.run(duration))

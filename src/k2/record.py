@@ -12,7 +12,6 @@ from pathlib import Path
 
 from k2.config import Settings
 from k2.errors import K2Error
-from k2.exchanges import get_adapter
 from k2.feed.backoff import Backoff
 from k2.feed.connection import FeedConnection
 from k2.feed.recent import RecentTrades
@@ -31,8 +30,8 @@ class _CountingSink:
 
 
 def record(settings: Settings, exchange: str, out: Path, duration: float | None) -> dict[str, int]:
-    adapter = get_adapter(exchange)
     ex = settings.exchange(exchange)
+    adapter = ex.adapter
     natives = resolve_symbols(adapter, ex.symbols)
     if not natives:
         raise K2Error("no symbols to record")

@@ -6,15 +6,27 @@ from k2.errors import K2Error
 from k2.exchanges.base import ExchangeAdapter
 from k2.exchanges.binance import ADAPTER as BINANCE
 from k2.exchanges.kraken import ADAPTER as KRAKEN
+from k2.exchanges.kraken_v2 import ADAPTER as KRAKEN_V2
 
+#: the default adapter of each exchange
 ADAPTERS: dict[str, ExchangeAdapter] = {a.name: a for a in (BINANCE, KRAKEN)}
+#: other wire APIs of an exchange, chosen with K2_<EXCHANGE>_API / `api = "..."` in k2.toml
+API_VARIANTS: dict[tuple[str, str], ExchangeAdapter] = {("kraken", "v2"): KRAKEN_V2}
+#: every adapter, one per bronze table
+ALL_ADAPTERS: list[ExchangeAdapter] = [*ADAPTERS.values(), *API_VARIANTS.values()]
 
 
-def get_adapter(name: str) -> ExchangeAdapter:
-    try:
-        return ADAPTERS[name.strip().lower()]
-    except KeyError:
-        raise K2Error(f"unknown exchange {name!r} (known: {', '.join(ADAPTERS)})") from None
+def get_adapter(name: str, api: str | None = None) -> ExchangeAdapter:
+    key = name.strip().lower()
+    if key not in ADAPTERS:
+        raise K2Error(f"unknown exchange {name!r} (known: {', '.join(ADAPTERS)})")
+    if api and api.lower() not in ("", "default", "v1"):
+        try:
+            return API_VARIANTS[(key, api.lower())]
+        except KeyError:
+            apis = ", ".join(v for (n, v) in API_VARIANTS if n == key) or "none"
+            raise K2Error(f"unknown API {api!r} for {key} (other APIs: {apis})") from None
+    return ADAPTERS[key]
 
 
 def parse_exchange_list(value: str | None, default: list[str] | None = None) -> list[str]:

@@ -125,7 +125,8 @@ class BinanceAdapter(ExchangeAdapter):
                     return Parsed(FrameKind.TRADES, [self._row(_decode_trade(data), received_us)])
                 return self._classify(_decode_any(data), received_us)
             return self._classify(_decode_any(frame), received_us)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
+            # invalid UTF-8 inside a string and absurdly deep nesting are malformed frames too
             raise FrameError(describe_decode_error(exc)) from None
 
     @staticmethod

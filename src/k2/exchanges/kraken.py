@@ -114,6 +114,8 @@ class KrakenAdapter(ExchangeAdapter):
                     raise FrameError(describe_decode_error(exc)) from None
             else:
                 raise FrameError(describe_decode_error(exc)) from None
+        except (UnicodeDecodeError, RecursionError) as exc:  # invalid UTF-8 in a string, absurd nesting
+            raise FrameError(describe_decode_error(exc)) from None
         if isinstance(msg, list):
             return self._array(msg, received_us)
         if isinstance(msg, dict):

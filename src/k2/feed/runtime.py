@@ -13,7 +13,6 @@ from typing import Any, Callable
 
 from k2.config import ExchangeSettings, Settings
 from k2.errors import K2Error
-from k2.exchanges import get_adapter
 from k2.exchanges.base import ExchangeAdapter, Instrument
 from k2.feed.backoff import Backoff
 from k2.feed.connection import ConnectionStats, FeedConnection
@@ -57,8 +56,8 @@ class FeedRuntime:
     # -- planning -------------------------------------------------------------------------------
     async def plan(self) -> None:
         for name in self.exchanges:
-            adapter = get_adapter(name)
             ex = self.settings.exchange(name)
+            adapter = ex.adapter
             natives = resolve_symbols(adapter, ex.symbols)
             natives = await self._check_listed(adapter, ex, natives)
             if not natives:

@@ -2,7 +2,7 @@
 -- Each check is one query returning one row: (problems, detail). problems = 0 passes.
 -- Header: `-- check: <section> | <id> | <fail|warn|info> | <title>`; a check whose header ends in
 -- `| per-interval` runs once per interval with {view}, {cross_view} and {seconds} bound, one
--- ending in `| per-exchange` once per registered exchange with {exchange} and {bronze} bound.
+-- ending in `| per-exchange` once per bronze table with {exchange} and {bronze} bound.
 
 -- check: 1 bronze | bronze.rows | info | trades stored in bronze | per-exchange
 SELECT 0, concat(toString(count()), ' trades in ', {bronze:String}) FROM k2.{bronze:Identifier};
@@ -26,7 +26,8 @@ WHERE NOT match(timestamp, '^[0-9]+\\.[0-9]+$');
 -- check: 2 silver | silver.complete | fail | every bronze trade is in silver exactly once | per-exchange
 SELECT b != s, concat('bronze ', toString(b), ', silver ', toString(s))
 FROM (SELECT (SELECT count() FROM k2.{bronze:Identifier}) AS b,
-             (SELECT count() FROM k2.silver_trades_v2 WHERE exchange = {exchange:String}) AS s);
+             (SELECT count() FROM k2.silver_trades_v2
+              WHERE exchange = {exchange:String} AND bronze_table = {bronze:String}) AS s);
 
 -- check: 2 silver | silver.no_legacy_codes | fail | canonical symbols use BTC and DOGE, never XBT or XDG
 SELECT count(), any(canonical_symbol) FROM k2.silver_trades_v2
@@ -38,31 +39,34 @@ WHERE exchange = 'binance' AND (concat(base, quote) != symbol OR canonical_symbo
 
 -- check: 2 silver | silver.kraken.symbol_map | fail | Kraken pairs map XBT->BTC, XDG->DOGE on both sides
 SELECT count(), any(concat(symbol, ' -> ', canonical_symbol)) FROM k2.silver_trades_v2
-WHERE exchange = 'kraken'
+WHERE bronze_table = 'bronze_trades_kraken'
   AND canonical_symbol != arrayStringConcat(arrayMap(a -> transform(a, ['XBT', 'XDG'], ['BTC', 'DOGE'], a),
                                                     splitByChar('/', toString(symbol))), '/');
 
--- check: 2 silver | silver.taker_side | fail | side is the taker side (Binance m=true -> SELL, Kraken s -> SELL)
+-- check: 2 silver | silver.taker_side | fail | side is the taker side (Binance m=true -> SELL, Kraken s/sell -> SELL)
 SELECT count(), any(concat(exchange, ' ', trade_id)) FROM k2.silver_trades_v2
 WHERE (exchange = 'binance' AND side != if(vendor_data['m'] = 'true', 'SELL', 'BUY'))
-   OR (exchange = 'kraken' AND side != if(vendor_data['side'] = 's', 'SELL', 'BUY'));
+   OR (bronze_table = 'bronze_trades_kraken' AND side != if(vendor_data['side'] = 's', 'SELL', 'BUY'))
+   OR (bronze_table = 'bronze_trades_kraken_v2' AND side != if(vendor_data['side'] = 'sell', 'SELL', 'BUY'));
 
 -- check: 2 silver | silver.timestamps | fail | timestamps equal the exchange's, to the microsecond
 SELECT count(), any(concat(exchange, ' ', trade_id)) FROM k2.silver_trades_v2
 WHERE (exchange = 'binance' AND toUnixTimestamp64Milli(timestamp) != toInt64OrZero(vendor_data['T']))
-   OR (exchange = 'kraken' AND toUnixTimestamp64Micro(timestamp) !=
+   OR (bronze_table = 'bronze_trades_kraken' AND toUnixTimestamp64Micro(timestamp) !=
         toInt64OrZero(splitByChar('.', vendor_data['raw_timestamp'])[1]) * 1000000
-        + toInt64OrZero(substring(rightPad(splitByChar('.', vendor_data['raw_timestamp'])[2], 6, '0'), 1, 6)));
+        + toInt64OrZero(substring(rightPad(splitByChar('.', vendor_data['raw_timestamp'])[2], 6, '0'), 1, 6)))
+   OR (bronze_table = 'bronze_trades_kraken_v2' AND timestamp != parseDateTime64BestEffort(vendor_data['timestamp'], 6, 'UTC'));
 
 -- check: 2 silver | silver.exact_decimals | fail | price and quantity equal the raw decimal strings exactly
 SELECT count(), any(concat(exchange, ' ', trade_id)) FROM k2.silver_trades_v2
 WHERE is_valid AND (
       (exchange = 'binance' AND (price != toDecimal128(vendor_data['p'], 18) OR quantity != toDecimal128(vendor_data['q'], 18)))
-   OR (exchange = 'kraken' AND (price != toDecimal128(vendor_data['price'], 18) OR quantity != toDecimal128(vendor_data['volume'], 18))));
+   OR (bronze_table = 'bronze_trades_kraken' AND (price != toDecimal128(vendor_data['price'], 18) OR quantity != toDecimal128(vendor_data['volume'], 18)))
+   OR (bronze_table = 'bronze_trades_kraken_v2' AND (price != toDecimal128(vendor_data['price'], 18) OR quantity != toDecimal128(vendor_data['qty'], 18))));
 
 -- check: 2 silver | silver.kraken.trade_ids | fail | Kraken trade ids are KRAKEN-<µs>-<hash8> of the native fields
 SELECT count(), any(trade_id) FROM k2.silver_trades_v2
-WHERE exchange = 'kraken'
+WHERE bronze_table = 'bronze_trades_kraken'
   AND trade_id != concat('KRAKEN-', toString(toUnixTimestamp64Micro(timestamp)), '-',
         lower(hex(substring(MD5(concat(vendor_data['pair'], '|', vendor_data['raw_timestamp'], '|',
             vendor_data['price'], '|', vendor_data['volume'], '|', vendor_data['side'], '|',
@@ -72,7 +76,7 @@ WHERE exchange = 'kraken'
 -- check: 2 silver | silver.vendor_data | fail | vendor_data keeps the original native fields
 SELECT count(), any(concat(exchange, ' ', trade_id)) FROM k2.silver_trades_v2
 WHERE (exchange = 'binance' AND NOT hasAll(mapKeys(vendor_data), ['e', 'E', 's', 't', 'p', 'q', 'T', 'm', 'M']))
-   OR (exchange = 'kraken' AND NOT hasAll(mapKeys(vendor_data), ['pair', 'raw_timestamp', 'price', 'volume', 'side', 'order_type', 'misc', 'channel_id']));
+   OR (bronze_table = 'bronze_trades_kraken' AND NOT hasAll(mapKeys(vendor_data), ['pair', 'raw_timestamp', 'price', 'volume', 'side', 'order_type', 'misc', 'channel_id']));
 
 -- check: 2 silver | silver.invalid_rows | fail | no silver row failed a validation rule
 SELECT count(), arrayStringConcat(groupUniqArray(3)(arrayStringConcat(validation_errors, ',')), '; ')

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from k2.exchanges import ADAPTERS
+from k2.exchanges import ALL_ADAPTERS
 
 INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 _HEADER = re.compile(r"^-- check: (.+)$", re.M)
@@ -65,8 +65,8 @@ def _instances(check: Check):
             yield f"{check.id} [{interval}]", {
                 "view": f"ohlcv_{interval}", "cross_view": f"ohlcv_{interval}_cross", "seconds": seconds}
     elif check.repeat == "per-exchange":
-        for name, adapter in ADAPTERS.items():
-            yield f"{check.id} [{name}]", {"exchange": name, "bronze": adapter.bronze_table}
+        for adapter in ALL_ADAPTERS:
+            yield f"{check.id} [{adapter.bronze_table}]", {"exchange": adapter.name, "bronze": adapter.bronze_table}
     else:
         yield check.id, None
 

@@ -115,16 +115,17 @@ class EmbeddedWarehouse:
         return r[0][0] if r and r[0] else None
 
     # -- inserts ------------------------------------------------------------------------------
-    def existing_keys(self, table: str, key_columns: Sequence[str], batch: Any) -> list[list[Any]]:
-        """Keys of `batch` (a pyarrow Table holding the key columns) already present in `table`.
-        The IN-set on the primary key reads only the granules that could hold them."""
+    def existing_keys(self, table: str, key_columns: Sequence[str], batch: Any) -> tuple[list[list[Any]], int]:
+        """Keys of `batch` (a pyarrow Table holding the key columns) already present in `table`,
+        and how many distinct keys `batch` holds. The IN-set on the primary key reads only the
+        granules that could hold them."""
         key = ", ".join(key_columns)
-        sql = (f"SELECT {key} FROM k2.{table} WHERE ({key}) IN (SELECT {key} FROM Python(batch)) "
-               f"FORMAT JSONCompactEachRow")
+        sql = f"SELECT {key} FROM k2.{table} WHERE ({key}) IN (SELECT {key} FROM Python(batch))"
         with self._lock:
-            res = self._session.query(sql, "JSONCompactEachRow")
-        text = res.bytes().decode()
-        return [_decode_line(line) for line in text.splitlines() if line]
+            stored = self._session.query(sql, "JSONCompactEachRow").bytes()
+            distinct = self._session.query(f"SELECT uniqExact({key}) FROM Python(batch)", "CSV").bytes()
+        rows = [_decode_line(line) for line in stored.splitlines() if line]
+        return rows, int(distinct)
 
     def insert_rows(self, table: str, batch: Any, select_exprs: Sequence[str],
                     target_columns: Sequence[str], params: dict[str, Any] | None = None,

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import pyarrow as pa
 
-from k2.exchanges import ADAPTERS
+from k2.exchanges import ALL_ADAPTERS
 from k2.exchanges.base import Instrument
 
 _COLUMNS = ("exchange", "native_symbol", "base", "quote", "source")
@@ -44,12 +44,12 @@ def upsert_instruments(wh, exchange: str, instruments: Iterable[Instrument], sou
 
 def seed_builtin_instruments(wh) -> None:
     """Built-in rows carry an old version so that anything fetched from an exchange wins."""
-    for name, adapter in ADAPTERS.items():
+    for adapter in ALL_ADAPTERS:
         known = {r[0] for r in wh.rows(
-            "SELECT native_symbol FROM k2.instruments WHERE exchange = {e:String}", {"e": name})}
+            "SELECT native_symbol FROM k2.instruments WHERE exchange = {e:String}", {"e": adapter.name})}
         missing = [i for i in adapter.fallback_instruments if i.native_symbol not in known]
         if missing:
-            upsert_instruments(wh, name, missing, "builtin",
+            upsert_instruments(wh, adapter.name, missing, "builtin",
                                updated_at="toDateTime64('2000-01-01 00:00:00', 6, 'UTC')")
 
 

@@ -55,13 +55,13 @@ def statements() -> list[tuple[str, str]]:
 
 
 def schema_hash() -> str:
-    from k2.exchanges import ADAPTERS
+    from k2.exchanges import ALL_ADAPTERS
 
     h = hashlib.sha256()
     for name, stmt in statements():
         h.update(name.encode())
         h.update(stmt.encode())
-    for adapter in ADAPTERS.values():
+    for adapter in ALL_ADAPTERS:
         h.update(repr(adapter.fallback_instruments).encode())
     return h.hexdigest()
 

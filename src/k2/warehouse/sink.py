@@ -39,6 +39,15 @@ class Reject:
     kafka_offset: int = -1
 
 
+@dataclass(slots=True)
+class PreparedBatch:
+    columns: list[tuple]  # the rows transposed
+    arrays: list[pa.Array]  # bronze columns (+ kafka_partition, kafka_offset)
+    token: str
+    n: int
+    has_kafka: bool
+
+
 class BronzeWriter:
     """One per exchange. Thread-compatible: callers serialize writes (one writer thread)."""
 
@@ -61,50 +70,54 @@ class BronzeWriter:
 
     def write(self, rows: Sequence[tuple], *, source: str, token: str | None = None,
               kafka_partitions: list[int] | None = None, kafka_offsets: list[int] | None = None) -> int:
-        """Insert the rows not yet in bronze. Returns how many were written.
-
-        Per-row Python work is kept to one transposition: keys, the duplicate probe, the token
-        and the insert block are all built from the columns."""
+        """Insert the rows not yet in bronze. Returns how many were written."""
         if not rows:
             return 0
+        return self.commit(self.prepare(rows, token, kafka_partitions, kafka_offsets), source)
+
+    def prepare(self, rows: Sequence[tuple], token: str | None = None,
+                kafka_partitions: list[int] | None = None, kafka_offsets: list[int] | None = None) -> PreparedBatch:
+        """The Python half of a write: transpose once, build the columnar block and the token.
+        Callers with a spare thread (k2 load) run it beside the database half."""
         columns = list(zip(*rows))
-        keep = self._rows_to_keep(columns, len(rows))
+        arrays = [pa.array(col, type=f.type) for col, f in zip(columns, self._fields)]
+        if kafka_partitions is not None:
+            arrays += [pa.array(kafka_partitions, pa.int32()), pa.array(kafka_offsets, pa.int64())]
+        token = token or self._token([columns[i] for i in self._key_idx])
+        return PreparedBatch(columns, arrays, token, len(rows), kafka_partitions is not None)
+
+    def commit(self, batch: PreparedBatch, source: str) -> int:
+        """The database half: skip keys bronze already holds (and repeats inside the batch),
+        insert the rest under the batch's token. Returns how many rows were written."""
+        arrays = batch.arrays
+        keep = self._rows_to_keep(batch)
         if keep is not None:
             if not keep:
                 return 0
-            columns = [[col[i] for i in keep] for col in columns]
-            if kafka_partitions is not None:
-                kafka_partitions = [kafka_partitions[i] for i in keep]
-                kafka_offsets = [kafka_offsets[i] for i in keep]
-        arrays = [pa.array(col, type=f.type) for col, f in zip(columns, self._fields)]
-        names = list(self.adapter.columns)
-        select, targets = self._select, self._targets
-        if kafka_partitions is not None:
-            arrays += [pa.array(kafka_partitions, pa.int32()), pa.array(kafka_offsets, pa.int64())]
+            indices = pa.array(keep, pa.int64())
+            arrays = [a.take(indices) for a in arrays]
+        names, select, targets = list(self.adapter.columns), self._select, self._targets
+        if batch.has_kafka:
             names += ["kafka_partition", "kafka_offset"]
             select = [*select, "kafka_partition", "kafka_offset"]
             targets = [*targets, "kafka_partition", "kafka_offset"]
-        batch = pa.Table.from_arrays(arrays, names=names)
-        token = token or self._token([columns[i] for i in self._key_idx])
-        self.wh.insert_rows(self.adapter.bronze_table, batch, select, targets,
-                            {"source": source, "batch_id": token}, token=token)
-        return len(columns[0])
+        table = pa.Table.from_arrays(arrays, names=names)
+        self.wh.insert_rows(self.adapter.bronze_table, table, select, targets,
+                            {"source": source, "batch_id": batch.token}, token=batch.token)
+        return table.num_rows
 
-    def _rows_to_keep(self, columns: list[tuple], n: int) -> list[int] | None:
+    def _rows_to_keep(self, batch: PreparedBatch) -> list[int] | None:
         """None when every row is new (the usual case); else the indexes of the rows to write:
-        the first occurrence of each key in the batch, and only keys bronze does not hold."""
+        the first occurrence of each key in the batch, and only keys bronze does not hold.
+        Both probes run in ClickHouse; Python only walks the keys in the rare case of a hit."""
         idx = self._key_idx
-        keycols = [columns[i] for i in idx]
-        keys = list(zip(*keycols))
-        probe = pa.Table.from_arrays(
-            [pa.array(col, type=self._fields[i].type) for col, i in zip(keycols, idx)],
-            names=list(self.adapter.key_columns),
-        )
-        stored = self.wh.existing_keys(self.adapter.bronze_table, self.adapter.key_columns, probe)
-        if not stored and len(set(keys)) == n:
+        probe = pa.Table.from_arrays([batch.arrays[i] for i in idx], names=list(self.adapter.key_columns))
+        stored, distinct = self.wh.existing_keys(self.adapter.bronze_table, self.adapter.key_columns, probe)
+        if not stored and distinct == batch.n:
             return None
+        keys = list(zip(*[batch.columns[i] for i in idx]))
         conv = self._key_converters
-        first = dict(zip(reversed(keys), range(n - 1, -1, -1)))
+        first = dict(zip(reversed(keys), range(batch.n - 1, -1, -1)))
         for k in stored:
             first.pop(tuple(c(v) for c, v in zip(conv, k)), None)
         return sorted(first.values())

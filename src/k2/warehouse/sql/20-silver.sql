@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS k2.silver_trades_v2
     received_at         DateTime64(6, 'UTC'),
     ingestion_timestamp DateTime64(6, 'UTC'),
     ingested_at         DateTime64(6, 'UTC') ALIAS ingestion_timestamp,
-    source              LowCardinality(String),
+    source              LowCardinality(String),        -- 'ws' | 'file' | 'kafka' | 'rest'
+    bronze_table        LowCardinality(String),        -- lineage: the bronze table the row came from
     vendor_data         Map(String, String),
     is_valid            Bool,
     validation_errors   Array(LowCardinality(String))

@@ -23,6 +23,7 @@ SELECT
     b.received                                                    AS received_at,
     b.ingested                                                    AS ingestion_timestamp,
     b.src                                                         AS source,
+    'bronze_trades_binance' AS bronze_table,
     map('e', b.e, 'E', toString(b.E), 's', b.s, 't', toString(b.t), 'p', b.p, 'q', b.q,
         'T', toString(b.T), 'm', if(b.m, 'true', 'false'), 'M', if(b.M, 'true', 'false'))
                                                                   AS vendor_data,

@@ -29,6 +29,7 @@ SELECT
     received                                                            AS received_at,
     ingested                                                            AS ingestion_timestamp,
     src                                                                 AS source,
+    'bronze_trades_kraken' AS bronze_table,
     map('pair', pair, 'raw_timestamp', raw_timestamp, 'price', raw_price, 'volume', raw_volume,
         'side', raw_side, 'order_type', raw_order_type, 'misc', misc,
         'channel_id', toString(channel_id), 'occurrence', toString(occurrence)) AS vendor_data,
