@@ -18,6 +18,7 @@ from typing import Sequence
 from k2 import __version__
 from k2.config import Settings, load_settings
 from k2.errors import K2Error
+from k2.warehouse import first_line as _first_line
 
 log = logging.getLogger("k2")
 
@@ -175,10 +176,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     from k2.pipeline import run_embedded
 
     s, exchanges = _feed_settings(args)
-    if args.kafka:
-        raise K2Error("--kafka: the Kafka transport is not built yet (issue 4)")
-    summary = run_embedded(s, exchanges, args.duration)
+    if args.kafka is not None:
+        from k2.transport.kafka import resolve_bootstrap
+        from k2.transport.kafka_sink import run_both
+
+        summary = run_both(s, exchanges, resolve_bootstrap(args.kafka, s), args.duration, args.group,
+                           args.partitions, args.replication_factor)
+    else:
+        summary = run_embedded(s, exchanges, args.duration)
     print(summary.text())
+    return 0
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    from k2.transport.kafka import resolve_bootstrap, run_feed
+
+    s, exchanges = _feed_settings(args)
+    summary = run_feed(s, exchanges, resolve_bootstrap(args.kafka, s), args.duration, args.partitions,
+                       args.replication_factor)
+    print(summary.text())
+    return 0
+
+
+def cmd_sink(args: argparse.Namespace) -> int:
+    from k2.transport.kafka import resolve_bootstrap
+    from k2.transport.kafka_sink import run_sink
+
+    s = _settings(args)
+    if args.duration is not None and args.duration <= 0:
+        raise K2Error("--duration must be positive")
+    stats = run_sink(s, resolve_bootstrap(args.kafka, s), args.group, args.duration, args.partitions,
+                     args.replication_factor)
+    print("sink: " + ", ".join(f"{k} {v:,} written" for k, v in stats.written.items())
+          + f"; {sum(stats.duplicates.values()):,} re-delivered trades skipped; {stats.rejects_written:,} rejects")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from k2.exchanges import parse_exchange_list
+    from k2.transport.kafka import resolve_bootstrap
+    from k2.transport.kafka_sink import topics_command
+
+    s = _settings(args)
+    exchanges = parse_exchange_list(args.exchange or "all")
+    print(topics_command(s, resolve_bootstrap(args.kafka, s), args.action, exchanges, args.partitions,
+                         args.replication_factor))
     return 0
 
 
@@ -204,6 +246,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     return run_demo(_settings(args), duration=args.duration, rate=args.rate,
                     data_dir=Path(args.data_dir) if args.data_dir else None)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from k2.simulator.command import run_command
+
+    return run_command(args)
 
 
 # -- parser ---------------------------------------------------------------------------------------
@@ -250,9 +298,38 @@ def build_parser() -> ArgumentParser:
     sp = sub.add_parser("run", help="ingest live trades into the warehouse (the main job)")
     _feed_options(sp)
     sp.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
-    sp.add_argument("--kafka", help="run through Kafka/Redpanda at this bootstrap address")
+    sp.add_argument("--kafka", nargs="?", const="", metavar="BOOTSTRAP",
+                    help="run through Kafka/Redpanda: feed and sink in one process "
+                         "(bootstrap HOST:PORT, or env K2_KAFKA_BOOTSTRAP_SERVERS)")
+    sp.add_argument("--group", default="k2-bronze-sink", help="sink consumer group (with --kafka)")
+    _topic_options(sp)
     _storage_options(sp)
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("feed", help="publish live trades to Kafka/Redpanda (no warehouse in this process)")
+    _feed_options(sp)
+    sp.add_argument("--kafka", metavar="BOOTSTRAP", help="bootstrap servers HOST:PORT[,...] "
+                    "(env K2_KAFKA_BOOTSTRAP_SERVERS); librdkafka settings from K2_KAFKA_*")
+    sp.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    sp.add_argument("--data-dir", help="where undeliverable messages are spooled (default ./k2data)")
+    _topic_options(sp)
+    sp.set_defaults(func=cmd_feed)
+
+    sp = sub.add_parser("sink", help="write the Kafka/Redpanda trade topics into the warehouse (consumer group)")
+    sp.add_argument("--kafka", metavar="BOOTSTRAP", help="bootstrap servers HOST:PORT[,...] "
+                    "(env K2_KAFKA_BOOTSTRAP_SERVERS); librdkafka settings from K2_KAFKA_*")
+    sp.add_argument("--group", default="k2-bronze-sink", help="consumer group (default k2-bronze-sink)")
+    sp.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    _topic_options(sp)
+    _storage_options(sp)
+    sp.set_defaults(func=cmd_sink)
+
+    sp = sub.add_parser("topics", help="create or list K2's Kafka topics")
+    sp.add_argument("action", choices=("create", "list"))
+    sp.add_argument("--kafka", metavar="BOOTSTRAP", help="bootstrap servers (env K2_KAFKA_BOOTSTRAP_SERVERS)")
+    sp.add_argument("--exchange", help="exchanges whose topics to create (default all)")
+    _topic_options(sp)
+    sp.set_defaults(func=cmd_topics)
 
     sp = sub.add_parser("status", help="show the running pipeline's connections; exit 1 if a feed is down")
     sp.add_argument("--format", default="table", choices=("table", "json"))
@@ -270,22 +347,25 @@ def build_parser() -> ArgumentParser:
     sp.add_argument("--rate", type=float, default=200.0, help="simulated trades per second per exchange")
     sp.add_argument("--data-dir", help="where to keep the demo warehouse (default ./k2demo, reset each run)")
     sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("simulate", help="run local Binance/Kraken servers (seeded trades, replay, faults)")
+    from k2.simulator.command import add_arguments as _simulate_arguments
+
+    _simulate_arguments(sp)
+    sp.set_defaults(func=cmd_simulate)
     return p
+
+
+def _topic_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--partitions", type=int, default=3,
+                   help="partitions of each topic K2 creates when missing (default 3)")
+    p.add_argument("--replication-factor", type=int, default=None,
+                   help="replication factor of created topics (default min(3, brokers))")
 
 
 def _feed_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exchange", help="binance, kraken, a comma list, or all (env K2_EXCHANGES)")
     p.add_argument("--symbols", help="comma list, canonical (BTC/USD) or native (XBT/USD, BTCUSDT) (env K2_SYMBOLS)")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if not text:
-        return type(exc).__name__
-    line = text.splitlines()[0]
-    if "DB::Exception:" in line:
-        line = line.split("DB::Exception:", 1)[1].strip()
-    return line[:500]
 
 
 def _crash_log(exc: BaseException) -> str:

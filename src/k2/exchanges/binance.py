@@ -141,9 +141,10 @@ class BinanceAdapter(ExchangeAdapter):
         ):
             check_decimal(p, "price")
             check_decimal(q, "quantity")
-        if t.e != "trade" or t.t < 0:
-            raise FrameError(f"not a valid trade: event {t.e!r:.40}, trade id {t.t}")
-        return (t.e, t.E, t.s, t.t, p, q, t.T, t.m, t.M, received_us)
+        s = t.s
+        if t.e != "trade" or t.t < 0 or not (s.isalnum() and s.isupper() and s.isascii() and len(s) <= 32):
+            raise FrameError(f"not a valid trade: event {t.e!r:.40}, symbol {s!r:.40}, trade id {t.t}")
+        return (t.e, t.E, s, t.t, p, q, t.T, t.m, t.M, received_us)
 
     def _classify(self, msg: Any, received_us: int) -> Parsed:
         if not isinstance(msg, dict):

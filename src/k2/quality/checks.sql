@@ -75,7 +75,7 @@ WHERE bronze_table = 'bronze_trades_kraken'
 
 -- check: 2 silver | silver.vendor_data | fail | vendor_data keeps the original native fields
 SELECT count(), any(concat(exchange, ' ', trade_id)) FROM k2.silver_trades_v2
-WHERE (exchange = 'binance' AND NOT hasAll(mapKeys(vendor_data), ['e', 'E', 's', 't', 'p', 'q', 'T', 'm', 'M']))
+WHERE (exchange = 'binance' AND NOT hasAll(mapKeys(vendor_data), ['e', 'E', 's', 't', 'p', 'q', 'T', 'm']))
    OR (bronze_table = 'bronze_trades_kraken' AND NOT hasAll(mapKeys(vendor_data), ['pair', 'raw_timestamp', 'price', 'volume', 'side', 'order_type', 'misc', 'channel_id']));
 
 -- check: 2 silver | silver.invalid_rows | fail | no silver row failed a validation rule

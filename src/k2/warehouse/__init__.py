@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from k2.errors import K2Error
 from k2.warehouse import schema
+
+
+def first_line(exc: BaseException) -> str:
+    """ClickHouse's message without its code prefix and stack: what a user can act on."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if "DB::Exception:" in line:
+        line = line.split("DB::Exception:", 1)[1].strip()
+    return line[:400]
 
 
 def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema: bool = True):
@@ -19,6 +29,11 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
 
         wh = EmbeddedWarehouse(Path(data_dir))
     if apply_schema:
-        schema.apply(wh, force=False)
+        try:
+            schema.apply(wh, force=False)
+        except Exception as exc:  # a damaged or foreign data dir, or an unreachable server
+            wh.close()
+            where = "the ClickHouse server" if url else f"data dir {data_dir}"
+            raise K2Error(f"cannot prepare the warehouse in {where}: {first_line(exc)}") from None
     wh.execute("USE k2")
     return wh

@@ -29,6 +29,29 @@ SESSION_SETTINGS = (
 _decode_line = msgspec.json.Decoder().decode
 
 
+class _captured_stderr:
+    """Route file descriptor 2 to a temp file while chDB starts: its C++ side prints errors
+    there directly, and the user should get one line from k2, not ClickHouse's."""
+
+    def __enter__(self) -> "_captured_stderr":
+        import tempfile
+
+        self._file = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+
+    def text(self) -> str:
+        self._file.seek(0)
+        data = self._file.read().decode("utf-8", "replace")
+        self._file.close()
+        return data
+
+
 def chdb_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "chdb"
 
@@ -87,10 +110,15 @@ class EmbeddedWarehouse:
             )
         chdb_dir(self.data_dir).mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        try:
-            self._session = session.Session(str(chdb_dir(self.data_dir)))
-        except Exception as exc:  # chDB reports a foreign or damaged dir this way
-            raise K2Error(f"cannot open data dir {self.data_dir}: {str(exc).splitlines()[0]}") from None
+        with _captured_stderr() as captured:
+            try:
+                self._session = session.Session(str(chdb_dir(self.data_dir)))
+                error = None
+            except Exception as exc:  # chDB reports a foreign or damaged dir this way
+                error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if error is not None:
+            detail = captured.text().strip().splitlines()
+            raise K2Error(f"cannot open data dir {self.data_dir}: {detail[0] if detail else error}")
         for stmt in SESSION_SETTINGS:
             self._session.query(stmt)
 

@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS k2.bronze_trades_binance
     quantity        String,                        -- q: decimal string as sent
     trade_time_ms   Int64,                         -- T: trade time, ms since epoch
     is_buyer_maker  Bool,                          -- m: true = the buyer was the maker (taker sold)
-    is_best_match   Bool,                          -- M: "ignore" per Binance docs, kept as sent
+    is_best_match   Nullable(Bool),                -- M: "ignore" per Binance docs, kept as sent (NULL if absent)
     received_at     DateTime64(6, 'UTC'),          -- when K2 received the frame
     ingested_at     DateTime64(6, 'UTC') DEFAULT now64(6),
     source          LowCardinality(String),        -- 'ws' | 'file' | 'kafka' | 'rest'

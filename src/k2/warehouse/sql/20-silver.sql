@@ -7,6 +7,8 @@
 -- time to the microsecond, price/quantity are exact decimals (no Float64 anywhere), and
 -- `vendor_data` keeps the original native fields exactly as received.
 -- Rows that fail a check are kept with is_valid = 0 and the reasons; gold reads valid rows only.
+-- One rule bounds a trade's notional (price x quantity) below 1e14, far above any real trade, so
+-- that gold's exact Decimal sums and VWAP can never overflow.
 CREATE TABLE IF NOT EXISTS k2.silver_trades_v2
 (
     exchange            LowCardinality(String),

@@ -24,8 +24,9 @@ SELECT
     b.ingested                                                    AS ingestion_timestamp,
     b.src                                                         AS source,
     'bronze_trades_binance' AS bronze_table,
-    map('e', b.e, 'E', toString(b.E), 's', b.s, 't', toString(b.t), 'p', b.p, 'q', b.q,
-        'T', toString(b.T), 'm', if(b.m, 'true', 'false'), 'M', if(b.M, 'true', 'false'))
+    mapFilter((k, v) -> NOT (k = 'M' AND v = ''),   -- M only when Binance sent it
+        map('e', b.e, 'E', toString(b.E), 's', b.s, 't', toString(b.t), 'p', b.p, 'q', b.q,
+            'T', toString(b.T), 'm', if(b.m, 'true', 'false'), 'M', multiIf(b.M IS NULL, '', b.M, 'true', 'false')))
                                                                   AS vendor_data,
     arrayFilter(x -> x != '', [
         if(toDecimal128OrNull(b.p, 18) IS NULL, 'price_not_decimal',
@@ -34,6 +35,8 @@ SELECT
         if(toDecimal128OrNull(b.q, 18) IS NULL, 'quantity_not_decimal',
            if(toDecimal128OrNull(b.q, 18) <= 0, 'quantity_not_positive', '')),
         if(position(b.q, '.') > 0 AND length(b.q) - position(b.q, '.') > 18, 'quantity_beyond_18_decimals', ''),
+        if(toDecimal256OrZero(b.p, 18) * toDecimal256OrZero(b.q, 18) >= toDecimal256('100000000000000', 18),
+           'notional_out_of_range', ''),
         if(i.base = '', 'unknown_instrument', ''),
         if(b.T > toUnixTimestamp64Milli(b.ingested) + 60000, 'timestamp_in_future', ''),
         if(b.T < 1230768000000, 'timestamp_before_2009', '')

@@ -40,6 +40,8 @@ SELECT
         if(toDecimal128OrNull(raw_volume, 18) IS NULL, 'quantity_not_decimal',
            if(toDecimal128OrNull(raw_volume, 18) <= 0, 'quantity_not_positive', '')),
         if(position(raw_volume, '.') > 0 AND length(raw_volume) - position(raw_volume, '.') > 18, 'quantity_beyond_18_decimals', ''),
+        if(toDecimal256OrZero(raw_price, 18) * toDecimal256OrZero(raw_volume, 18) >= toDecimal256('100000000000000', 18),
+           'notional_out_of_range', ''),
         if(base_asset = '' OR quote_asset = '', 'unknown_instrument', ''),
         if(NOT match(raw_timestamp, '^[0-9]{1,12}(\\.[0-9]{1,9})?$'), 'timestamp_not_seconds', ''),
         if(ts_us > toUnixTimestamp64Micro(ingested) + 60000000, 'timestamp_in_future', ''),

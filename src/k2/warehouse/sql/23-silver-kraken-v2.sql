@@ -29,6 +29,8 @@ SELECT
            if(toDecimal128OrNull(raw_price, 18) <= 0, 'price_not_positive', '')),
         if(toDecimal128OrNull(raw_qty, 18) IS NULL, 'quantity_not_decimal',
            if(toDecimal128OrNull(raw_qty, 18) <= 0, 'quantity_not_positive', '')),
+        if(toDecimal256OrZero(raw_price, 18) * toDecimal256OrZero(raw_qty, 18) >= toDecimal256('100000000000000', 18),
+           'notional_out_of_range', ''),
         if(base_asset = '' OR quote_asset = '', 'unknown_instrument', ''),
         if(ts IS NULL, 'timestamp_not_rfc3339', ''),
         if(ts > ingested + INTERVAL 1 MINUTE, 'timestamp_in_future', '')

@@ -1,0 +1,111 @@
+"""Shared fixtures for the K2 test suite.
+
+chDB runs one embedded ClickHouse per process and it can be bound to one data directory at a
+time, so a warehouse is shared per test module (`warehouse`, module scope, closed when the module
+ends) and tests that need an empty one ask for `clean_warehouse`, which truncates every data table
+(bronze, silver, gold, rejects; the instruments stay). Tests that run `k2` in this process must not
+hold a warehouse open on the same data dir: they close theirs first (see test_validate.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pytest
+
+from fixtures import k2db
+from fixtures.make_frames import write_lines
+
+TESTS = Path(__file__).resolve().parent
+FIXTURES = TESTS / "fixtures"
+#: the research samples beside the repository (../shared/research/samples), as CI lays it out
+SAMPLES = TESTS.parent.parent / "shared" / "research" / "samples"
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    if not SAMPLES.is_dir():
+        pytest.fail(f"research samples not found at {SAMPLES}")
+    return SAMPLES
+
+
+# -- warehouses -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    """An embedded warehouse (schema applied) shared by the tests of one module."""
+    from k2.warehouse import open_warehouse
+
+    wh = open_warehouse(tmp_path_factory.mktemp("k2data"))
+    yield wh
+    wh.close()
+
+
+@pytest.fixture
+def clean_warehouse(warehouse):
+    """The module's warehouse with every data table emptied."""
+    k2db.truncate_all(warehouse)
+    return warehouse
+
+
+@pytest.fixture
+def load_frames(tmp_path) -> Callable:
+    """load_frames(wh, exchange, frames_or_path, name=..., batch_size=...) -> LoadReport.
+    Frames (bytes) are written one per line to a file first, as `k2 load` reads them."""
+    from k2.exchanges import get_adapter
+    from k2.load import load_file
+
+    def load(wh, exchange: str, frames: Iterable[bytes] | Path, name: str = "frames.jsonl", **kw):
+        path = frames if isinstance(frames, Path) else write_lines(tmp_path / name, frames)
+        return load_file(wh, get_adapter(exchange), path, **kw)
+
+    return load
+
+
+# -- the command line -----------------------------------------------------------------------------
+def _k2_command() -> list[str]:
+    script = Path(sys.executable).with_name("k2")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "k2"]
+
+
+@pytest.fixture(scope="session")
+def k2_cli(tmp_path_factory) -> Callable[..., subprocess.CompletedProcess]:
+    """k2_cli(*args, cwd=...) runs the installed `k2` console script in a subprocess, with no K2_*
+    settings inherited, a default data dir and the crash log in a temporary directory."""
+    home = tmp_path_factory.mktemp("k2cli")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    env.update(K2_DATA_DIR=str(home / "k2data-default"), K2_LOG_DIR=str(home))
+
+    def run(*args: str | Path, cwd: Path = home, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([*_k2_command(), *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture
+def k2_main(capsys, monkeypatch, tmp_path) -> Callable[..., tuple[int, str, str]]:
+    """k2_main(*args) -> (exit status, stdout, stderr) of k2.cli.main run in this process. The
+    process must not hold the data dir open itself (chDB allows one user per directory)."""
+    from k2.cli import main
+
+    for key in [k for k in os.environ if k.startswith("K2_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("K2_LOG_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str | Path) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run

@@ -1,0 +1,192 @@
+"""`k2.load.load_file`: frame files into bronze -> silver -> gold, exactly once, with rejects."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures import k2db
+from fixtures import make_frames as mf
+from fixtures import reference as ref
+from k2.errors import FrameError, K2Error
+from k2.exchanges import get_adapter
+from k2.load import load_file
+
+GOLD = [f"gold_ohlcv_{i}" for i in ref.INTERVALS]
+VIEWS = [f"ohlcv_{i}{suffix}" for i in ref.INTERVALS for suffix in ("", "_cross")]
+
+
+def state(wh) -> dict:
+    """Everything a load can change: every data table in full, and every gold view."""
+    out = {t: k2db.snapshot(wh, t) for t in k2db.data_tables(wh)}
+    out.update({v: wh.rows(f"SELECT * FROM k2.{v} ORDER BY canonical_symbol, exchange, window_start")
+                for v in VIEWS})
+    return out
+
+
+def reference_trades(exchange: str, frames) -> list[ref.Trade]:
+    return ref.binance_trades(frames) if exchange == "binance" else ref.kraken_trades(frames)
+
+
+def assert_gold_matches(wh, trades) -> None:
+    for interval in ref.INTERVALS:
+        for cross in (False, True):
+            assert k2db.read_candles(wh, interval, cross) == k2db.as_view_candles(
+                ref.candles(trades, interval, cross), cross), (interval, cross)
+
+
+# -- counts ---------------------------------------------------------------------------------------
+def test_load_report_counts(clean_warehouse, load_frames, fixtures_dir):
+    b = load_frames(clean_warehouse, "binance", fixtures_dir / "binance_session.jsonl")
+    assert (b.frames, b.trades, b.written, b.rejects) == (13, 9, 9, 0)
+    assert dict(b.other) == {"subscribed": 1, "other": 1, "exchange_error": 1, "shutdown": 1}
+    k = load_frames(clean_warehouse, "kraken", fixtures_dir / "kraken_session.jsonl")
+    assert (k.frames, k.trades, k.written, k.rejects) == (19, 11, 11, 0)
+    assert dict(k.other) == {"status": 1, "subscribed": 5, "subscribe_error": 1, "heartbeat": 3, "pong": 1}
+    summary = k.summary()
+    assert "19 frames" in summary and "11 trades" in summary and "0 rejected" in summary
+
+
+def test_blank_lines_and_crlf_endings(clean_warehouse, tmp_path, load_frames):
+    frames = [mf.binance_trade("BTCUSDT", i, "97000.5", "0.1", 1784116800000 + i, False) for i in (1, 2)]
+    path = tmp_path / "crlf.jsonl"
+    path.write_bytes(b"\r\n" + frames[0] + b"\r\n\r\n   \n" + frames[1] + b"\r\n" + b"{oops\r\n")
+    report = load_frames(clean_warehouse, "binance", path)
+    assert (report.frames, report.trades, report.rejects, report.blank_lines) == (3, 2, 1, 3)
+    assert clean_warehouse.scalar("SELECT hex(raw) FROM k2.rejects") == b"{oops".hex().upper()
+
+
+def test_missing_file_is_a_user_error(clean_warehouse, tmp_path):
+    with pytest.raises(K2Error, match="no such file"):
+        load_file(clean_warehouse, get_adapter("kraken"), tmp_path / "nope.jsonl")
+
+
+# -- exactly once ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("exchange, name", [
+    ("binance", "binance_session.jsonl"),
+    ("binance", "binance_combined_session.jsonl"),
+    ("kraken", "kraken_session.jsonl"),
+    ("binance", "binance_malformed.jsonl"),
+    ("kraken", "kraken_malformed.jsonl"),
+])
+def test_loading_the_same_file_twice_changes_nothing(clean_warehouse, load_frames, fixtures_dir, exchange, name):
+    wh = clean_warehouse
+    path = fixtures_dir / name
+    first = load_frames(wh, exchange, path)
+    assert first.written == first.trades > 0
+    before = state(wh)
+    assert k2db.count(wh, "silver_trades_v2") == first.trades
+    second = load_frames(wh, exchange, path)
+    assert (second.trades, second.written, second.rejects) == (first.trades, 0, first.rejects)
+    assert state(wh) == before
+    # a third time, in small batches: still nothing new anywhere
+    load_frames(wh, exchange, path, batch_size=2)
+    assert state(wh) == before
+    assert_gold_matches(wh, reference_trades(exchange, path.read_bytes().splitlines()))
+
+
+def test_same_trades_in_combined_form_add_nothing(clean_warehouse, load_frames, fixtures_dir):
+    wh = clean_warehouse
+    load_frames(wh, "binance", fixtures_dir / "binance_session.jsonl")
+    before = state(wh)
+    report = load_frames(wh, "binance", fixtures_dir / "binance_combined_session.jsonl")
+    assert (report.trades, report.written) == (9, 0)
+    assert state(wh) == before
+
+
+def binance_frames(ids):
+    return [mf.binance_trade("BTCUSDT", i, f"{97000 + i}.{i:02d}", f"0.{i:04d}", 1784116800000 + 7919 * i, i % 3 == 0)
+            for i in ids]
+
+
+def kraken_frames(numbers):
+    """Frame n holds trades n*10 .. n*10+2, one of them repeated (occurrence 1)."""
+    out = []
+    for n in numbers:
+        trades = [mf.KTrade(f"{97000 + n}.{k}0000", f"0.{n:02d}{k}00000", mf.kraken_time(1784116800_000000 + n * 61_000_123 + k),
+                            "bs"[(n + k) % 2], "lm"[k % 2]) for k in range(3)]
+        out.append(mf.kraken_trades(119930881, "XBT/USD", trades + [trades[1]]))
+    return out
+
+
+@pytest.mark.parametrize("exchange", ["binance", "kraken"])
+def test_overlapping_file_adds_only_the_new_trades(clean_warehouse, load_frames, exchange):
+    wh = clean_warehouse
+    make = binance_frames if exchange == "binance" else kraken_frames
+    first, second = make(range(1, 21)), make(range(11, 41))  # the second half of `first` again
+    per_frame = 1 if exchange == "binance" else 4
+    a = load_frames(wh, exchange, first, name="a.jsonl")
+    assert a.written == 20 * per_frame
+    bronze_before = k2db.snapshot(wh, get_adapter(exchange).bronze_table)
+    b = load_frames(wh, exchange, second, name="b.jsonl")
+    assert (b.trades, b.written) == (30 * per_frame, 20 * per_frame)
+    assert k2db.count(wh, "silver_trades_v2") == 40 * per_frame
+    bronze_after = k2db.snapshot(wh, get_adapter(exchange).bronze_table)
+    assert all(row in bronze_after for row in bronze_before)  # nothing rewritten
+    assert_gold_matches(wh, reference_trades(exchange, make(range(1, 41))))
+
+
+@pytest.mark.parametrize("exchange", ["binance", "kraken"])
+@pytest.mark.parametrize("batch_size", [1, 100_000])
+def test_a_frame_repeated_in_one_file_counts_once(clean_warehouse, load_frames, exchange, batch_size):
+    wh = clean_warehouse
+    make = binance_frames if exchange == "binance" else kraken_frames
+    frames = make(range(1, 6))
+    per_frame = 1 if exchange == "binance" else 4
+    doubled = frames[:3] + [frames[1]] + frames[3:] + [frames[0], frames[4], frames[4]]
+    report = load_frames(wh, exchange, doubled, batch_size=batch_size)
+    assert report.trades == 9 * per_frame
+    assert report.written == 5 * per_frame
+    assert k2db.count(wh, "silver_trades_v2") == 5 * per_frame
+    assert k2db.count(wh, get_adapter(exchange).bronze_table) == 5 * per_frame
+    assert_gold_matches(wh, reference_trades(exchange, frames))
+
+
+def test_reordered_reload_in_batches_changes_nothing(clean_warehouse, load_frames):
+    wh = clean_warehouse
+    frames = kraken_frames(range(1, 31))
+    load_frames(wh, "kraken", frames, name="a.jsonl")
+    before = state(wh)
+    report = load_frames(wh, "kraken", frames[::-1], name="b.jsonl", batch_size=7)
+    assert report.written == 0
+    assert state(wh) == before
+
+
+# -- rejects --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("exchange, name, bad", [
+    ("binance", "binance_malformed.jsonl", mf.BINANCE_BAD),
+    ("kraken", "kraken_malformed.jsonl", mf.KRAKEN_BAD),
+])
+def test_malformed_frames_land_in_rejects_and_the_rest_loads(clean_warehouse, load_frames, fixtures_dir,
+                                                             exchange, name, bad):
+    wh = clean_warehouse
+    adapter = get_adapter(exchange)
+    path = fixtures_dir / name
+    report = load_frames(wh, exchange, path)
+    assert (report.frames, report.trades, report.rejects) == (len(bad) + 2, 2, len(bad))
+
+    rows = wh.rows("SELECT exchange, source, reason, hex(raw), origin FROM k2.rejects ORDER BY received_at, origin")
+    rows.sort(key=lambda r: int(r[4].rsplit(":", 1)[1]))
+    assert len(rows) == len(bad)
+    for lineno, ((frame, reason_part), row) in enumerate(zip(bad, rows), start=2):
+        with pytest.raises(FrameError) as err:
+            adapter.parse(frame, 0)
+        assert row == [exchange, "file", str(err.value), frame.hex().upper(), f"{name}:{lineno}"]
+        assert reason_part in row[2]
+
+    # the good frames before and after the bad ones are in silver and gold
+    assert k2db.count(wh, "silver_trades_v2") == 2
+    assert k2db.count(wh, "silver_trades_v2", "is_valid") == 2
+    assert int(wh.scalar("SELECT sum(trade_count) FROM k2.ohlcv_1m")) == 2
+
+    # loading again adds no reject
+    load_frames(wh, exchange, path)
+    assert k2db.count(wh, "rejects") == len(bad)
+
+
+def test_rejects_keep_exact_bytes_of_invalid_utf8(clean_warehouse, load_frames):
+    wh = clean_warehouse
+    frame = b'[119930881,[["97600.0","0.01","1784116900.000008","b","l","\xff\xfe"]],"trade","XBT/USD"]'
+    report = load_frames(wh, "kraken", [frame])
+    assert report.rejects == 1
+    assert wh.scalar("SELECT hex(raw) FROM k2.rejects") == frame.hex().upper()
+    assert wh.scalar("SELECT length(raw) FROM k2.rejects") == str(len(frame))
