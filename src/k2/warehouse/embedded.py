@@ -83,7 +83,7 @@ def check_data_dir(data_dir: Path) -> None:
         raise K2Error(f"data dir {d} exists and is not a directory")
     if d.is_dir():
         entries = {p.name for p in d.iterdir()}
-        foreign = entries - {"chdb", "k2.run.json", "logs", "k2.lock", "exports"}
+        foreign = entries - {"chdb", "k2.run.json", "logs", "k2.lock", "exports", ".k2demo"}
         if entries and "chdb" not in entries and foreign:
             raise K2Error(
                 f"{d} is not a K2 data dir (it holds {', '.join(sorted(foreign)[:3])}...); "

@@ -1,0 +1,117 @@
+"""`k2 simulate`: run the simulated exchanges until --duration ends or SIGINT/SIGTERM.
+
+Prints one JSON line with the URLs on stdout (also written to --ready-file), hints on stderr:
+    {"binance":{"ws":"ws://127.0.0.1:8765/stream","rest":"http://127.0.0.1:8765"},
+     "kraken":{"ws":"ws://127.0.0.1:8766/","ws_v2":"ws://127.0.0.1:8766/v2","rest":"http://127.0.0.1:8766"}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from k2.errors import K2Error
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exchange", default="all", help="binance,kraken or all (default)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765,
+                   help="first port: exchange i (binance, kraken) listens on PORT+i; 0 = free ports")
+    p.add_argument("--rate", type=float, default=100.0,
+                   help="trades per second per exchange (with --replay: frames per second)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the market (prices, sizes, sides)")
+    p.add_argument("--symbols", nargs="+", metavar="SYMBOL",
+                   help="only these markets (BTC/USD or native names, comma or space separated)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until stopped)")
+    p.add_argument("--replay", help="send the trade frames of this file (k2 load format) instead")
+    p.add_argument("--record", metavar="DIR", help="write <exchange>.generated.jsonl and .sent.jsonl here")
+    p.add_argument("--ready-file", help="also write the URL line to this file once listening")
+    g = p.add_argument_group("faults (all off by default)")
+    g.add_argument("--drop-every", type=float, default=0.0, metavar="S", help="cut all connections every S s")
+    g.add_argument("--silence-every", type=float, default=0.0, metavar="S", help="go silent every S s ...")
+    g.add_argument("--silence-for", type=float, default=0.0, metavar="S",
+                   help="... for S s (no trades, heartbeats, pings)")
+    g.add_argument("--malformed-ratio", type=float, default=0.0, metavar="R",
+                   help="extra broken frame after a real trade frame with probability R")
+    g.add_argument("--error-every", type=float, default=0.0, metavar="S", help="exchange error event every S s")
+    g.add_argument("--slow-start", type=float, default=0.0, metavar="S", help="new connections stay mute for S s")
+    g = p.add_argument_group("venue behaviour")
+    g.add_argument("--kraken-snapshot", type=int, default=0, metavar="N", help="Kraken v1: last N trades on subscribe")
+    g.add_argument("--ping-interval", type=float, default=20.0, metavar="S", help="Binance protocol ping period")
+    g.add_argument("--max-connection-age", type=float, default=86400.0, metavar="S",
+                   help="Binance closes connections after S s (serverShutdown first)")
+    g.add_argument("--binance-message-limit", type=int, default=5, metavar="N",
+                   help="incoming messages per second before Binance cuts a client (0 = none)")
+    g.add_argument("--history", type=int, default=100_000, metavar="N", help="trades kept per symbol for REST")
+    g.add_argument("--no-bursts", action="store_true", help="steady rate, no bursts of activity")
+
+
+def config_from_args(args: argparse.Namespace):
+    from k2.exchanges import parse_exchange_list
+    from k2.simulator.faults import Faults
+    from k2.simulator.runner import SimConfig
+
+    symbols = [s for item in args.symbols or [] for s in item.split(",") if s.strip()] or None
+    if args.duration is not None and args.duration <= 0:
+        raise K2Error("--duration must be positive")
+    return SimConfig(
+        exchanges=parse_exchange_list(args.exchange),
+        host=args.host, port=args.port, rate=args.rate, seed=args.seed, symbols=symbols,
+        replay=Path(args.replay) if args.replay else None,
+        record_dir=Path(args.record) if args.record else None,
+        faults=Faults(args.drop_every, args.silence_every, args.silence_for, args.malformed_ratio,
+                      args.error_every, args.slow_start),
+        bursts=not args.no_bursts, ping_interval_s=args.ping_interval,
+        max_connection_age_s=args.max_connection_age, binance_max_messages_per_s=args.binance_message_limit,
+        kraken_snapshot=args.kraken_snapshot, history_size=args.history,
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    import asyncio  # here, not at the top: `k2 --help` builds this parser and should stay quick
+
+    config = config_from_args(args)
+    config.check()
+    return asyncio.run(_serve(config, args.duration, Path(args.ready_file) if args.ready_file else None))
+
+
+async def _serve(config, duration: float | None, ready_file: Path | None) -> int:
+    import asyncio
+
+    from k2.simulator.runner import Simulator
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the URL line: a caller may stop us at once
+        loop.add_signal_handler(sig, stop.set)
+    sim = Simulator(config)
+    urls = await sim.start()
+    try:
+        line = json.dumps(urls, separators=(",", ":"))
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        if ready_file:
+            tmp = ready_file.with_name(ready_file.name + ".tmp")
+            tmp.write_text(line + "\n")
+            os.replace(tmp, ready_file)
+        for name, u in urls.items():
+            print(f"k2 simulate: {name} ws {u['ws']} rest {u['rest']}\n"
+                  f"  export K2_{name.upper()}_WS_URL={u['ws']} K2_{name.upper()}_REST_URL={u['rest']}",
+                  file=sys.stderr)
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(sim.wait())]
+        done, pending = await asyncio.wait(waiters, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        for w in pending:
+            w.cancel()
+        for w in done:
+            w.result()  # a crash of the clock surfaces here
+    finally:
+        await sim.stop()
+    for name, s in sim.stats().items():
+        print(f"k2 simulate: {name}: {s['trades_generated']} trades generated, {s['frames_sent']} frames sent, "
+              f"{s['connections_total']} connections, {s['drops'] + s['slow_drops']} dropped", file=sys.stderr)
+    return 0

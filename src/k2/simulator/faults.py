@@ -1,0 +1,96 @@
+"""Fault injection: what can go wrong on a real venue, on a schedule, all off by default.
+
+Every fault is bounded and announced in the counters, so a test can tell what it provoked:
+  drop_every N          every N s all connections are cut (TCP close, no WebSocket close frame)
+  silence_every N, D    for D s of every N s nothing at all is sent (trades keep happening and
+                        stay available over REST, as during a real stall)
+  malformed_ratio R     after a real trade frame, with probability R, one EXTRA broken frame
+                        (truncated JSON, wrong types, bad decimals, invalid UTF-8); the real
+                        frames are never altered, so the set of real trades stays complete
+  error_every N         every N s an exchange error event on every connection
+  slow_start S          a new connection stays mute for S s: greeting, acks, first data wait
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from k2.errors import K2Error
+
+
+@dataclass
+class Faults:
+    drop_every: float = 0.0
+    silence_every: float = 0.0
+    silence_for: float = 0.0
+    malformed_ratio: float = 0.0
+    error_every: float = 0.0
+    slow_start: float = 0.0
+
+    def check(self) -> None:
+        for name in ("drop_every", "silence_every", "silence_for", "error_every", "slow_start"):
+            if getattr(self, name) < 0:
+                raise K2Error(f"--{name.replace('_', '-')} must not be negative")
+        if not 0.0 <= self.malformed_ratio <= 1.0:
+            raise K2Error("--malformed-ratio must be between 0 and 1")
+        if bool(self.silence_every) != bool(self.silence_for):
+            raise K2Error("--silence-every and --silence-for go together")
+        if self.silence_every and self.silence_for >= self.silence_every:
+            raise K2Error("--silence-for must be shorter than --silence-every")
+
+
+class FaultClock:
+    """Turns the schedule into events, measured from the simulator's start (monotonic s)."""
+
+    def __init__(self, faults: Faults, start: float):
+        self.faults = faults
+        self.start = start
+        self._next_drop = start + faults.drop_every if faults.drop_every else float("inf")
+        self._next_error = start + faults.error_every if faults.error_every else float("inf")
+
+    def silent(self, now: float) -> bool:
+        f = self.faults
+        if not f.silence_every:
+            return False
+        elapsed = now - self.start
+        return elapsed >= f.silence_every and elapsed % f.silence_every < f.silence_for
+
+    def drop_due(self, now: float) -> bool:
+        if now < self._next_drop:
+            return False
+        while self._next_drop <= now:
+            self._next_drop += self.faults.drop_every
+        return True
+
+    def error_due(self, now: float) -> bool:
+        if now < self._next_error:
+            return False
+        while self._next_error <= now:
+            self._next_error += self.faults.error_every
+        return True
+
+
+_FIRST_DECIMAL = re.compile(rb'"([0-9]+\.[0-9]+)"')
+_BAD_DECIMALS = (b"9.75e4", b"-1.5", b"NaN", b"12.34.56", b"", b"1,5", b" 42.0", b"0x1F", b"Infinity")
+MALFORMED_KINDS = ("truncated", "wrong_type", "bad_decimal", "invalid_utf8")
+
+
+def malformed(frame: bytes, rng: random.Random, kind: str | None = None) -> bytes:
+    """A broken copy of a real trade frame that every parser must reject.
+
+    The first quoted decimal of a trade frame is its price on both Binance and Kraken, so
+    `wrong_type` (price as a JSON number) and `bad_decimal` hit a field the parser checks.
+    """
+    kind = kind or MALFORMED_KINDS[int(rng.random() * len(MALFORMED_KINDS))]
+    match = _FIRST_DECIMAL.search(frame)
+    if kind == "wrong_type" and match:
+        return frame[: match.start()] + match.group(1) + frame[match.end():]
+    if kind == "bad_decimal" and match:
+        bad = _BAD_DECIMALS[int(rng.random() * len(_BAD_DECIMALS))]
+        return frame[: match.start(1)] + bad + frame[match.end(1):]
+    if kind == "invalid_utf8" and match:
+        return frame[: match.start(1)] + b"\xff\xfe" + frame[match.start(1):]
+    # truncated: cut somewhere inside, never at the end, so brackets stay unbalanced
+    return frame[: max(1, int(len(frame) * (0.2 + 0.7 * rng.random())))]
