@@ -7,17 +7,13 @@ prints candles, the measured ingest latency and the validation report.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 from k2.config import Settings
 from k2.errors import K2Error
+from k2.simulator.process import SimulatorProcess
 
 MARKER = ".k2demo"
 DEMO_EXCHANGES = ["binance", "kraken"]
@@ -31,27 +27,6 @@ def prepare_demo_dir(path: Path) -> None:
         shutil.rmtree(path)
     path.mkdir(parents=True)
     (path / MARKER).write_text("created by k2 demo; deleted and recreated by the next k2 demo\n")
-
-
-def start_simulator(exchanges: list[str], rate: float, ready_file: Path, extra: list[str] | None = None,
-                    timeout: float = 30.0) -> tuple[subprocess.Popen, dict]:
-    """Run `k2 simulate` in a child process; return it and its URL map once it listens."""
-    cmd = [sys.executable, "-m", "k2", "simulate", "--exchange", ",".join(exchanges), "--port", "0",
-           "--rate", str(rate), "--ready-file", str(ready_file), *(extra or [])]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready_file.exists() and ready_file.stat().st_size:
-            try:
-                return proc, json.loads(ready_file.read_text())
-            except ValueError:
-                pass
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace").strip().splitlines() if proc.stderr else []
-            raise K2Error(f"the simulator exited early: {err[-1] if err else proc.returncode}")
-        time.sleep(0.05)
-    proc.kill()
-    raise K2Error("the simulator did not start within 30 s")
 
 
 def point_at_simulator(urls: dict) -> None:
@@ -76,21 +51,20 @@ def run_demo(settings: Settings, duration: float = 20.0, rate: float = 200.0, da
     settings.exchange_overrides = {}
     if settings.metrics_addr == "127.0.0.1:9108":
         settings.metrics_addr = "127.0.0.1:0"
-    with tempfile.TemporaryDirectory(prefix="k2demo-") as tmp:
-        print(f"starting the exchange simulator ({', '.join(DEMO_EXCHANGES)}, {rate:g} trades/s each)...")
-        proc, urls = start_simulator(DEMO_EXCHANGES, rate, Path(tmp) / "ready.json")
-        try:
-            point_at_simulator(urls)
-            for name, u in urls.items():
-                print(f"  {name}: {u['ws']}")
-            print(f"running the pipeline for {duration:g} s into {demo_dir}/ ...")
-            summary = run_embedded(settings, DEMO_EXCHANGES, duration)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    print(f"starting the exchange simulator ({', '.join(DEMO_EXCHANGES)}, {rate:g} trades/s each)...")
+    sim = SimulatorProcess("--exchange", ",".join(DEMO_EXCHANGES), "--rate", str(rate))
+    try:
+        urls = sim.start()
+    except RuntimeError as exc:
+        raise K2Error(f"the simulator did not start: {str(exc).splitlines()[-1]}") from None
+    try:
+        point_at_simulator(urls)
+        for name, u in urls.items():
+            print(f"  {name}: {u['ws']}")
+        print(f"running the pipeline for {duration:g} s into {demo_dir}/ ...")
+        summary = run_embedded(settings, DEMO_EXCHANGES, duration)
+    finally:
+        sim.stop()
     print(summary.text())
     wh = open_warehouse(demo_dir)
     try:
