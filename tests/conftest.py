@@ -39,12 +39,33 @@ def samples_dir() -> Path:
 
 
 # -- warehouses -----------------------------------------------------------------------------------
+#: a ClickHouse server to run every warehouse test against as well (e.g.
+#: clickhouse://default:@127.0.0.1:8123/k2_test; use a database of its own: tests truncate it)
+SERVER_URL = os.environ.get("K2_TEST_CLICKHOUSE_URL", "")
+
+
+def pytest_generate_tests(metafunc):
+    """With K2_TEST_CLICKHOUSE_URL set, every test using a warehouse runs on both backends."""
+    if SERVER_URL and "warehouse_backend" in metafunc.fixturenames:
+        metafunc.parametrize("warehouse_backend", ["embedded", "server"], indirect=True, scope="module")
+
+
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory):
-    """An embedded warehouse (schema applied) shared by the tests of one module."""
+def warehouse_backend(request) -> str:
+    return getattr(request, "param", "embedded")
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory, warehouse_backend):
+    """A warehouse (schema applied) shared by the tests of one module: embedded chDB, or the
+    ClickHouse server of K2_TEST_CLICKHOUSE_URL (emptied first) for the `server` parameter."""
     from k2.warehouse import open_warehouse
 
-    wh = open_warehouse(tmp_path_factory.mktemp("k2data"))
+    if warehouse_backend == "server":
+        wh = open_warehouse(None, url=SERVER_URL)
+        k2db.truncate_all(wh)
+    else:
+        wh = open_warehouse(tmp_path_factory.mktemp("k2data"))
     yield wh
     wh.close()
 

@@ -147,6 +147,32 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gaps(args: argparse.Namespace) -> int:
+    from k2 import reads
+
+    reads.check_exchange(args.exchange)
+    reader = _reader(args)
+    try:
+        _emit(reads.gaps(reader, args.exchange, args.state, args.format, args.limit))
+    finally:
+        reader.close()
+    return 0
+
+
+def cmd_chart(args: argparse.Namespace) -> int:
+    from k2.charts import chart, check_output
+
+    check_output(Path(args.out))
+    reader = _reader(args)
+    try:
+        done = chart(reader, args.symbol, args.interval, Path(args.out), args.exchange, args.since, args.until,
+                     args.max_candles)
+    finally:
+        reader.close()
+    print(f"wrote {done['path']}: {done['candles']} candles ({', '.join(done['panels'])})")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from k2.quality.validate import report, run_checks
 
@@ -244,8 +270,11 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from k2.demo import run_demo
 
+    from k2.exchanges import parse_exchange_list
+
     return run_demo(_settings(args), duration=args.duration, rate=args.rate,
-                    data_dir=Path(args.data_dir) if args.data_dir else None)
+                    data_dir=Path(args.data_dir) if args.data_dir else None,
+                    exchanges=parse_exchange_list(args.exchange, default=["binance", "kraken"]))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -290,6 +319,25 @@ def build_parser() -> ArgumentParser:
     sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
     _storage_options(sp)
     sp.set_defaults(func=cmd_query)
+
+    sp = sub.add_parser("gaps", help="list the gaps found in trade streams and what backfill recovered")
+    _storage_options(sp)
+    sp.add_argument("--exchange", default="all")
+    sp.add_argument("--state", default="all", choices=("all", "open", "filled", "unfillable"))
+    sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    sp.add_argument("--limit", type=int, default=1000)
+    sp.set_defaults(func=cmd_gaps)
+
+    sp = sub.add_parser("chart", help="draw candlesticks with volume to a PNG or self-contained HTML file")
+    sp.add_argument("symbol", help="canonical symbol, e.g. BTC/USD")
+    sp.add_argument("--interval", required=True, help="1m, 5m, 15m, 1h or 1d")
+    sp.add_argument("--exchange", default="all", help="'all' (cross-exchange, default) or exchanges, one panel each")
+    sp.add_argument("--since", help="start, ISO-8601 UTC (inclusive)")
+    sp.add_argument("--until", help="end, ISO-8601 UTC (exclusive)")
+    sp.add_argument("--max-candles", type=int, default=1000, help="draw at most the last N candles (default 1000)")
+    sp.add_argument("--out", required=True, help="output file: .png (needs matplotlib) or .html")
+    _storage_options(sp)
+    sp.set_defaults(func=cmd_chart)
 
     sp = sub.add_parser("validate", help="check bronze, silver and gold; exit 1 on any failure")
     _storage_options(sp)
@@ -346,9 +394,10 @@ def build_parser() -> ArgumentParser:
     sp.add_argument("--duration", type=float, default=20.0, help="seconds of simulated trading (default 20)")
     sp.add_argument("--rate", type=float, default=200.0, help="simulated trades per second per exchange")
     sp.add_argument("--data-dir", help="where to keep the demo warehouse (default ./k2demo, reset each run)")
+    sp.add_argument("--exchange", help="simulated exchanges: a comma list or all (default binance,kraken)")
     sp.set_defaults(func=cmd_demo)
 
-    sp = sub.add_parser("simulate", help="run local Binance/Kraken servers (seeded trades, replay, faults)")
+    sp = sub.add_parser("simulate", help="run local exchange servers (seeded trades, replay, faults)")
     from k2.simulator.command import add_arguments as _simulate_arguments
 
     _simulate_arguments(sp)

@@ -32,6 +32,11 @@ from k2.errors import K2Error
 DEFAULT_SYMBOLS = {
     "binance": ["BTCUSDT", "ETHUSDT", "SOLUSDT", "ETHBTC"],
     "kraken": ["XBT/USD", "ETH/USD", "SOL/USD", "XDG/USD"],
+    "coinbase": ["BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD"],
+    "bybit": ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"],
+    "okx": ["BTC-USDT", "ETH-USDT", "SOL-USDT", "ETH-BTC"],
+    "bitfinex": ["tBTCUSD", "tETHUSD", "tSOLUSD", "tBTCUST"],
+    "gemini": ["BTCUSD", "ETHUSD", "SOLUSD", "ETHBTC"],
 }
 
 
@@ -68,6 +73,8 @@ class Settings:
     batch_max_delay_s: float = 0.05
     queue_max_rows: int = 500_000
     instruments_refresh: bool = True
+    backfill: bool = True
+    backfill_max_trades: int = 50_000
 
     def exchange(self, name: str) -> ExchangeSettings:
         from k2.exchanges import get_adapter
@@ -131,11 +138,14 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         ("K2_BATCH_MAX_ROWS", "batch_max_rows", int),
         ("K2_BATCH_MAX_DELAY_S", "batch_max_delay_s", float),
         ("K2_QUEUE_MAX_ROWS", "queue_max_rows", int),
+        ("K2_BACKFILL_MAX_TRADES", "backfill_max_trades", int),
     ):
         if env.get(name):
             setattr(s, attr, _number(name, env[name], kind))
     if env.get("K2_INSTRUMENTS_REFRESH"):
         s.instruments_refresh = env["K2_INSTRUMENTS_REFRESH"].lower() not in ("0", "false", "no")
+    if env.get("K2_BACKFILL"):
+        s.backfill = env["K2_BACKFILL"].lower() not in ("0", "false", "no")
     return s
 
 

@@ -30,12 +30,16 @@ def prepare_demo_dir(path: Path) -> None:
 
 
 def point_at_simulator(urls: dict) -> None:
+    """K2_<EXCHANGE>_WS_URL / _REST_URL for each simulated venue; an exchange run with another wire
+    API (K2_KRAKEN_API=v2, K2_COINBASE_API=advanced) gets that API's endpoint (ws_v2, ws_advanced)."""
     for name, u in urls.items():
-        os.environ[f"K2_{name.upper()}_WS_URL"] = u["ws"]
+        api = os.environ.get(f"K2_{name.upper()}_API", "").strip().lower()
+        os.environ[f"K2_{name.upper()}_WS_URL"] = u.get(f"ws_{api}", u["ws"]) if api else u["ws"]
         os.environ[f"K2_{name.upper()}_REST_URL"] = u["rest"]
 
 
-def run_demo(settings: Settings, duration: float = 20.0, rate: float = 200.0, data_dir: Path | None = None) -> int:
+def run_demo(settings: Settings, duration: float = 20.0, rate: float = 200.0, data_dir: Path | None = None,
+             exchanges: list[str] | None = None) -> int:
     from k2 import reads
     from k2.pipeline import run_embedded
     from k2.quality.validate import report, run_checks
@@ -51,8 +55,9 @@ def run_demo(settings: Settings, duration: float = 20.0, rate: float = 200.0, da
     settings.exchange_overrides = {}
     if settings.metrics_addr == "127.0.0.1:9108":
         settings.metrics_addr = "127.0.0.1:0"
-    print(f"starting the exchange simulator ({', '.join(DEMO_EXCHANGES)}, {rate:g} trades/s each)...")
-    sim = SimulatorProcess("--exchange", ",".join(DEMO_EXCHANGES), "--rate", str(rate))
+    exchanges = exchanges or DEMO_EXCHANGES
+    print(f"starting the exchange simulator ({', '.join(exchanges)}, {rate:g} trades/s each)...")
+    sim = SimulatorProcess("--exchange", ",".join(exchanges), "--rate", str(rate))
     try:
         urls = sim.start()
     except RuntimeError as exc:
@@ -62,14 +67,16 @@ def run_demo(settings: Settings, duration: float = 20.0, rate: float = 200.0, da
         for name, u in urls.items():
             print(f"  {name}: {u['ws']}")
         print(f"running the pipeline for {duration:g} s into {demo_dir}/ ...")
-        summary = run_embedded(settings, DEMO_EXCHANGES, duration)
+        summary = run_embedded(settings, exchanges, duration)
     finally:
         sim.stop()
     print(summary.text())
     wh = open_warehouse(demo_dir)
     try:
-        for symbol, exchange in (("BTC/USD", "kraken"), ("BTC/USDT", "binance"), ("ETH/BTC", "all")):
-            print(f"\n{symbol} 1m candles ({exchange}):")
+        for symbol, exchange in (("BTC/USD", "all"), ("BTC/USDT", "all"), ("ETH/BTC", "all")):
+            venues = wh.rows("SELECT DISTINCT toString(exchange) FROM k2.gold_ohlcv_1m WHERE canonical_symbol = "
+                             "{s:String} ORDER BY 1", {"s": symbol})
+            print(f"\n{symbol} 1m candles, all venues ({', '.join(v[0] for v in venues) or 'none'}):")
             text = reads.ohlcv(wh, symbol, "1m", exchange, fmt="table")
             print(text.rstrip() if text.strip() else "(none)")
         text, ok = report(run_checks(wh))

@@ -86,7 +86,7 @@ def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = 
     report = LoadReport(adapter.name, str(path))
     writer = _Writer(BronzeWriter(wh, adapter), wh, report)
     writer.start()
-    parse = adapter.parse
+    parse = adapter.session().parse  # one file = one connection's frames (Bitfinex channel ids)
     rows: list[tuple] = []
     rejects: list[Reject] = []
     started = time.perf_counter()

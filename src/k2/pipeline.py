@@ -51,7 +51,8 @@ def latency_percentiles(wh, since_us: int) -> dict[str, float]:
     rows = wh.rows(
         "SELECT count(), quantileExact(0.5)(lat), quantileExact(0.99)(lat), quantileExact(0.999)(lat) FROM "
         "(SELECT (toUnixTimestamp64Micro(ingestion_timestamp) - toUnixTimestamp64Micro(timestamp)) / 1000 AS lat "
-        " FROM k2.silver_trades_v2 WHERE source = 'ws' AND received_at >= fromUnixTimestamp64Micro({s:Int64}, 'UTC'))",
+        " FROM k2.silver_trades_v2 WHERE source IN ('ws', 'kafka')"  # live trades, direct or through Kafka
+        " AND received_at >= fromUnixTimestamp64Micro({s:Int64}, 'UTC'))",
         {"s": since_us})
     if not rows or int(rows[0][0]) == 0:
         return {}
@@ -67,9 +68,12 @@ class Pipeline:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.runtime = FeedRuntime(settings, transport, exchanges,
                                    on_instruments=self._store_instruments,
-                                   known_instruments=self._known_instruments)
+                                   known_instruments=self._known_instruments,
+                                   on_gap=self._store_gap if wh is not None else None,
+                                   stored_history=self._stored_history if wh is not None else None)
         self.api: ApiServer | None = None
         self.stop_event: asyncio.Event | None = None
+        self._pending_writes: set = set()
 
     def _store_instruments(self, exchange: str, instruments) -> None:
         from k2.warehouse.instruments import upsert_instruments
@@ -78,6 +82,27 @@ class Pipeline:
             return
         n = upsert_instruments(self.wh, exchange, instruments, "exchange")
         log.info("%s: %d instruments from the exchange (%d new or changed)", exchange, len(instruments), n)
+
+    def _stored_history(self, adapter) -> tuple[dict[str, int], dict[str, int]]:
+        """Last stored id (sequential exchanges) and trade time per symbol: gaps since the last run."""
+        from k2.reads import sql
+
+        rows = self.wh.rows(sql("last_trades"), {"bronze": adapter.bronze_table})
+        times = {r[0]: int(r[1]) for r in rows}
+        ids = {r[0]: int(r[2]) for r in rows} if adapter.sequential_id_index is not None else {}
+        return ids, ({} if ids else times)
+
+    def _store_gap(self, gap) -> None:
+        """Write a ledger version off the event loop (the warehouse may be busy inserting)."""
+        from k2.reads import sql
+
+        params = {"gap_id": gap.gap_id, "exchange": gap.exchange, "symbol": gap.symbol, "kind": gap.kind,
+                  "start": gap.start, "end": gap.end, "state": gap.state, "recovered": gap.recovered,
+                  "detail": gap.detail, "detected": gap.detected_us}
+        loop = asyncio.get_running_loop()
+        task = loop.run_in_executor(None, self.wh.execute, sql("gap_upsert"), params)
+        self._pending_writes.add(task)
+        task.add_done_callback(self._pending_writes.discard)
 
     def _known_instruments(self, exchange: str) -> set[str]:
         from k2.warehouse.instruments import instrument_map
@@ -97,6 +122,8 @@ class Pipeline:
         return st
 
     def _query(self, sql: str, fmt: str, params: dict | None) -> str:
+        if self.wh is None:
+            raise RuntimeError("this process has no warehouse (k2 feed)")
         return self.wh.query(sql, fmt, params)
 
     def _metrics(self) -> bytes:
@@ -125,6 +152,13 @@ class Pipeline:
                 "pid": os.getpid(), "addr": self.api.address, "token": self.api.token,
                 "started_at": started, "exchanges": self.exchanges})
             log.info("serving reads, status and metrics on http://%s", self.api.address)
+        else:  # k2 feed: no warehouse, but /metrics and /healthz all the same
+            try:
+                self.api = ApiServer(self.settings.metrics_addr,
+                                     ApiHandlers(self._query, self.status, self._metrics, self.runtime.healthy)).start()
+                log.info("serving status and metrics on http://%s", self.api.address)
+            except OSError as exc:
+                log.warning("no /metrics: cannot listen on %s (%s); set K2_METRICS_ADDR", self.settings.metrics_addr, exc)
         feed = asyncio.create_task(self.runtime.run(stop))
         shower = asyncio.create_task(self._show_progress(stop))
         try:
@@ -138,13 +172,16 @@ class Pipeline:
         finally:
             stop.set()
             await asyncio.gather(feed, shower, return_exceptions=True)
+            if self._pending_writes:
+                await asyncio.gather(*self._pending_writes, return_exceptions=True)
             await asyncio.to_thread(self.transport.close)
             if self.progress:
                 sys.stderr.write("\n")
         summary = self._summary(time.time() - started, started_us)
         if self.api:
             self.api.stop()
-            remove_run_info(self.settings.data_dir)
+            if self.wh is not None:
+                remove_run_info(self.settings.data_dir)
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.remove_signal_handler(sig)

@@ -109,6 +109,11 @@ def trades(reader, symbol: str, exchange: str | None = "all", since: str | None 
     return reader.query(sql("trades"), clickhouse_format(fmt), params)
 
 
+def gaps(reader, exchange: str | None = "all", state: str = "all", fmt: str = "table", limit: int = 1000) -> str:
+    params = {"exchange": check_exchange(exchange), "state": state, "limit": int(limit)}
+    return reader.query(sql("gaps"), clickhouse_format(fmt), params)
+
+
 def adhoc(reader, text: str, fmt: str = "table") -> str:
     if not text.strip():
         raise K2Error("query is empty")

@@ -47,6 +47,10 @@ def print_status(settings: Settings, fmt: str = "table") -> int:
     for ex, skipped in (st.get("skipped") or {}).items():
         for sym, why in skipped.items():
             print(f"{ex}: {sym} skipped ({why})")
+    gaps = st.get("gaps") or {}
+    if gaps:
+        print("gaps: " + ", ".join(f"{k} {v}" for k, v in sorted(gaps.items()))
+              + f"; {st.get('gaps_recovered', 0):,} trades recovered by backfill (details: k2 gaps)")
     writer = st.get("writer") or {}
     if writer:
         print("written: " + ", ".join(f"{k} {v:,}" for k, v in writer.get("written", {}).items())

@@ -5,13 +5,22 @@ from __future__ import annotations
 from k2.errors import K2Error
 from k2.exchanges.base import ExchangeAdapter
 from k2.exchanges.binance import ADAPTER as BINANCE
+from k2.exchanges.bitfinex import ADAPTER as BITFINEX
+from k2.exchanges.bybit import ADAPTER as BYBIT
+from k2.exchanges.coinbase import ADAPTER as COINBASE
+from k2.exchanges.coinbase_advanced import ADAPTER as COINBASE_ADVANCED
+from k2.exchanges.gemini import ADAPTER as GEMINI
 from k2.exchanges.kraken import ADAPTER as KRAKEN
 from k2.exchanges.kraken_v2 import ADAPTER as KRAKEN_V2
+from k2.exchanges.okx import ADAPTER as OKX
 
-#: the default adapter of each exchange
-ADAPTERS: dict[str, ExchangeAdapter] = {a.name: a for a in (BINANCE, KRAKEN)}
+#: the default adapter of each exchange; this order fixes the simulator's ports (port + index)
+ADAPTERS: dict[str, ExchangeAdapter] = {a.name: a for a in (BINANCE, KRAKEN, COINBASE, BYBIT, OKX, BITFINEX, GEMINI)}
 #: other wire APIs of an exchange, chosen with K2_<EXCHANGE>_API / `api = "..."` in k2.toml
-API_VARIANTS: dict[tuple[str, str], ExchangeAdapter] = {("kraken", "v2"): KRAKEN_V2}
+API_VARIANTS: dict[tuple[str, str], ExchangeAdapter] = {
+    ("kraken", "v2"): KRAKEN_V2,
+    ("coinbase", "advanced"): COINBASE_ADVANCED,
+}
 #: every adapter, one per bronze table
 ALL_ADAPTERS: list[ExchangeAdapter] = [*ADAPTERS.values(), *API_VARIANTS.values()]
 

@@ -103,10 +103,20 @@ class ExchangeAdapter:
     max_symbols_per_connection: ClassVar[int] = 100
     #: seconds of silence after which a connection is considered dead
     stale_after_s: ClassVar[float] = 30.0
+    #: how often the runtime sends `ping_message()` (adapters that define one)
+    ping_interval_s: ClassVar[float] = 30.0
     #: the exchange closes connections older than this; K2 replaces them a little earlier
     max_connection_age_s: ClassVar[float | None] = None
+    #: index in a row of a trade id that increases by one per trade and symbol (gap detection by
+    #: id); None when the exchange gives no such id (gaps are then found by time, after reconnects)
+    sequential_id_index: ClassVar[int | None] = None
+    #: True when the adapter can fetch missed trades from the exchange's REST API
+    can_backfill: ClassVar[bool] = False
     #: built-in instrument list, used offline and until the exchange's metadata is fetched
     fallback_instruments: ClassVar[Sequence[Instrument]] = ()
+    #: (bronze column, unit) of the exchange's trade time, for the ingest-latency metric: unit
+    #: "ms" (integer milliseconds), "s" (decimal seconds string) or "iso" (RFC 3339 string)
+    exchange_time: ClassVar[tuple[str, str] | None] = None
 
     # -- symbols -------------------------------------------------------------------------
     def native_symbol(self, symbol: str) -> str:
@@ -121,6 +131,26 @@ class ExchangeAdapter:
 
     # -- wire -----------------------------------------------------------------------------
     def parse(self, frame: bytes | str, received_us: int) -> Parsed:
+        raise NotImplementedError
+
+    def session(self) -> "ExchangeAdapter":
+        """The parser for one connection (or one recorded file). Adapters are stateless and return
+        themselves; a venue whose frames only make sense in their connection's context (Bitfinex
+        numbers its channels per connection) returns a fresh parser with its own state."""
+        return self
+
+    # -- REST backfill (adapters with can_backfill) ----------------------------------------------
+    def rest_trades_path(self, native: str, cursor: int) -> str:
+        """Path of the REST call returning trades from `cursor` on: a trade id for exchanges with
+        sequential ids, else a time in microseconds."""
+        raise NotImplementedError
+
+    def parse_rest_trades(self, body: bytes, native: str, received_us: int) -> tuple[list[tuple], int | None]:
+        """Bronze rows from one REST page, and the cursor of the next page (None: no more)."""
+        raise NotImplementedError
+
+    def row_time_us(self, row: tuple) -> int:
+        """The exchange's trade time of a bronze row, in microseconds."""
         raise NotImplementedError
 
     def subscribe_requests(self, native_symbols: Sequence[str], first_id: int) -> list[tuple[int, list[str], str]]:

@@ -43,6 +43,17 @@ class _Trade(msgspec.Struct):
     M: bool | None = None
 
 
+class _RestTrade(msgspec.Struct):
+    """GET /api/v3/historicalTrades element."""
+
+    id: int
+    price: str
+    qty: str
+    time: int
+    isBuyerMaker: bool
+    isBestMatch: bool | None = None
+
+
 class _Combined(msgspec.Struct):
     stream: str
     data: msgspec.Raw
@@ -51,6 +62,7 @@ class _Combined(msgspec.Struct):
 _decode_trade = msgspec.json.Decoder(_Trade).decode
 _decode_combined = msgspec.json.Decoder(_Combined).decode
 _decode_any = msgspec.json.Decoder().decode
+_decode_rest_trades = msgspec.json.Decoder(list[_RestTrade]).decode
 _TRADE_PREFIX = b'{"e":"trade"'
 _COMBINED_PREFIX = b'{"stream"'
 
@@ -73,11 +85,14 @@ class BinanceAdapter(ExchangeAdapter):
     key_columns = ("symbol", "trade_id")
     symbol_index = 2
     trade_key_index = 3  # t
+    exchange_time = ("trade_time_ms", "ms")
     ws_url = "wss://stream.binance.com:9443/stream"
     rest_url = "https://api.binance.com"
     max_symbols_per_connection = 1024
     stale_after_s = 60.0  # pings every 20 s; a quiet symbol may trade rarely
     max_connection_age_s = 23.5 * 3600  # Binance drops connections at 24 h
+    sequential_id_index = 3  # t increases by one per trade and symbol
+    can_backfill = True
     fallback_instruments = tuple(
         _i(b, q)
         for b, q in [
@@ -169,6 +184,25 @@ class BinanceAdapter(ExchangeAdapter):
                 FrameKind.EXCHANGE_ERROR, detail=f"binance error {error['code']}: {error['msg']}"
             )
         raise FrameError("malformed frame: not a Binance trade, ack, error or event")
+
+    # -- REST backfill -----------------------------------------------------------------------
+    def rest_trades_path(self, native: str, cursor: int) -> str:
+        """Trades by id (GET /api/v3/historicalTrades, public, weight 25)."""
+        return f"/api/v3/historicalTrades?symbol={native}&fromId={int(cursor)}&limit=1000"
+
+    def parse_rest_trades(self, body: bytes, native: str, received_us: int) -> tuple[list[tuple], int | None]:
+        """[{"id":..,"price":"..","qty":"..","quoteQty":"..","time":..,"isBuyerMaker":..,"isBestMatch":..}]
+        -> bronze rows. REST has no event time; the trade time stands in for it."""
+        try:
+            trades = _decode_rest_trades(body)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+            raise FrameError(describe_decode_error(exc)) from None
+        rows = [("trade", t.time, native, t.id, check_decimal(t.price, "price"), check_decimal(t.qty, "qty"),
+                 t.time, t.isBuyerMaker, t.isBestMatch, received_us) for t in trades]
+        return rows, (rows[-1][3] + 1 if rows else None)
+
+    def row_time_us(self, row: tuple) -> int:
+        return row[6] * 1000
 
     # -- instruments -------------------------------------------------------------------------
     def instruments_path(self, native_symbols: Sequence[str]) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any, Sequence
 
 import msgspec
@@ -37,6 +38,7 @@ from k2.exchanges.base import (
 )
 
 _decode_any = msgspec.json.Decoder().decode
+_decode_exact = msgspec.json.Decoder(float_hook=str).decode  # REST times are JSON numbers: keep the text
 _TIMESTAMP = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}", re.ASCII).fullmatch
 _SIDES = frozenset(("b", "s"))
 _ORDER_TYPES = frozenset(("l", "m"))
@@ -66,10 +68,12 @@ class KrakenAdapter(ExchangeAdapter):
     )
     symbol_index = 1
     trade_key_index = slice(2, 9)  # price .. occurrence: the whole trade
+    exchange_time = ("timestamp", "s")
     ws_url = "wss://ws.kraken.com"
     rest_url = "https://api.kraken.com"
     max_symbols_per_connection = 50
     stale_after_s = 10.0  # heartbeats arrive about every second
+    can_backfill = True  # by time: v1 trades have no id
     fallback_instruments = tuple(
         _i(b, q)
         for b, q in [
@@ -177,6 +181,40 @@ class KrakenAdapter(ExchangeAdapter):
             return OTHER
         raise FrameError("malformed frame: object without an `event`")
 
+    # -- REST backfill -----------------------------------------------------------------------
+    def rest_trades_path(self, native: str, cursor: int) -> str:
+        """GET /0/public/Trades?pair=XBTUSD&since=<ns>: up to 1000 trades strictly after `since`; since is
+        one nanosecond before `cursor`, so trades sharing the cursor's microsecond are not skipped."""
+        return f"/0/public/Trades?pair={native.replace('/', '')}&since={int(cursor) * 1000 - 1}"
+
+    def parse_rest_trades(self, body: bytes, native: str, received_us: int) -> tuple[list[tuple], int | None]:
+        """{"error":[],"result":{"XXBTZUSD":[[price, volume, time, side, ordType, misc, trade_id],...],
+        "last":"<ns>"}} -> bronze rows. REST gives the time as a JSON number; it is written as the
+        WebSocket's "seconds.microseconds" string (6 decimals), so a trade seen both ways has
+        one identity."""
+        try:
+            doc = _decode_exact(body)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise FrameError(describe_decode_error(exc)) from None
+        if not isinstance(doc, dict) or doc.get("error"):
+            raise FrameError(f"kraken REST error: {doc.get('error') if isinstance(doc, dict) else doc!r:.200}")
+        result = doc.get("result") or {}
+        trades = next((v for k, v in result.items() if k != "last"), [])
+        rows = []
+        for t in trades if isinstance(trades, list) else []:
+            if not isinstance(t, list) or len(t) < 6:
+                raise FrameError("kraken REST trade is not [price, volume, time, side, ordType, misc, id]")
+            ts = _six_decimals(t[2])
+            rows.append((0, native, check_decimal(t[0], "price"), check_decimal(t[1], "volume"), ts,
+                         t[3], t[4], t[5] if isinstance(t[5], str) else "", 0, received_us))
+        if len(rows) > 1:
+            rows = _number_repeats(rows)
+        return rows, (self.row_time_us(rows[-1]) if rows else None)
+
+    def row_time_us(self, row: tuple) -> int:
+        seconds, _, fraction = row[4].partition(".")
+        return int(seconds) * 1_000_000 + int((fraction + "000000")[:6])
+
     # -- instruments -------------------------------------------------------------------------
     def instruments_path(self, native_symbols: Sequence[str]) -> str:
         return "/0/public/AssetPairs"
@@ -193,6 +231,14 @@ class KrakenAdapter(ExchangeAdapter):
                     base, quote = canonical.split("/", 1)
                     out.append(Instrument(wsname, base, quote))
         return out
+
+
+def _six_decimals(value: Any) -> str:
+    """1688669597.8277369 (a REST float) -> "1688669597.827737" (the WebSocket's form)."""
+    try:
+        return str(Decimal(str(value)).quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN))
+    except (InvalidOperation, ValueError):
+        raise FrameError(f"time is not a number: {value!r:.40}") from None
 
 
 def _number_repeats(rows: list[tuple]) -> list[tuple]:

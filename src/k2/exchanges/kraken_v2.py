@@ -55,6 +55,7 @@ class KrakenV2Adapter(ExchangeAdapter):
     key_columns = ("symbol", "trade_id")
     symbol_index = 0
     trade_key_index = 5
+    exchange_time = ("timestamp", "iso")
     ws_url = "wss://ws.kraken.com/v2"
     rest_url = V1.rest_url
     max_symbols_per_connection = 50

@@ -95,14 +95,14 @@ class _Listener(picows.WSListener):
 class FeedConnection:
     def __init__(self, adapter: ExchangeAdapter, url: str, symbols: list[str], conn_id: str,
                  transport: Any, recent: RecentTrades, backoff: Backoff,
-                 stale_after_s: float | None = None, ping_interval_s: float = 30.0,
+                 stale_after_s: float | None = None, ping_interval_s: float | None = None,
                  max_age_s: float | None = None):
         self.adapter, self.url, self.symbols, self.conn_id = adapter, url, symbols, conn_id
         self.sink = transport
         self.recent = recent
         self.backoff = backoff
         self.stale_after_s = stale_after_s or adapter.stale_after_s
-        self.ping_interval_s = ping_interval_s
+        self.ping_interval_s = ping_interval_s or adapter.ping_interval_s
         self.max_age_s = max_age_s if max_age_s is not None else adapter.max_connection_age_s
         self.stats = ConnectionStats(adapter.name, conn_id, list(symbols), url)
         self.last_activity = time.monotonic()
@@ -114,6 +114,11 @@ class FeedConnection:
         self._paused = False
         #: called with every text frame before parsing (k2 record)
         self.raw_tap = None
+        #: the parser of the current connection (per-connection state, e.g. Bitfinex channel ids)
+        self._parser = adapter.session()
+        #: the exchange's GapTracker, told about every new live trade and every reconnect
+        self.gaps = None
+        self._sessions = 0
 
     # -- frames ---------------------------------------------------------------------------------
     def on_payload(self, payload: bytes) -> None:
@@ -123,7 +128,7 @@ class FeedConnection:
         if self.raw_tap is not None:
             self.raw_tap(payload)
         try:
-            parsed = self.adapter.parse(payload, received_us)
+            parsed = self._parser.parse(payload, received_us)
         except FrameError as exc:
             self._reject(payload, str(exc), received_us)
             return
@@ -135,8 +140,12 @@ class FeedConnection:
         if kind is FrameKind.TRADES:
             rows = self.recent.new_rows(parsed.rows)
             stats.duplicates += len(parsed.rows) - len(rows)
+            if self.backoff.attempts:  # trades flow: a healthy connection (Gemini sends no acks)
+                self.backoff.reset()
             if rows:
                 self.sink.submit(self.adapter, rows)
+                if self.gaps is not None:
+                    self.gaps.observe(rows)
                 stats.trades += len(rows)
                 now = received_us / 1e6
                 stats.last_trade_at = now
@@ -251,6 +260,10 @@ class FeedConnection:
         if self._paused:
             self.pause(True)
         log.info("%s: connected to %s", self.conn_id, self.url)
+        self._parser = self.adapter.session()  # a new connection starts with a clean parser state
+        self._sessions += 1
+        if self._sessions > 1 and self.gaps is not None:
+            self.gaps.reconnected()
         self._subscribe(ws)
         next_ping = time.monotonic() + self.ping_interval_s
         disconnected = asyncio.ensure_future(ws.wait_disconnected())

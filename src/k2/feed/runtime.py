@@ -16,6 +16,7 @@ from k2.errors import K2Error
 from k2.exchanges.base import ExchangeAdapter, Instrument
 from k2.feed.backoff import Backoff
 from k2.feed.connection import ConnectionStats, FeedConnection
+from k2.feed.gaps import Backfiller, Gap, GapTracker
 from k2.feed.recent import RecentTrades
 
 log = logging.getLogger("k2.feed")
@@ -43,13 +44,20 @@ def resolve_symbols(adapter: ExchangeAdapter, symbols: list[str]) -> list[str]:
 class FeedRuntime:
     def __init__(self, settings: Settings, transport: Any, exchanges: list[str],
                  on_instruments: Callable[[str, list[Instrument]], None] | None = None,
-                 known_instruments: Callable[[str], set[str]] | None = None):
+                 known_instruments: Callable[[str], set[str]] | None = None,
+                 on_gap: Callable[[Gap], None] | None = None,
+                 stored_history: Callable[[ExchangeAdapter], tuple[dict, dict]] | None = None):
         self.settings = settings
         self.transport = transport
         self.exchanges = exchanges
         self.on_instruments = on_instruments
         self.known_instruments = known_instruments
+        self.on_gap = on_gap  # persists a gap (new or updated) in the ledger
+        self.stored_history = stored_history  # (last ids, last times) per symbol already stored
         self.connections: list[FeedConnection] = []
+        self.trackers: dict[str, GapTracker] = {}
+        self.backfillers: dict[str, Backfiller] = {}
+        self.gaps: list[Gap] = []  # the most recent gaps, for status
         self.skipped: dict[str, dict[str, str]] = {}
         self.started_at = time.time()
 
@@ -64,16 +72,55 @@ class FeedRuntime:
                 log.error("%s: no symbol left to subscribe", name)
                 continue
             recent = RecentTrades(adapter.symbol_index, adapter.trade_key_index, len(natives))
+            tracker = self._gap_tracking(adapter, ex, natives, recent)
             size = adapter.max_symbols_per_connection
             for n, i in enumerate(range(0, len(natives), size)):
                 backoff = Backoff(self.settings.reconnect_base_s, self.settings.reconnect_cap_s,
                                   self.settings.reconnect_max_attempts)
                 conn = FeedConnection(adapter, ex.ws_url, natives[i:i + size], f"{name}-{n}", self.transport,
                                       recent, backoff, stale_after_s=ex.options.get("stale_after_s"),
-                                      ping_interval_s=float(ex.options.get("ping_interval_s", 30.0)))
+                                      ping_interval_s=float(ex.options.get("ping_interval_s", adapter.ping_interval_s)))
+                conn.gaps = tracker
                 self.connections.append(conn)
         if not self.connections:
             raise K2Error("nothing to subscribe: check --exchange and --symbols")
+
+    def _gap_tracking(self, adapter: ExchangeAdapter, ex: ExchangeSettings, natives: list[str],
+                      recent: RecentTrades) -> GapTracker | None:
+        if not adapter.can_backfill and adapter.sequential_id_index is None:
+            return None
+        tracker = GapTracker(adapter, self._gap_found)
+        if self.stored_history is not None:
+            last_ids, last_times = self.stored_history(adapter)
+            wanted = set(natives)
+            tracker.seed({s: v for s, v in last_ids.items() if s in wanted},
+                         {s: v for s, v in last_times.items() if s in wanted})
+        if adapter.can_backfill and self.settings.backfill:
+            def deliver(rows: list[tuple]) -> int:
+                new = recent.new_rows(rows)
+                if new:
+                    self.transport.submit(adapter, new, source="rest")
+                return len(new)
+
+            self.backfillers[adapter.name] = Backfiller(adapter, ex.rest_url, deliver, self._gap_updated,
+                                                        max_trades=self.settings.backfill_max_trades)
+        self.trackers[adapter.name] = tracker
+        return tracker
+
+    def _gap_found(self, gap: Gap) -> None:
+        log.warning("%s %s: gap detected (%s %s..%s)", gap.exchange, gap.symbol, gap.kind, gap.start, gap.end)
+        backfiller = self.backfillers.get(gap.exchange)
+        if backfiller is None:
+            gap.state, gap.detail = "unfillable", "backfill is off or not available for this exchange"
+        self.gaps.append(gap)
+        del self.gaps[:-1000]
+        self._gap_updated(gap)
+        if backfiller is not None:
+            backfiller.submit(gap)
+
+    def _gap_updated(self, gap: Gap) -> None:
+        if self.on_gap is not None:
+            self.on_gap(gap)
 
     async def _check_listed(self, adapter: ExchangeAdapter, ex: ExchangeSettings, natives: list[str]) -> list[str]:
         """Drop symbols the exchange does not list. Listings come from its metadata endpoint when
@@ -112,6 +159,7 @@ class FeedRuntime:
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [asyncio.create_task(c.run(stop), name=c.conn_id) for c in self.connections]
+        tasks += [asyncio.create_task(b.run(stop), name=f"{name}-backfill") for name, b in self.backfillers.items()]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -130,7 +178,11 @@ class FeedRuntime:
             d["last_message_age_s"] = None if st.last_message_at is None else round(now - st.last_message_at, 3)
             d["last_trade_age_s"] = None if st.last_trade_at is None else round(now - st.last_trade_at, 3)
             conns.append(d)
-        return {"started_at": self.started_at, "now": now, "connections": conns, "skipped": self.skipped}
+        gaps: dict[str, int] = {}
+        for g in self.gaps:
+            gaps[g.state] = gaps.get(g.state, 0) + 1
+        return {"started_at": self.started_at, "now": now, "connections": conns, "skipped": self.skipped,
+                "gaps": gaps, "gaps_recovered": sum(g.recovered for g in self.gaps)}
 
     def healthy(self, max_age_s: float = 60.0) -> bool:
         now = time.time()

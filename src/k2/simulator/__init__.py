@@ -1,7 +1,8 @@
-"""The exchange simulator: local servers that speak Binance's and Kraken's protocols byte for byte.
+"""The exchange simulator: local servers that speak each exchange's protocol byte for byte.
 
 Tests, `k2 demo` and the benchmarks run against it instead of the internet. A seeded engine
-(engine.py) trades the same assets on every venue; one module per venue (binance.py, kraken.py)
+(engine.py) trades the same assets on every venue; one module per venue (binance.py, kraken.py,
+coinbase.py, bybit.py, okx.py, bitfinex.py, gemini.py; formats.py has their shared number formats)
 turns those trades into the venue's frames and answers its requests; server.py holds what venues
 share; faults.py breaks things on purpose; record.py writes the ground truth; runner.py drives
 it all; command.py is `k2 simulate`; process.py runs that in a child process; bench.py measures

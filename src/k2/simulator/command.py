@@ -18,10 +18,11 @@ from k2.errors import K2Error
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--exchange", default="all", help="binance,kraken or all (default)")
+    p.add_argument("--exchange", default="all", help="a comma list (binance,kraken,coinbase,bybit,okx,bitfinex,gemini) or all (default)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765,
-                   help="first port: exchange i (binance, kraken) listens on PORT+i; 0 = free ports")
+                   help="first port: exchange i of binance, kraken, coinbase, bybit, okx, bitfinex, gemini "
+                        "listens on PORT+i; 0 = free ports")
     p.add_argument("--rate", type=float, default=100.0,
                    help="trades per second per exchange (with --replay: frames per second)")
     p.add_argument("--seed", type=int, default=1, help="seed of the market (prices, sizes, sides)")

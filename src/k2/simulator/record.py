@@ -6,8 +6,10 @@ Per exchange, in `--record DIR`:
   <exchange>.sent.jsonl       every text frame handed to any client's socket, in order:
                               trades (again per client), acks, heartbeats, errors, malformed ones
 Both are `k2 load --exchange <exchange>` input. Frames sent to Kraken v2 clients go to
-kraken_v2.sent.jsonl (`k2 load --exchange kraken --api v2`). Writes are buffered, flushed about
-once a second and on stop.
+kraken_v2.sent.jsonl (`k2 load --exchange kraken --api v2`), those sent to Coinbase Advanced Trade
+clients to coinbase_advanced.sent.jsonl (`--api advanced`). Bitfinex's generated record starts with
+a `subscribed` event per pair (its trade frames name only a channel). Writes are buffered, flushed
+about once a second and on stop.
 """
 
 from __future__ import annotations

@@ -39,13 +39,14 @@ def load_replay(path: Path, adapter: ExchangeAdapter) -> list[ReplayFrame]:
     if not path.is_file():
         raise K2Error(f"--replay: no such file: {path}")
     frames = []
+    parser = adapter.session()
     with path.open("rb") as f:
         for line in f:
             frame = line.rstrip(b"\r\n")
             if not frame.strip():
                 continue
             try:
-                parsed = adapter.parse(frame, 0)
+                parsed = parser.parse(frame, 0)
             except (FrameError, ValueError):
                 continue
             if parsed.kind is not FrameKind.TRADES or not parsed.rows:

@@ -23,7 +23,7 @@ from typing import Any
 from k2.errors import K2Error
 from k2.exchanges import ADAPTERS, get_adapter
 from k2.exchanges.base import Instrument
-from k2.simulator import binance, kraken
+from k2.simulator import binance, bitfinex, bybit, coinbase, gemini, kraken, okx
 from k2.simulator.engine import MarketEngine
 from k2.simulator.faults import FaultClock, Faults
 from k2.simulator.replay import ReplaySource, instrument_for, load_replay
@@ -32,7 +32,12 @@ from k2.simulator.server import Venue, now_us
 log = logging.getLogger("k2.simulator")
 
 #: venue module per exchange; the order of k2.exchanges.ADAPTERS fixes the ports
-VENUES = {"binance": (binance.BinanceVenue, binance), "kraken": (kraken.KrakenVenue, kraken)}
+VENUES = {
+    "binance": (binance.BinanceVenue, binance), "kraken": (kraken.KrakenVenue, kraken),
+    "coinbase": (coinbase.CoinbaseVenue, coinbase), "bybit": (bybit.BybitVenue, bybit),
+    "okx": (okx.OkxVenue, okx), "bitfinex": (bitfinex.BitfinexVenue, bitfinex),
+    "gemini": (gemini.GeminiVenue, gemini),
+}
 MAX_CATCHUP_S = 0.05
 DEFAULT_PORT = 8765
 
@@ -53,7 +58,8 @@ class SimConfig:
     faults: Faults = field(default_factory=Faults)
     bursts: bool = True
     tick_s: float = 0.01
-    heartbeat_s: float = 1.0  # Kraken: heartbeat after this long without other frames
+    heartbeat_s: float = 1.0  # Kraken: heartbeat after this long idle; Coinbase every period, Gemini every 5
+    # periods, Bitfinex per channel after 15 idle periods
     ping_interval_s: float = 20.0  # Binance protocol pings
     pong_timeout_s: float = 60.0
     max_connection_age_s: float = 24 * 3600.0  # Binance closes connections after 24 h

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from k2.exchanges.base import ExchangeAdapter
+from k2.metrics import observe_ingest, reject_class
 from k2.warehouse.sink import BronzeWriter, Reject, write_rejects
 
 log = logging.getLogger("k2.transport")
@@ -33,6 +34,8 @@ class WriterStats:
     last_insert_s: float = 0.0
     insert_errors: int = 0
     last_error: str = ""
+    #: exchange -> reason class -> rejects, for k2_rejects_total{reason} (see k2.metrics.reject_class)
+    rejects_by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class DirectTransport:
@@ -43,9 +46,10 @@ class DirectTransport:
         self.wh = wh
         self.writers = {a.name: BronzeWriter(wh, a) for a in adapters}
         self.max_rows, self.max_delay_s, self.high_water = max_rows, max_delay_s, high_water
+        self.shutdown_retry_s = 30.0
         self.stats = WriterStats(written={a.name: 0 for a in adapters},
                                  duplicates={a.name: 0 for a in adapters})
-        self._buf: dict[str, list[tuple]] = {a.name: [] for a in adapters}
+        self._buf: dict[tuple[str, str], list[tuple]] = {}
         self._rejects: list[Reject] = []
         self._count = 0
         self._oldest = 0.0
@@ -60,12 +64,16 @@ class DirectTransport:
         """`callback(True)` pauses socket reads, `callback(False)` resumes; called on the loop."""
         self._on_pause = callback
 
-    def submit(self, adapter: ExchangeAdapter, rows: list[tuple]) -> None:
+    def submit(self, adapter: ExchangeAdapter, rows: list[tuple], source: str = "ws") -> None:
+        """`source` marks the rows in bronze: 'ws' live, 'rest' backfilled."""
         with self._cv:
             first = not self._count
             if first:
                 self._oldest = time.monotonic()
-            self._buf[adapter.name].extend(rows)
+            buf = self._buf.get((adapter.name, source))
+            if buf is None:
+                buf = self._buf[(adapter.name, source)] = []
+            buf.extend(rows)
             self._count += len(rows)
             if first or self._count >= self.max_rows:  # start the delay clock, or flush now
                 self._cv.notify()
@@ -74,6 +82,9 @@ class DirectTransport:
             self._on_pause(True)
 
     def submit_reject(self, reject: Reject) -> None:
+        by_class = self.stats.rejects_by_reason.setdefault(reject.exchange, {})
+        cls = reject_class(reject.reason)
+        by_class[cls] = by_class.get(cls, 0) + 1
         with self._cv:
             first = not self._count
             if first:
@@ -100,7 +111,7 @@ class DirectTransport:
         self._thread.join(timeout)
 
     # -- writer thread --------------------------------------------------------------------------
-    def _take(self) -> tuple[dict[str, list[tuple]], list[Reject]] | None:
+    def _take(self) -> tuple[dict[tuple[str, str], list[tuple]], list[Reject]] | None:
         with self._cv:
             while True:
                 if self._count and (self._stopping or self._count >= self.max_rows
@@ -114,7 +125,7 @@ class DirectTransport:
                 self._cv.wait(wait)
             taken = {k: v for k, v in self._buf.items() if v}
             rejects = self._rejects
-            self._buf = {k: [] for k in self._buf}
+            self._buf = {}
             self._rejects = []
             self._count = 0
         return taken, rejects
@@ -132,18 +143,24 @@ class DirectTransport:
                 if self._on_pause and loop is not None:
                     loop.call_soon_threadsafe(self._on_pause, False)
 
-    def _write_until_done(self, taken: dict[str, list[tuple]], rejects: list[Reject]) -> None:
-        delay = 0.1
+    def _write_until_done(self, taken: dict[tuple[str, str], list[tuple]], rejects: list[Reject]) -> None:
+        """Insert until it works: a failed insert keeps its rows and is retried with backoff. Once
+        stopping, retries are bounded (`shutdown_retry_s`) and what still cannot be written is
+        spooled to a file, so a dead warehouse can neither lose trades nor hang the exit."""
+        delay, deadline = 0.1, None
         while taken or rejects:
             try:
                 started = time.perf_counter()
-                for name in list(taken):
-                    rows = taken[name]
-                    n = self.writers[name].write(rows, source="ws")
+                for key in list(taken):
+                    name, source = key
+                    rows = taken[key]
+                    n = self.writers[name].write(rows, source=source)
+                    del taken[key]
                     self.stats.written[name] += n
                     self.stats.duplicates[name] += len(rows) - n
                     self.stats.last_batch_rows = len(rows)
-                    del taken[name]
+                    if source == "ws":  # live trades only: backfilled ones are late by design
+                        self._observe(name, rows)
                 if rejects:
                     write_rejects(self.wh, rejects, token="")
                     self.stats.rejects_written += len(rejects)
@@ -153,7 +170,39 @@ class DirectTransport:
             except Exception as exc:  # keep the rows, retry: nothing received is dropped
                 self.stats.insert_errors += 1
                 self.stats.last_error = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                if self._stopping:
+                    deadline = deadline or time.monotonic() + self.shutdown_retry_s
+                    if time.monotonic() > deadline:
+                        self._spool(taken, rejects)
+                        return
                 log.error("insert failed, retrying in %.1f s: %s", delay, self.stats.last_error)
                 log.debug("insert failure", exc_info=True)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _observe(self, name: str, rows: list[tuple]) -> None:
+        """Latency metrics; a failure here must never turn into a retried insert."""
+        try:
+            observe_ingest(self.writers[name].adapter, rows)  # k2_ingest_latency_seconds
+        except Exception:
+            log.debug("latency observation failed", exc_info=True)
+
+    def _spool(self, taken: dict[tuple[str, str], list[tuple]], rejects: list[Reject]) -> None:
+        """Last resort at shutdown: keep unwritten rows as JSON lines (bronze column names)."""
+        import json
+        import os
+
+        folder = os.path.join(str(getattr(self.wh, "data_dir", ".")), "spool")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"unwritten-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl")
+        with open(path, "a", encoding="utf-8") as f:
+            for (name, source), rows in taken.items():
+                cols = self.writers[name].adapter.columns
+                for row in rows:
+                    f.write(json.dumps({"exchange": name, "source": source, **dict(zip(cols, row))}) + "\n")
+            for r in rejects:
+                f.write(json.dumps({"exchange": r.exchange, "reject": r.reason,
+                                    "raw": r.raw.decode("utf-8", "replace")}) + "\n")
+        n = sum(len(v) for v in taken.values()) + len(rejects)
+        self.stats.spooled = getattr(self.stats, "spooled", 0) + n
+        log.error("the warehouse kept failing at shutdown: %d rows saved to %s", n, path)

@@ -1,0 +1,179 @@
+"""Gemini market data v2: trades from the `l2` subscription.
+
+Wire facts (docs.gemini.com websocket/market-data/v2, developer.gemini.com websocket/archived/v2;
+cryptofeed capture GEMINI.ws.1.0; research section 8):
+  subscribe {"type":"subscribe","subscriptions":[{"name":"l2","symbols":["BTCUSD","ETHUSD"]}]}
+  first     {"type":"l2_updates","symbol":"BTCUSD","changes":[["buy","97510.01","0.25"],...],
+             "trades":[{"type":"trade","symbol":"BTCUSD","event_id":291838475601,"timestamp":1784116795123,
+             "price":"97510.01","quantity":"0.012","side":"sell","tid":2840140800042677}, ...]}
+             the whole book plus the last 50 trades: Gemini sends no other acknowledgement
+  trade     {"type":"trade","symbol":"BTCUSD","event_id":291838476011,"timestamp":1784116800122,
+             "price":"97512.40","quantity":"0.04","side":"buy","tid":2840140800042679}
+  book      {"type":"l2_updates","symbol":"BTCUSD","changes":[["sell","97512.40","0.31"]]}   (ignored)
+  heartbeat {"type":"heartbeat","timestamp":1784116800001}     about every 5 s
+  error     {"result":"error","reason":"InvalidSymbol","message":"..."}   (shape UNCONFIRMED; K2's
+             simulator adds the "symbol" it refers to)
+`side` is the TAKER side; `timestamp` is ms; `tid` is the trade id (present in the current docs,
+absent from the 2021 capture: a trade without one is rejected, K2 needs an id). The first message's
+trades are marked `is_snapshot`; they repeat after every reconnect and are deduplicated on tid.
+Gemini now calls v2 "archived" (a new Binance-style API exists; its trade payload is UNCONFIRMED).
+
+REST (backfill): GET /v1/trades/BTCUSD?timestamp=<ms>&limit_trades=500 (trades at or after that time;
+`since_tid` is the id-based alternative; UNCONFIRMED which end of a longer span a page holds) -> newest first,
+[{"timestamp":<s>,"timestampms":<ms>,"tid":..,"price":"..","amount":"..","exchange":"gemini","type":"buy"}]
+(`type` is the taker side; auction/block trades have no taker and are skipped; 7 days kept).
+Instruments: GET /v1/symbols -> ["btcusd","ethbtc",...]; split on the known quote currencies
+(QUOTES) since /v1/symbols/details/<symbol> answers one symbol per request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Sequence
+
+from k2.errors import FrameError
+from k2.exchanges.base import (
+    HEARTBEAT, OTHER, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal,
+)
+from k2.exchanges.coinbase import decode_frame, nonnegative_int
+
+_SIDES = frozenset(("buy", "sell"))
+SYMBOL = re.compile(r"[A-Z0-9]{4,24}", re.ASCII).fullmatch
+#: Gemini's quote currencies, longest first (GUSD before USD)
+QUOTES = ("GUSD", "USDT", "USDC", "RLUSD", "DAI", "USD", "BTC", "ETH", "EUR", "GBP", "SGD")
+
+_FALLBACK = [
+    ("BTC", "USD"), ("ETH", "USD"), ("SOL", "USD"), ("XRP", "USD"), ("DOGE", "USD"), ("LTC", "USD"),
+    ("LINK", "USD"), ("AVAX", "USD"), ("DOT", "USD"), ("BCH", "USD"), ("SHIB", "USD"), ("PEPE", "USD"),
+    ("USDT", "USD"), ("BTC", "GUSD"), ("ETH", "GUSD"), ("BTC", "USDT"), ("BTC", "EUR"), ("ETH", "EUR"),
+    ("BTC", "GBP"), ("BTC", "SGD"), ("ETH", "BTC"), ("SOL", "BTC"), ("LTC", "BTC"),
+]
+
+
+def split_symbol(native: str) -> tuple[str, str] | None:
+    for quote in QUOTES:
+        if native.endswith(quote) and len(native) > len(quote):
+            return native[: -len(quote)], quote
+    return None
+
+
+class GeminiAdapter(ExchangeAdapter):
+    name = "gemini"
+    bronze_table = "bronze_trades_gemini"
+    columns = ("symbol", "event_id", "timestamp", "price", "quantity", "side", "tid", "is_snapshot", "received_at")
+    column_types = ("String", "UInt64", "Int64", "String", "String", "String", "UInt64", "Bool", "Int64")
+    key_columns = ("symbol", "tid")
+    symbol_index = 0
+    trade_key_index = 6
+    ws_url = "wss://api.gemini.com/v2/marketdata"
+    rest_url = "https://api.gemini.com"
+    max_symbols_per_connection = 50  # no documented limit (UNCONFIRMED)
+    stale_after_s = 20.0  # heartbeats about every 5 s
+    can_backfill = True  # by time: tids rise but are shared by all symbols, so not consecutive
+    exchange_time = ("timestamp", "ms")
+    fallback_instruments = tuple(Instrument(b + q, b, q) for b, q in _FALLBACK)
+
+    def native_symbol(self, symbol: str) -> str:
+        s = symbol.strip().upper().replace("/", "").replace("-", "").replace("_", "")
+        if not SYMBOL(s):
+            raise ValueError(f"Gemini symbols are written BASEQUOTE, e.g. BTCUSD (got {symbol!r})")
+        return s
+
+    def canonical_symbol(self, native: str) -> str | None:
+        known = super().canonical_symbol(native)
+        if known:
+            return known
+        parts = split_symbol(native)
+        return f"{parts[0]}/{parts[1]}" if parts else None
+
+    def subscribe_requests(self, native_symbols: Sequence[str], first_id: int) -> list[tuple[int, list[str], str]]:
+        message = {"type": "subscribe", "subscriptions": [{"name": "l2", "symbols": list(native_symbols)}]}
+        return [(first_id, list(native_symbols), json.dumps(message, separators=(",", ":")))]
+
+    # -- parsing ---------------------------------------------------------------------------
+    def parse(self, frame: bytes | str, received_us: int) -> Parsed:
+        msg = decode_frame(frame)
+        if not isinstance(msg, dict):
+            raise FrameError(f"malformed frame: expected a JSON object, got {type(msg).__name__}")
+        kind = msg.get("type")
+        if kind == "trade":
+            return Parsed(FrameKind.TRADES, [_row(msg, False, received_us)])
+        if kind == "heartbeat":
+            return HEARTBEAT
+        if kind == "l2_updates":
+            trades = msg.get("trades")
+            if trades is None:
+                return OTHER  # book changes
+            if not isinstance(trades, list):
+                raise FrameError("malformed frame: l2_updates `trades` is not an array")
+            if not trades:  # the first message of a symbol that has not traded: the subscription worked
+                return Parsed(FrameKind.SUBSCRIBED, symbol=str(msg.get("symbol", "")))
+            return Parsed(FrameKind.TRADES, [_row(t, True, received_us) for t in trades])
+        if msg.get("result") == "error":
+            text = f"gemini error {msg.get('reason', '')}: {msg.get('message', '')}"[:300]
+            return Parsed(FrameKind.SUBSCRIBE_ERROR, symbol=str(msg.get("symbol", "")), detail=text)
+        if isinstance(kind, str):
+            return OTHER  # candles, auction events...
+        raise FrameError("malformed frame: object without a `type`")
+
+    # -- REST backfill ------------------------------------------------------------------------
+    def rest_trades_path(self, native: str, cursor: int) -> str:
+        """Up to 500 trades from time `cursor` (µs) on."""
+        return f"/v1/trades/{native}?timestamp={int(cursor) // 1000}&limit_trades=500"
+
+    def parse_rest_trades(self, body: bytes, native: str, received_us: int) -> tuple[list[tuple], int | None]:
+        """/v1/trades/<symbol> -> bronze rows (event_id 0: REST has none) oldest first, and the next
+        cursor: the last trade's time."""
+        doc = decode_frame(body)
+        if not isinstance(doc, list):
+            raise FrameError(f"gemini REST: expected an array of trades: {str(doc):.120}")
+        rows = []
+        for t in doc:
+            if not isinstance(t, dict):
+                raise FrameError("gemini REST: a trade is not an object")
+            if t.get("type") not in _SIDES:
+                continue  # auction and block trades: no taker side
+            rows.append(_row({"symbol": native, "event_id": 0, "timestamp": t.get("timestampms"),
+                              "price": t.get("price"), "quantity": t.get("amount"), "side": t.get("type"),
+                              "tid": t.get("tid")}, False, received_us))
+        rows.sort(key=lambda r: (r[2], r[6]))
+        return rows, (rows[-1][2] * 1000 if rows else None)
+
+    def row_time_us(self, row: tuple) -> int:
+        return row[2] * 1000
+
+    # -- instruments -------------------------------------------------------------------------
+    def instruments_path(self, native_symbols: Sequence[str]) -> str:
+        return "/v1/symbols"
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        doc = decode_frame(body)
+        out = []
+        for s in doc if isinstance(doc, list) else []:
+            if not isinstance(s, str):
+                continue
+            native = s.upper()
+            canonical = self.canonical_symbol(native) if SYMBOL(native) else None
+            if canonical:
+                base, quote = canonical.split("/")
+                out.append(Instrument(native, base, quote))
+        return out
+
+
+def _row(t: Any, snapshot: bool, received_us: int) -> tuple:
+    if not isinstance(t, dict):
+        raise FrameError("malformed frame: a trade is not an object")
+    symbol, side, ts = t.get("symbol"), t.get("side"), t.get("timestamp")
+    if type(symbol) is not str or not SYMBOL(symbol):  # noqa: E721
+        raise FrameError(f"symbol is not a Gemini symbol: {symbol!r:.40}")
+    if side not in _SIDES:
+        raise FrameError(f"side is not buy or sell: {side!r:.20}")
+    if type(ts) is not int:  # noqa: E721
+        raise FrameError(f"timestamp is not an integer (ms): {ts!r:.40}")
+    return (symbol, nonnegative_int(t.get("event_id"), "event_id"), ts, check_decimal(t.get("price"), "price"),
+            check_decimal(t.get("quantity"), "quantity"), side, nonnegative_int(t.get("tid"), "tid"), snapshot,
+            received_us)
+
+
+ADAPTER = GeminiAdapter()
