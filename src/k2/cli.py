@@ -173,6 +173,30 @@ def cmd_chart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from k2.exchanges import parse_exchange_list
+    from k2.httpapi import read_run_info
+    from k2.rebuild import rebuild
+    from k2.warehouse import open_warehouse
+
+    s = _settings(args)
+    exchanges = parse_exchange_list(args.exchange)
+    if args.since:
+        from k2.reads import parse_time
+
+        parse_time(args.since, "--since", "")
+    if not s.warehouse_url and read_run_info(s.data_dir):
+        raise K2Error(f"k2 run is running on {s.data_dir}; stop it before rebuilding")
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url)
+    try:
+        replayed = rebuild(wh, exchanges, args.since, progress=sys.stderr.isatty() or args.progress)
+    finally:
+        wh.close()
+    print("rebuilt silver and gold from bronze: "
+          + ", ".join(f"{t} {n:,} rows" for t, n in replayed.items()))
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from k2.quality.validate import report, run_checks
 
@@ -338,6 +362,13 @@ def build_parser() -> ArgumentParser:
     sp.add_argument("--out", required=True, help="output file: .png (needs matplotlib) or .html")
     _storage_options(sp)
     sp.set_defaults(func=cmd_chart)
+
+    sp = sub.add_parser("rebuild", help="recompute silver and gold from bronze (after a normalization fix)")
+    _storage_options(sp)
+    sp.add_argument("--exchange", help="exchange(s) to rebuild (default: all)")
+    sp.add_argument("--since", help="rebuild from the UTC day of this time on (default: everything)")
+    sp.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    sp.set_defaults(func=cmd_rebuild)
 
     sp = sub.add_parser("validate", help="check bronze, silver and gold; exit 1 on any failure")
     _storage_options(sp)

@@ -110,6 +110,8 @@ class ExchangeAdapter:
     #: index in a row of a trade id that increases by one per trade and symbol (gap detection by
     #: id); None when the exchange gives no such id (gaps are then found by time, after reconnects)
     sequential_id_index: ClassVar[int | None] = None
+    #: SQL over the bronze table's columns giving each row's trade time (used by k2 rebuild --since)
+    bronze_time_sql: ClassVar[str | None] = None
     #: True when the adapter can fetch missed trades from the exchange's REST API
     can_backfill: ClassVar[bool] = False
     #: built-in instrument list, used offline and until the exchange's metadata is fetched

@@ -91,6 +91,7 @@ class BinanceAdapter(ExchangeAdapter):
     max_symbols_per_connection = 1024
     stale_after_s = 60.0  # pings every 20 s; a quiet symbol may trade rarely
     max_connection_age_s = 23.5 * 3600  # Binance drops connections at 24 h
+    bronze_time_sql = "fromUnixTimestamp64Milli(trade_time_ms, 'UTC')"
     sequential_id_index = 3  # t increases by one per trade and symbol
     can_backfill = True
     fallback_instruments = tuple(

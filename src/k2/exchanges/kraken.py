@@ -73,6 +73,7 @@ class KrakenAdapter(ExchangeAdapter):
     rest_url = "https://api.kraken.com"
     max_symbols_per_connection = 50
     stale_after_s = 10.0  # heartbeats arrive about every second
+    bronze_time_sql = "toDateTime64(toUInt32OrZero(splitByChar('.', timestamp)[1]), 0, 'UTC')"
     can_backfill = True  # by time: v1 trades have no id
     fallback_instruments = tuple(
         _i(b, q)
@@ -147,9 +148,9 @@ class KrakenAdapter(ExchangeAdapter):
             check_decimal(volume, "volume")
             if type(ts) is not str or not _TIMESTAMP(ts):
                 raise FrameError(f"time is not a seconds.microseconds string: {ts!r:.40}")
-            if side not in _SIDES:
+            if type(side) is not str or side not in _SIDES:
                 raise FrameError(f"side is not b or s: {side!r:.20}")
-            if order_type not in _ORDER_TYPES:
+            if type(order_type) is not str or order_type not in _ORDER_TYPES:
                 raise FrameError(f"order type is not l or m: {order_type!r:.20}")
             if type(misc) is not str:
                 raise FrameError(f"misc is not a string: {misc!r:.40}")

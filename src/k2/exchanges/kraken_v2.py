@@ -58,6 +58,7 @@ class KrakenV2Adapter(ExchangeAdapter):
     exchange_time = ("timestamp", "iso")
     ws_url = "wss://ws.kraken.com/v2"
     rest_url = V1.rest_url
+    bronze_time_sql = "parseDateTime64BestEffortOrZero(timestamp, 6, 'UTC')"
     max_symbols_per_connection = 50
     stale_after_s = 10.0
     # v2 writes pairs with the common codes (BTC/USD), so native = canonical
@@ -124,7 +125,7 @@ class KrakenV2Adapter(ExchangeAdapter):
                                                     t.get("trade_id"), t.get("timestamp"))
             if not isinstance(symbol, str) or "/" not in symbol:
                 raise FrameError(f"symbol is not BASE/QUOTE: {symbol!r:.40}")
-            if side not in _SIDES or ord_type not in _ORDER_TYPES:
+            if type(side) is not str or type(ord_type) is not str or side not in _SIDES or ord_type not in _ORDER_TYPES:
                 raise FrameError(f"side/ord_type not buy|sell / limit|market: {side!r:.10} {ord_type!r:.10}")
             if type(trade_id) is not int or trade_id < 0:
                 raise FrameError(f"trade_id is not a non-negative integer: {trade_id!r:.40}")
