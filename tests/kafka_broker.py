@@ -290,6 +290,18 @@ class Reader:
         except K2Error:
             return None
 
+    def status(self) -> dict | None:
+        from k2.errors import K2Error
+        from k2.httpapi import RemoteReader, read_run_info
+
+        info = read_run_info(self.data_dir)
+        if info is None:
+            return None
+        try:
+            return RemoteReader(info).status()
+        except K2Error:
+            return None
+
     def count(self, table: str) -> int:
         r = self.rows(f"SELECT count() FROM k2.{table}")
         return int(r[0][0]) if r else -1

@@ -185,7 +185,7 @@ def test_console_script_end_to_end(loaded, k2_cli):
 def bad_inputs(data_dir, fixtures_dir, tmp):
     kraken = fixtures_dir / "kraken_session.jsonl"
     return [
-        (["load", kraken, "--exchange", "coinbase", "--data-dir", data_dir], "unknown exchange 'coinbase'"),
+        (["load", kraken, "--exchange", "nasdaq", "--data-dir", data_dir], "unknown exchange 'nasdaq'"),
         (["load", tmp / "missing.jsonl", "--exchange", "kraken", "--data-dir", data_dir], "no such file"),
         (["load", tmp, "--exchange", "kraken", "--data-dir", data_dir], "no such file"),
         (["load", kraken, "--exchange", "kraken", "--batch-size", "0", "--data-dir", data_dir], "--batch-size"),

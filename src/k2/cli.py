@@ -322,7 +322,7 @@ def build_parser() -> ArgumentParser:
     sp = sub.add_parser("load", help="load a file of raw exchange frames (one per line)")
     sp.add_argument("file")
     sp.add_argument("--exchange", required=True, help="exchange that sent the frames")
-    sp.add_argument("--api", help="the exchange's other wire API the frames use (kraken: v2)")
+    sp.add_argument("--api", help="the exchange's other wire API the frames use (kraken: v2, coinbase: advanced)")
     sp.add_argument("--batch-size", type=int, default=100_000)
     _storage_options(sp)
     sp.set_defaults(func=cmd_load)
@@ -444,7 +444,8 @@ def _topic_options(p: argparse.ArgumentParser) -> None:
 
 
 def _feed_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--exchange", help="binance, kraken, a comma list, or all (env K2_EXCHANGES)")
+    p.add_argument("--exchange", help="binance, kraken, coinbase, bybit, okx, bitfinex, gemini: one, a comma list, "
+                                      "or all (env K2_EXCHANGES)")
     p.add_argument("--symbols", help="comma list, canonical (BTC/USD) or native (XBT/USD, BTCUSDT) (env K2_SYMBOLS)")
 
 

@@ -64,8 +64,8 @@ def run_demo(settings: Settings, duration: float = 20.0, rate: float = 200.0, da
         raise K2Error(f"the simulator did not start: {str(exc).splitlines()[-1]}") from None
     try:
         point_at_simulator(urls)
-        for name, u in urls.items():
-            print(f"  {name}: {u['ws']}")
+        for name in urls:
+            print(f"  {name}: {os.environ[f'K2_{name.upper()}_WS_URL']}")
         print(f"running the pipeline for {duration:g} s into {demo_dir}/ ...")
         summary = run_embedded(settings, exchanges, duration)
     finally:

@@ -390,7 +390,12 @@ def render(pipeline) -> bytes:
              "by reason class.", (({"exchange": ex, "reason": r}, n) for (ex, r), n in sorted(samples.items())))
     gap_families(e, pipeline, exchanges)
 
-    writer_families(e, ts)
+    if getattr(pipeline, "wh", True) is None:  # k2 feed: trades go to Kafka, not to bronze
+        written = getattr(ts, "written", None) or {}
+        e.family("k2_trades_published_total", "counter", "Trades handed to Kafka by the feed.",
+                 (({"exchange": ex}, n) for ex, n in sorted(written.items())))
+    else:
+        writer_families(e, ts)
     sink = getattr(pipeline.transport, "sink", None)
     sink_lag_family(e, getattr(sink, "stats", None) if sink is not None else None)
     buffered = getattr(pipeline.transport, "buffered", None)

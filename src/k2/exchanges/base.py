@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import msgspec
 
@@ -64,6 +64,24 @@ def check_decimal(value: Any, what: str) -> str:
     if type(value) is not str or not is_decimal_string(value):  # noqa: E721 (exact type wanted)
         raise FrameError(f"{what} is not a decimal string: {value!r:.60}")
     return value
+
+
+class JsonFloat(str):
+    """The exact text of a JSON float, from `msgspec.json.Decoder(float_hook=JsonFloat)`: venues that
+    send numbers (Kraken v2, Bitfinex) keep their digits, and a quoted string is still told apart
+    from a number (it decodes to a plain str)."""
+
+    __slots__ = ()
+
+
+def json_number_text(value: Any, what: str, pattern: Callable[[str], Any]) -> str:
+    """The text of a JSON number decoded with float_hook=JsonFloat (ints decode as int), checked
+    against `pattern` (a regex fullmatch); raise FrameError naming `what` otherwise."""
+    kind = type(value)
+    text = str.__str__(value) if kind is JsonFloat else str(value) if kind is int else None
+    if text is None or len(text) > 64 or not pattern(text):
+        raise FrameError(f"{what} is not a JSON number: {value!r:.40}")
+    return text
 
 
 def describe_decode_error(exc: Exception) -> str:

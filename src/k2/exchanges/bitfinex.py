@@ -42,10 +42,12 @@ import msgspec
 
 from k2.errors import FrameError
 from k2.exchanges.base import (
-    HEARTBEAT, OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, Parsed, describe_decode_error,
+    HEARTBEAT, OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, JsonFloat, Parsed, describe_decode_error,
+    json_number_text,
 )
 
-_decode = msgspec.json.Decoder(float_hook=str).decode  # numbers keep their exact text
+
+_decode = msgspec.json.Decoder(float_hook=JsonFloat).decode  # numbers keep their exact text
 _AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?", re.ASCII).fullmatch
 _PAIR = re.compile(r"t[A-Z0-9]{6}|t[A-Z0-9]{2,20}:[A-Z0-9]{2,20}", re.ASCII).fullmatch
 #: Bitfinex currency code -> common code (ccxt commonCurrencies; Bitfinex pub:map:currency:sym)
@@ -55,7 +57,7 @@ CURRENCY_ALIASES = {
 }
 _NATIVE_CODES = {v: k for k, v in CURRENCY_ALIASES.items()}
 #: codes that mean 'shutting down / restarting: reconnect' (20061: maintenance over, resubscribe)
-_RECONNECT_CODES = {20051, 20061}
+_RECONNECT_CODES = (20051, 20061)
 
 
 def split_pair(native: str, aliases: dict[str, str] = CURRENCY_ALIASES) -> tuple[str, str] | None:
@@ -80,11 +82,12 @@ def pair_symbol(base: str, quote: str) -> str:
     return f"t{b}{q}" if len(b) == 3 and len(q) == 3 else f"t{b}:{q}"
 
 
+_PRICE = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?", re.ASCII).fullmatch
+
+
 def _number_text(value: Any, what: str, signed: bool = False) -> str:
-    text = value if isinstance(value, str) else str(value) if type(value) is int else None  # noqa: E721
-    if text is None or not _AMOUNT(text) or len(text) > 64 or (not signed and text.startswith("-")):
-        raise FrameError(f"{what} is not a JSON number{'' if signed else ' >= 0'}: {value!r:.40}")
-    return text
+    """A JSON number's text ("-0.0012", "97512", "1e-8"); a quoted string is not a number."""
+    return json_number_text(value, what if signed else f"{what} (>= 0)", _AMOUNT if signed else _PRICE)
 
 
 _FALLBACK = [
@@ -109,6 +112,7 @@ class BitfinexAdapter(ExchangeAdapter):
     stale_after_s = 40.0  # heartbeats per channel after 15 s without trades
     can_backfill = True  # by time: IDs are unique but not consecutive per pair
     exchange_time = ("mts", "ms")
+    bronze_time_sql = "fromUnixTimestamp64Milli(mts, 'UTC')"
     fallback_instruments = tuple(Instrument(pair_symbol(b, q), b, q) for b, q in _FALLBACK)
 
     def __init__(self) -> None:
@@ -191,7 +195,9 @@ class BitfinexAdapter(ExchangeAdapter):
                 self.channels[chan_id] = symbol
             return Parsed(FrameKind.SUBSCRIBED, symbol=symbol, detail=f"chanId={chan_id}")
         if event == "unsubscribed":
-            self.channels.pop(msg.get("chanId"), None)  # type: ignore[arg-type]
+            chan_id = msg.get("chanId")
+            if type(chan_id) is int:  # noqa: E721
+                self.channels.pop(chan_id, None)
             return OTHER
         if event == "pong":
             return PONG

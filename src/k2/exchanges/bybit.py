@@ -34,7 +34,7 @@ from k2.errors import FrameError
 from k2.exchanges.base import OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal
 from k2.exchanges.coinbase import decode_frame
 
-_SIDES = frozenset(("Buy", "Sell"))
+_SIDES = ("Buy", "Sell")  # tuples: `in` compares, never hashes (a list value is not a crash)
 _TOPIC = "publicTrade."
 SYMBOL = re.compile(r"[A-Z0-9]{2,30}", re.ASCII).fullmatch
 _TOPIC_IN_TEXT = re.compile(r"publicTrade\.([A-Za-z0-9]+)", re.ASCII).search
@@ -75,6 +75,7 @@ class BybitAdapter(ExchangeAdapter):
     ping_interval_s = 20.0  # Bybit's recommendation
     can_backfill = True  # by time, but only as far back as the last 60 trades (spot)
     exchange_time = ("trade_time_ms", "ms")
+    bronze_time_sql = "fromUnixTimestamp64Milli(trade_time_ms, 'UTC')"
     fallback_instruments = tuple(Instrument(b + q, b, q) for b, q in _FALLBACK)
 
     def native_symbol(self, symbol: str) -> str:

@@ -43,8 +43,8 @@ _decode = msgspec.json.Decoder().decode
 RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z", re.ASCII).fullmatch
 #: a product id: BASE-QUOTE in capitals and digits
 PRODUCT_ID = re.compile(r"[A-Z0-9]{1,20}-[A-Z0-9]{1,20}", re.ASCII).fullmatch
-_SIDES = frozenset(("buy", "sell"))
-_TRADE_TYPES = frozenset(("match", "last_match"))
+_SIDES = ("buy", "sell")  # tuples: `in` compares, never hashes (a list value is not a crash)
+_TRADE_TYPES = ("match", "last_match")
 
 
 def split_product(native: str) -> tuple[str, str] | None:
@@ -116,6 +116,7 @@ class CoinbaseAdapter(ExchangeAdapter):
     sequential_id_index = 1  # trade_id counts up by one per product
     can_backfill = True
     exchange_time = ("time", "iso")
+    bronze_time_sql = "parseDateTime64BestEffortOrZero(time, 6, 'UTC')"
     fallback_instruments = tuple(Instrument(f"{b}-{q}", b, q) for b, q in _FALLBACK)
 
     def native_symbol(self, symbol: str) -> str:
@@ -134,7 +135,7 @@ class CoinbaseAdapter(ExchangeAdapter):
         msg = decode_frame(frame)
         if not isinstance(msg, dict):
             raise FrameError(f"malformed frame: expected a JSON object, got {type(msg).__name__}")
-        kind = msg.get("type")
+        kind = msg.get("type") if isinstance(msg.get("type"), str) else None
         if kind in _TRADE_TYPES:
             return Parsed(FrameKind.TRADES, [self._row(msg, kind, received_us)])
         if kind == "heartbeat":

@@ -42,8 +42,8 @@ from k2.exchanges.coinbase import (
     ADAPTER as EXCHANGE, PRODUCT_ID, decode_frame, nonnegative_int, rfc3339, rfc3339_us,
 )
 
-_SIDES = frozenset(("BUY", "SELL"))
-_EVENT_TYPES = frozenset(("snapshot", "update"))
+_SIDES = ("BUY", "SELL")  # tuples: `in` compares, never hashes (a list value is not a crash)
+_EVENT_TYPES = ("snapshot", "update")
 
 
 class CoinbaseAdvancedAdapter(ExchangeAdapter):
@@ -63,6 +63,7 @@ class CoinbaseAdvancedAdapter(ExchangeAdapter):
     max_symbols_per_connection = 100  # UNCONFIRMED
     stale_after_s = 10.0  # heartbeats every second
     exchange_time = ("time", "iso")
+    bronze_time_sql = "parseDateTime64BestEffortOrZero(time, 6, 'UTC')"
     # can_backfill stays False: the public ticker endpoint answers the NEWEST `limit` trades of a time
     # window, so it cannot be paged forward from a cursor as the backfiller does (parse_rest_trades
     # works for a window that fits in one page)

@@ -38,7 +38,7 @@ from k2.exchanges.base import (
 )
 from k2.exchanges.coinbase import decode_frame, nonnegative_int
 
-_SIDES = frozenset(("buy", "sell"))
+_SIDES = ("buy", "sell")  # tuples: `in` compares, never hashes (a list value is not a crash)
 SYMBOL = re.compile(r"[A-Z0-9]{4,24}", re.ASCII).fullmatch
 #: Gemini's quote currencies, longest first (GUSD before USD)
 QUOTES = ("GUSD", "USDT", "USDC", "RLUSD", "DAI", "USD", "BTC", "ETH", "EUR", "GBP", "SGD")
@@ -72,6 +72,7 @@ class GeminiAdapter(ExchangeAdapter):
     stale_after_s = 20.0  # heartbeats about every 5 s
     can_backfill = True  # by time: tids rise but are shared by all symbols, so not consecutive
     exchange_time = ("timestamp", "ms")
+    bronze_time_sql = "fromUnixTimestamp64Milli(timestamp, 'UTC')"
     fallback_instruments = tuple(Instrument(b + q, b, q) for b, q in _FALLBACK)
 
     def native_symbol(self, symbol: str) -> str:

@@ -28,11 +28,12 @@ import msgspec
 
 from k2.errors import FrameError
 from k2.exchanges.base import (
-    HEARTBEAT, OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, Parsed, describe_decode_error,
+    HEARTBEAT, OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, JsonFloat, Parsed, describe_decode_error,
+    json_number_text,
 )
 from k2.exchanges.kraken import ADAPTER as V1, ASSET_ALIASES
 
-_decode = msgspec.json.Decoder(float_hook=str).decode  # numbers keep their exact text
+_decode = msgspec.json.Decoder(float_hook=JsonFloat).decode  # numbers keep their exact text
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?", re.ASCII).fullmatch
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z", re.ASCII).fullmatch
 _SIDES = frozenset(("buy", "sell"))
@@ -40,10 +41,7 @@ _ORDER_TYPES = frozenset(("limit", "market"))
 
 
 def _number_text(value: Any, what: str) -> str:
-    text = value if isinstance(value, str) else str(value) if type(value) is int else None
-    if text is None or not _NUMBER(text):
-        raise FrameError(f"{what} is not a JSON number: {value!r:.40}")
-    return text
+    return json_number_text(value, what, _NUMBER)  # a quoted "97512.4" is not a number
 
 
 class KrakenV2Adapter(ExchangeAdapter):
@@ -102,7 +100,7 @@ class KrakenV2Adapter(ExchangeAdapter):
             return PONG
         if method in ("subscribe", "unsubscribe"):
             if msg.get("success") is True:
-                result = msg.get("result") or {}
+                result = msg.get("result") if isinstance(msg.get("result"), dict) else {}
                 return Parsed(FrameKind.SUBSCRIBED, symbol=str(result.get("symbol", "")))
             return Parsed(FrameKind.SUBSCRIBE_ERROR, symbol=str(msg.get("symbol", "")),
                           detail=str(msg.get("error", "subscription error")))

@@ -36,8 +36,8 @@ from k2.errors import FrameError
 from k2.exchanges.base import OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal
 from k2.exchanges.coinbase import decode_frame
 
-_SIDES = frozenset(("buy", "sell"))
-_CHANNELS = frozenset(("trades", "trades-all"))
+_SIDES = ("buy", "sell")  # tuples: `in` compares, never hashes (a list value is not a crash)
+_CHANNELS = ("trades", "trades-all")
 INST_ID = re.compile(r"[A-Z0-9]{1,20}-[A-Z0-9]{1,20}", re.ASCII).fullmatch
 _INST_IN_TEXT = re.compile(r"instId:\s*([A-Za-z0-9-]+)", re.ASCII).search
 _PONG = b"pong"
@@ -72,7 +72,8 @@ class OkxAdapter(ExchangeAdapter):
     stale_after_s = 45.0  # pongs every 20 s keep even a quiet connection talking
     ping_interval_s = 20.0  # must be under 30 s
     can_backfill = True  # by time (tradeIds skip aggregated fills, so ids cannot show gaps)
-    exchange_time = ("ts", "ms")
+    exchange_time = ("ts", "ms")  # a string of digits: the metric converts it
+    bronze_time_sql = "fromUnixTimestamp64Milli(toInt64OrZero(ts), 'UTC')"
     fallback_instruments = tuple(Instrument(f"{b}-{q}", b, q) for b, q in _FALLBACK)
 
     def native_symbol(self, symbol: str) -> str:

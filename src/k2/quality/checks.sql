@@ -3,6 +3,7 @@
 -- Header: `-- check: <section> | <id> | <fail|warn|info> | <title>`; a check whose header ends in
 -- `| per-interval` runs once per interval with {view}, {cross_view} and {seconds} bound, one
 -- ending in `| per-exchange` once per bronze table with {exchange} and {bronze} bound.
+-- An exchange's own checks can also live in checks/NN-<exchange>.sql, read after this file.
 
 -- check: 1 bronze | bronze.rows | info | trades stored in bronze | per-exchange
 SELECT 0, concat(toString(count()), ' trades in ', {bronze:String}) FROM k2.{bronze:Identifier};

@@ -1,6 +1,7 @@
 """`k2 validate`: the seed's five validation sections as one command.
 
-The checks are plain SQL in checks.sql; this module runs them and prints a report. A check
+The checks are plain SQL: checks.sql holds the shared ones, checks/NN-<venue>.sql each exchange's
+own (same header format); this module runs them and prints a report. A check
 returns (problems, detail): 0 problems passes. Severity `fail` makes the exit status non-zero,
 `warn` is reported but does not fail, `info` only informs.
 """
@@ -47,16 +48,28 @@ class Result:
         return "FAIL" if self.check.severity == "fail" else "WARN"
 
 
+def check_files() -> list[str]:
+    """checks.sql (the shared checks), then checks/NN-<venue>.sql (one exchange's own) in order."""
+    package = resources.files("k2.quality")
+    texts = [package.joinpath("checks.sql").read_text("utf-8")]
+    folder = package.joinpath("checks")
+    if folder.is_dir():
+        texts += [p.read_text("utf-8") for p in sorted(folder.iterdir(), key=lambda p: p.name)
+                  if p.name.endswith(".sql")]
+    return texts
+
+
 def load_checks() -> list[Check]:
-    text = resources.files("k2.quality").joinpath("checks.sql").read_text("utf-8")
-    parts = _HEADER.split(text)
     checks = []
-    for header, body in zip(parts[1::2], parts[2::2]):
-        fields = [f.strip() for f in header.split("|")]
-        sql = "\n".join(line for line in body.strip().splitlines() if not line.startswith("--"))
-        checks.append(Check(fields[0], fields[1], fields[2], fields[3], sql.strip().rstrip(";"),
-                            fields[4] if len(fields) > 4 else ""))
-    return checks
+    for text in check_files():
+        parts = _HEADER.split(text)
+        for header, body in zip(parts[1::2], parts[2::2]):
+            fields = [f.strip() for f in header.split("|")]
+            sql = "\n".join(line for line in body.strip().splitlines() if not line.startswith("--"))
+            checks.append(Check(fields[0], fields[1], fields[2], fields[3], sql.strip().rstrip(";"),
+                                fields[4] if len(fields) > 4 else ""))
+    # the report groups by section; within one, the shared checks come first, then each venue's
+    return sorted(checks, key=lambda c: c.section)
 
 
 def _instances(check: Check):

@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="extra broken frame after a real trade frame with probability R")
     g.add_argument("--error-every", type=float, default=0.0, metavar="S", help="exchange error event every S s")
     g.add_argument("--slow-start", type=float, default=0.0, metavar="S", help="new connections stay mute for S s")
+    g.add_argument("--faults-for", type=float, default=0.0, metavar="S",
+                   help="stop dropping, silencing and erroring after S s (0 = never), so a run can settle")
     g = p.add_argument_group("venue behaviour")
     g.add_argument("--kraken-snapshot", type=int, default=0, metavar="N", help="Kraken v1: last N trades on subscribe")
     g.add_argument("--ping-interval", type=float, default=20.0, metavar="S", help="Binance protocol ping period")
@@ -66,7 +68,7 @@ def config_from_args(args: argparse.Namespace):
         replay=Path(args.replay) if args.replay else None,
         record_dir=Path(args.record) if args.record else None,
         faults=Faults(args.drop_every, args.silence_every, args.silence_for, args.malformed_ratio,
-                      args.error_every, args.slow_start),
+                      args.error_every, args.slow_start, args.faults_for),
         bursts=not args.no_bursts, ping_interval_s=args.ping_interval,
         max_connection_age_s=args.max_connection_age, binance_max_messages_per_s=args.binance_message_limit,
         kraken_snapshot=args.kraken_snapshot, history_size=args.history,

@@ -9,6 +9,7 @@ Every fault is bounded and announced in the counters, so a test can tell what it
                         frames are never altered, so the set of real trades stays complete
   error_every N         every N s an exchange error event on every connection
   slow_start S          a new connection stays mute for S s: greeting, acks, first data wait
+  faults_for S          drops, silences and error events stop S s after the start (0 = never)
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ class Faults:
     malformed_ratio: float = 0.0
     error_every: float = 0.0
     slow_start: float = 0.0
+    faults_for: float = 0.0
 
     def check(self) -> None:
-        for name in ("drop_every", "silence_every", "silence_for", "error_every", "slow_start"):
+        for name in ("drop_every", "silence_every", "silence_for", "error_every", "slow_start", "faults_for"):
             if getattr(self, name) < 0:
                 raise K2Error(f"--{name.replace('_', '-')} must not be negative")
         if not 0.0 <= self.malformed_ratio <= 1.0:
@@ -47,25 +49,26 @@ class FaultClock:
     def __init__(self, faults: Faults, start: float):
         self.faults = faults
         self.start = start
+        self.until = start + faults.faults_for if faults.faults_for else float("inf")
         self._next_drop = start + faults.drop_every if faults.drop_every else float("inf")
         self._next_error = start + faults.error_every if faults.error_every else float("inf")
 
     def silent(self, now: float) -> bool:
         f = self.faults
-        if not f.silence_every:
+        if not f.silence_every or now >= self.until:
             return False
         elapsed = now - self.start
         return elapsed >= f.silence_every and elapsed % f.silence_every < f.silence_for
 
     def drop_due(self, now: float) -> bool:
-        if now < self._next_drop:
+        if now < self._next_drop or now >= self.until:
             return False
         while self._next_drop <= now:
             self._next_drop += self.faults.drop_every
         return True
 
     def error_due(self, now: float) -> bool:
-        if now < self._next_error:
+        if now < self._next_error or now >= self.until:
             return False
         while self._next_error <= now:
             self._next_error += self.faults.error_every

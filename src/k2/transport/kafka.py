@@ -11,7 +11,7 @@ local queue is the bounded buffer: when it is full, `produce()` raises BufferErr
 reading its sockets (TCP back-pressure, as with the direct transport) and the rows wait in a small
 overflow list until a poll thread has made room. librdkafka retries failed sends until
 `message.timeout.ms`; a message that still fails is counted, logged and appended to a spool file
-in the data dir (`kafka-spool.jsonl`), which the next start of the feed sends again. Nothing is
+in the data dir (`spool/kafka-spool.jsonl`), which the next start of the feed sends again. Nothing is
 dropped silently.
 
 Extra librdkafka settings come from K2_KAFKA_* (K2_KAFKA_SASL_USERNAME -> sasl.username); a
@@ -169,6 +169,8 @@ def client_config(bootstrap: str, options: dict[str, str], role: str, defaults: 
     conf.update(defaults or {})
     roles = ("producer", "consumer", "admin")
     for key, value in options.items():
+        if isinstance(value, str) and value.lower() in ("true", "false"):  # some settings must be bools
+            value = value.lower() == "true"
         head, _, rest = key.partition(".")
         if head in roles:
             if head == role and rest:
@@ -269,7 +271,7 @@ class Spool:
     """Append-only JSON lines of messages whose delivery finally failed. Thread-safe."""
 
     def __init__(self, directory: Path):
-        self.dir = Path(directory)
+        self.dir = Path(directory) / "spool"  # beside the direct transport's unwritten-*.jsonl
         self.path = self.dir / SPOOL_FILE
         self._lock = threading.Lock()
         self.count = 0
@@ -609,6 +611,7 @@ class KafkaTransport:
         for exchange, n in self._failed.items():  # `written` = acknowledged by the broker
             self.stats.written[exchange] -= n
         self._failed.clear()
+        self.producer = None  # let librdkafka shut the client down (it keeps reconnecting otherwise)
         if self.stats.spooled:
             log.warning("kafka: %d messages are in %s; the next `k2 feed` re-sends them",
                         self.stats.spooled, self.spool.path)

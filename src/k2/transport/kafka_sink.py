@@ -426,14 +426,17 @@ class KafkaSink:
                 bad += [(members[i], reason) for i, reason in sub_bad]
                 if rows:
                     chosen = [msgs[members[i]] for i in idx]
-                    n = self.writers[table].write(rows, source="kafka", token=token + sub,
-                                                  kafka_partitions=[m.partition() for m in chosen],
-                                                  kafka_offsets=[m.offset() for m in chosen])
+                    writer = self.writers[table]
+                    n = writer.write(rows, source="kafka", token=token + sub,
+                                     kafka_partitions=[m.partition() for m in chosen],
+                                     kafka_offsets=[m.offset() for m in chosen])
                     self.stats.written[exchange] = self.stats.written.get(exchange, 0) + n
                     self.stats.duplicates[exchange] = self.stats.duplicates.get(exchange, 0) + len(rows) - n
                     if len(rows) - n:
                         log.info("sink: %s: %d of %d trades were already in bronze (re-delivery), skipped",
                                  token, len(rows) - n, len(rows))
+                    else:  # k2_ingest_latency_seconds (re-deliveries would only blur it)
+                        self._observe(writer.adapter, rows)
             if bad:
                 bad.sort()
                 rejects = [Reject(exchange or "", "kafka", reason, values[i] or b"", now_us(), "",
@@ -449,6 +452,15 @@ class KafkaSink:
             oldest = min(m.timestamp()[1] for _, ms in parts for m in ms[:1])
             log.debug("sink: %s: %d messages in %.0f ms; oldest produced %.0f ms ago", topic, len(msgs),
                       self.stats.last_insert_s * 1000, time.time() * 1000 - oldest)
+
+    @staticmethod
+    def _observe(adapter, rows) -> None:
+        try:
+            from k2.metrics import observe_ingest
+
+            observe_ingest(adapter, rows)
+        except Exception:  # noqa: BLE001 - a metric must never fail an insert
+            log.debug("latency observation failed", exc_info=True)
 
     def _start_retry(self) -> None:
         self._retry_at = time.monotonic() + self._retry_delay
@@ -544,22 +556,24 @@ class KafkaSink:
         return self.consumer is not None and self.watch.down_since is None and self._retry_at is None
 
     def metrics(self) -> bytes:
-        from k2.metrics import Exposition
+        """The same families as `k2 run` for the writer side (docs/operations/monitoring.md), plus
+        the sink's own: consumer lag, messages consumed, commit failures, rebalances."""
+        from k2.metrics import Exposition, process_families, sink_lag_family, writer_families
 
         s = self.stats
         e = Exposition()
-        e.family("k2_trades_written_total", "counter", "Trades written to bronze by the Kafka sink.",
-                 (({"exchange": ex}, n) for ex, n in s.written.items()))
-        e.family("k2_sink_duplicates_total", "counter", "Re-delivered trades bronze already held (skipped).",
-                 (({"exchange": ex}, n) for ex, n in s.duplicates.items()))
+        writer_families(e, s)  # k2_trades_written_total, duplicates skipped, insert errors, latency
+        sink_lag_family(e, s)  # k2_sink_lag_messages{topic,partition}
         e.family("k2_sink_messages_consumed_total", "counter", "Kafka messages consumed.", [({}, s.consumed)])
-        e.family("k2_sink_rejects_total", "counter", "Rejects written (feed rejects and malformed messages).",
-                 [({}, s.rejects_written)])
-        e.family("k2_sink_insert_errors_total", "counter", "Failed bronze inserts (retried).", [({}, s.insert_errors)])
-        e.family("k2_sink_commit_failures_total", "counter", "Offset commits that failed.", [({}, s.commit_failures)])
-        e.family("k2_sink_buffered_messages", "gauge", "Messages consumed, not yet written.", [({}, self._buffered)])
-        e.family("k2_kafka_consumer_lag", "gauge", "Messages behind the end of each assigned partition.",
-                 (({"partition": tp}, n) for tp, n in s.lag.items()))
+        e.family("k2_sink_malformed_total", "counter", "Messages that did not decode (kept in the rejects table).",
+                 [({}, s.malformed)])
+        e.family("k2_sink_commit_failures_total", "counter", "Offset commits that failed (the rows were in bronze).",
+                 [({}, s.commit_failures)])
+        e.family("k2_sink_rebalances_total", "counter", "Partition assignments and revocations.",
+                 [({}, s.rebalances)])
+        e.family("k2_transport_buffered", "gauge", "Messages consumed, not yet written.", [({}, self._buffered)])
+        e.family("k2_up", "gauge", "1 when /healthz would answer 200.", [({}, int(self.healthy()))])
+        process_families(e)
         return e.render()
 
 
@@ -586,12 +600,17 @@ def run_sink(settings, bootstrap: str, group: str = SINK_GROUP, duration: float 
                          settings.batch_max_delay_s, partitions, replication_factor)
         with stop_on_signals(stop):
             sink.connect(stop)
-            if wh.backend == "embedded":
+            try:
                 api = ApiServer(settings.metrics_addr, ApiHandlers(wh.query, sink.status, sink.metrics,
                                                                    sink.healthy)).start()
+            except OSError as exc:
+                log.warning("no /metrics: cannot listen on %s (%s); set K2_METRICS_ADDR", settings.metrics_addr, exc)
+            if api is not None and getattr(wh, "backend", "") == "embedded":  # reads go through this process
                 write_run_info(settings.data_dir, {"pid": os.getpid(), "addr": api.address, "token": api.token,
                                                    "started_at": time.time(), "role": "kafka-sink"})
                 log.info("serving reads, status and metrics on http://%s", api.address)
+            elif api is not None:
+                log.info("serving status and metrics on http://%s", api.address)
             started = time.monotonic()
             last_log = started
             deadline = started + duration if duration else None
@@ -608,7 +627,8 @@ def run_sink(settings, bootstrap: str, group: str = SINK_GROUP, duration: float 
     finally:
         if api is not None:
             api.stop()
-            remove_run_info(settings.data_dir)
+            if getattr(wh, "backend", "") == "embedded":
+                remove_run_info(settings.data_dir)
         wh.close()
 
 
