@@ -66,7 +66,7 @@ def expected_from(sim, record: Path, timeout: float = 60) -> dict[str, set]:
     return keys
 
 
-def wait_written(reader: Reader, n: int, procs: Procs, timeout: float = 60) -> None:
+def wait_written(reader: Reader, n: int, procs: Procs, timeout: float = 90) -> None:
     try:
         wait_for(lambda: total(reader) >= n, timeout, f"the sink to write {n} trades", 0.5)
     except AssertionError:
@@ -101,7 +101,7 @@ def stop_all(*ps) -> None:
 
 # -- (a) the happy path ---------------------------------------------------------------------------
 def test_feed_broker_sink_matches_what_the_simulator_sent(kafka_broker, procs, tmp_path):
-    sim, record = procs.simulator(rate=300, duration=8)
+    sim, record = procs.simulator(rate=300, duration=8, extra=["--malformed-ratio", "0.01"])
     feed = start_feed(procs, kafka_broker.bootstrap)
     data = tmp_path / "kafka-wh"
     sink = start_sink(procs, kafka_broker.bootstrap, data)
@@ -154,6 +154,11 @@ def test_feed_broker_sink_matches_what_the_simulator_sent(kafka_broker, procs, t
         assert r.returncode == 0, r.stderr
     for sql in (SILVER, GOLD_SUMS, CANDLES):
         assert procs.query(data, sql) == procs.query(ref, sql)
+    # the broken frames the simulator slipped in: rejected by the feed, carried by the rejects
+    # topic, stored byte for byte - the same frames `k2 load` rejects
+    rejects = "SELECT exchange, hex(raw) AS raw FROM k2.rejects ORDER BY exchange, raw"
+    got = procs.query(data, rejects)
+    assert got and got == procs.query(ref, rejects)
     sources = procs.query(data, "SELECT DISTINCT source FROM k2.bronze_trades_binance")
     assert sources == [{"source": "kafka"}]
 
@@ -163,8 +168,8 @@ def test_sink_killed_mid_batch_then_restarted_writes_each_trade_once(kafka_broke
     sim, record = procs.simulator(rate=400, duration=8)
     feed = start_feed(procs, kafka_broker.bootstrap)
     data = tmp_path / "wh"
-    # fault injection: SIGKILL itself after the 6th insert, before that batch's offsets are committed
-    first = start_sink(procs, kafka_broker.bootstrap, data, "sink-1", env={"K2_SINK_CRASH_AFTER_INSERTS": "6"})
+    # fault injection: SIGKILL itself after its 3rd insert, before that batch's offsets are committed
+    first = start_sink(procs, kafka_broker.bootstrap, data, "sink-1", env={"K2_SINK_CRASH_AFTER_INSERTS": "3"})
     assert first.wait(60) == -signal.SIGKILL, first.describe()
     assert "killing myself between insert and commit" in first.stderr()
 
@@ -177,7 +182,7 @@ def test_sink_killed_mid_batch_then_restarted_writes_each_trade_once(kafka_broke
         st = reader.status()
         return sum(st["writer"]["duplicates"].values()) if st and "writer" in st else 0
 
-    wait_for(skipped, 60, "the restarted sink to re-read the uncommitted batch")
+    wait_for(skipped, 90, "the restarted sink to re-read the uncommitted batch")
     stop_all(feed, second)
     assert "re-delivered trades skipped" in second.stdout()
     assert_exact(procs, data, expected)
@@ -214,7 +219,7 @@ def test_two_sinks_one_killed_rebalance_loses_nothing(kafka_broker, procs, tmp_p
         that the rebalance when B joined handed over partitions exactly at the committed offsets;
       * replaying both warehouses' bronze rows into one shared warehouse through BronzeWriter, as a
         shared ClickHouse would receive them, stores every trade once and validates."""
-    sim, record = procs.simulator(rate=300, duration=22)
+    sim, record = procs.simulator(rate=300, duration=18)
     feed = start_feed(procs, kafka_broker.bootstrap)
     wa, wb = tmp_path / "wh-a", tmp_path / "wh-b"
     crash = tmp_path / "crash-a-now"

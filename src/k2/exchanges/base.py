@@ -132,6 +132,9 @@ class ExchangeAdapter:
     bronze_time_sql: ClassVar[str | None] = None
     #: True when the adapter can fetch missed trades from the exchange's REST API
     can_backfill: ClassVar[bool] = False
+    #: False when the REST trades call only answers the most recent trades (no cursor back in
+    #: time): a gap is then filled only if the answer reaches back to its start
+    rest_pages_from_cursor: ClassVar[bool] = True
     #: built-in instrument list, used offline and until the exchange's metadata is fetched
     fallback_instruments: ClassVar[Sequence[Instrument]] = ()
     #: (bronze column, unit) of the exchange's trade time, for the ingest-latency metric: unit

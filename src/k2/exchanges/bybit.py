@@ -74,6 +74,7 @@ class BybitAdapter(ExchangeAdapter):
     stale_after_s = 60.0  # no heartbeats; pongs every 20 s, quiet symbols may not trade for minutes
     ping_interval_s = 20.0  # Bybit's recommendation
     can_backfill = True  # by time, but only as far back as the last 60 trades (spot)
+    rest_pages_from_cursor = False
     exchange_time = ("trade_time_ms", "ms")
     bronze_time_sql = "fromUnixTimestamp64Milli(trade_time_ms, 'UTC')"
     fallback_instruments = tuple(Instrument(b + q, b, q) for b, q in _FALLBACK)

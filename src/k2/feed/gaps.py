@@ -171,6 +171,9 @@ class Backfiller:
             else:
                 inside = [r for r in rows if gap.start <= adapter.row_time_us(r) <= gap.end]
                 covered = not rows or adapter.row_time_us(rows[-1]) >= gap.end
+                if not adapter.rest_pages_from_cursor and rows and adapter.row_time_us(rows[0]) > gap.start:
+                    covered = False  # only the newest trades are served: the gap's start is out of reach
+                    nxt = None
             fetched += len(inside)
             gap.recovered += self.deliver(inside) if inside else 0
             if covered or nxt is None or nxt <= cursor:
@@ -187,6 +190,7 @@ class Backfiller:
         else:
             gap.state = "filled" if covered else "unfillable"
             if not covered:
-                gap.detail = f"stopped after {fetched} trades (K2_BACKFILL_MAX_TRADES)"
+                gap.detail = (f"stopped after {fetched} trades (K2_BACKFILL_MAX_TRADES)" if fetched >= self.max_trades
+                              else f"recovered {fetched} trades; the exchange serves only its most recent ones")
         log.info("%s %s: gap %s..%s %s, %d trades recovered", gap.exchange, gap.symbol, gap.start, gap.end,
                  gap.state, gap.recovered)

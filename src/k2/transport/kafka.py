@@ -660,4 +660,4 @@ class stop_on_signals:
 
 
 __all__ = ["KafkaTransport", "REJECTS_TOPIC", "SINK_GROUP", "TRADES_PATTERN", "trades_topic", "exchange_of",
-           "ensure_topics", "wait_for_broker", "admin_client", "client_config", "run_feed", "ADAPTERS"]
+           "ensure_topics", "wait_for_broker", "admin_client", "client_config", "run_feed"]

@@ -1,0 +1,27 @@
+"""The fault storm at CI size: every fault at once against the simulator, then exact accounting
+(scripts/fault_storm.py; the full-size run's figures go in the reliability issue's closing note)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fault_storm.py"
+
+
+@pytest.mark.slow
+def test_short_fault_storm_loses_and_duplicates_nothing():
+    res = subprocess.run([sys.executable, str(SCRIPT), "--duration", "35", "--rate", "200", "--drop-every", "1.8",
+                          "--freeze-every", "12", "--json"], capture_output=True, text=True, timeout=400)
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert result["trades_in_silver"] > 5000, result
+    assert result["missing"] == 0 and result["duplicates"] == 0 and result["not_generated"] == 0, result
+    assert result["rejects"] == result["malformed_frames_sent"] > 0, result
+    assert result["reconnects"] >= 15, result
+    assert result["gaps"].get("filled", {}).get("trades_recovered", 0) > 0, result
+    assert result["validate_passed"], result
+    assert result["ok"] and res.returncode == 0, result
