@@ -212,3 +212,24 @@ def test_fuzzed_file_loads_every_bad_frame_into_rejects(tmp_path):
     stored = _rows(tmp_path / "d", "SELECT count() FROM rejects WHERE source = 'file'")
     assert stored == [[str(bad)]]
     assert bad > 10
+
+
+def test_an_insert_interrupted_by_a_crash_is_repaired_when_the_data_dir_opens(tmp_path):
+    """Simulate the worst moment of a SIGKILL: bronze got the batch, silver and gold did not, and
+    the journal still names the insert. Opening the data dir recomputes silver and gold."""
+    from k2.warehouse import open_warehouse
+    from k2.warehouse.journal import InflightJournal
+
+    data = tmp_path / "d"
+    assert _k2("load", str(FIXTURES / "binance_session.jsonl"), "--exchange", "binance",
+               "--data-dir", str(data)).returncode == 0
+    before = _snapshot(data)
+    wh = open_warehouse(data)
+    first_us = int(wh.scalar("SELECT toUnixTimestamp64Micro(min(timestamp)) FROM silver_trades_v2"))
+    for table in ("silver_trades_v2", "gold_ohlcv_1m", "gold_ohlcv_1h"):
+        wh.execute(f"ALTER TABLE k2.{table} DELETE WHERE 1 SETTINGS mutations_sync = 2")
+    InflightJournal(data).begin("bronze_trades_binance", "token-of-the-killed-insert", first_us)
+    wh.close()
+    assert _k2("validate", "--data-dir", str(data)).returncode == 0  # opening it repaired it
+    assert _snapshot(data) == before
+    assert not (data / "inflight.json").exists()

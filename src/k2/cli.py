@@ -366,7 +366,7 @@ def build_parser() -> ArgumentParser:
     sp = sub.add_parser("rebuild", help="recompute silver and gold from bronze (after a normalization fix)")
     _storage_options(sp)
     sp.add_argument("--exchange", help="exchange(s) to rebuild (default: all)")
-    sp.add_argument("--since", help="rebuild from the UTC day of this time on (default: everything)")
+    sp.add_argument("--since", help="rebuild from the UTC hour of this time on (default: everything)")
     sp.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     sp.set_defaults(func=cmd_rebuild)
 

@@ -3,10 +3,10 @@
 Why: after a normalization rule changes (a silver view is edited), or to repair a damaged gold.
 Bronze holds every trade as sent, so silver and gold can always be derived again.
 
-How, per exchange, from the start of the UTC day of --since (so that no candle of any interval
-straddles the boundary):
-  1. the exchange's silver rows and gold candles from that day on are deleted;
-  2. for each of its bronze tables, the rows from that day on are moved to a staging table
+How, per exchange, from the start of the UTC hour of --since (gold stores 1m and 1h states; 5m,
+15m and 1d are read from them, so no stored window straddles an hour boundary):
+  1. the exchange's silver rows and gold states from that hour on are deleted;
+  2. for each of its bronze tables, the rows from that hour on are moved to a staging table
      (`k2.rebuild_<bronze table>`) and inserted back into bronze one day at a time: the
      materialized views fire exactly as they did live and recompute silver and gold. The rows
      keep their ingestion metadata, so the result equals what live ingestion produced.
@@ -24,8 +24,8 @@ from k2.exchanges import ALL_ADAPTERS
 from k2.exchanges.base import ExchangeAdapter
 from k2.reads import parse_time
 
-INTERVALS = ("1m", "5m", "15m", "1h", "1d")
-_DAY_US = 86_400_000_000
+GOLD_TABLES = ("gold_ohlcv_1m", "gold_ohlcv_1h")
+_HOUR_US = 3_600_000_000
 
 
 def _progress(done: int, total: int, label: str) -> None:
@@ -35,11 +35,11 @@ def _progress(done: int, total: int, label: str) -> None:
     sys.stderr.flush()
 
 
-def _day_start_us(since: str | None) -> int:
+def _hour_start_us(since: str | None) -> int:
     if not since:
         return 0
     ts = datetime.strptime(parse_time(since, "--since", ""), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
-    return int(ts.timestamp() * 1_000_000) // _DAY_US * _DAY_US
+    return int(ts.timestamp() * 1_000_000) // _HOUR_US * _HOUR_US
 
 
 def _restore_leftovers(wh, adapter: ExchangeAdapter) -> int:
@@ -54,9 +54,13 @@ def _restore_leftovers(wh, adapter: ExchangeAdapter) -> int:
 
 
 def rebuild(wh, exchanges: list[str], since: str | None = None, progress: bool = True) -> dict[str, int]:
-    """Recompute silver and gold for `exchanges` from the UTC day of `since` on. Returns the
+    """Recompute silver and gold for `exchanges` from the UTC hour of `since` on. Returns the
     number of bronze rows replayed per bronze table."""
-    start_us = _day_start_us(since)
+    return rebuild_from_us(wh, exchanges, _hour_start_us(since), progress)
+
+
+def rebuild_from_us(wh, exchanges: list[str], since_us: int, progress: bool = True) -> dict[str, int]:
+    start_us = since_us // _HOUR_US * _HOUR_US
     replayed: dict[str, int] = {}
     for exchange in exchanges:
         adapters = [a for a in ALL_ADAPTERS if a.name == exchange]
@@ -74,8 +78,8 @@ def rebuild(wh, exchanges: list[str], since: str | None = None, progress: bool =
         params = {"e": exchange, "t": from_us}
         wh.execute("ALTER TABLE k2.silver_trades_v2 DELETE WHERE exchange = {e:String} "
                    "AND timestamp >= fromUnixTimestamp64Micro({t:Int64}, 'UTC') SETTINGS mutations_sync = 2", params)
-        for interval in INTERVALS:
-            wh.execute(f"ALTER TABLE k2.gold_ohlcv_{interval} DELETE WHERE exchange = {{e:String}} "
+        for table in GOLD_TABLES:
+            wh.execute(f"ALTER TABLE k2.{table} DELETE WHERE exchange = {{e:String}} "
                        "AND window_start >= toDateTime(intDiv({t:Int64}, 1000000), 'UTC') SETTINGS mutations_sync = 2",
                        params)
         for a in adapters:

@@ -30,7 +30,7 @@ def print_status(settings: Settings, fmt: str = "table") -> int:
     down = [c for c in conns if not c["connected"]]
     if fmt == "json":
         print(json.dumps({"running": True, **st}, default=str))
-        return 1 if down or not conns else 0
+        return 1 if down or not (conns or writer) else 0
     now = st.get("now", time.time())
     print(f"k2 running (pid {st.get('pid')}) for {_age(now - st.get('started_at', now))}, "
           f"transport {st.get('transport')}, {st.get('buffered', 0)} rows buffered")
@@ -55,4 +55,4 @@ def print_status(settings: Settings, fmt: str = "table") -> int:
     if writer:
         print("written: " + ", ".join(f"{k} {v:,}" for k, v in writer.get("written", {}).items())
               + f"; insert errors {writer.get('insert_errors', 0)}")
-    return 1 if down or not conns else 0
+    return 1 if down or not (conns or writer) else 0

@@ -86,7 +86,7 @@ FROM k2.silver_trades_v2 WHERE NOT is_valid;
 -- check: 3 cross-exchange | cross.venues | info | exchanges contributing to each canonical symbol
 SELECT 0, arrayStringConcat(groupArray(concat(s, ' [', arrayStringConcat(v, ','), ']')), '; ')
 FROM (SELECT toString(canonical_symbol) AS s, arraySort(groupUniqArray(toString(exchange))) AS v
-      FROM k2.gold_ohlcv_1d GROUP BY canonical_symbol ORDER BY canonical_symbol);
+      FROM k2.gold_ohlcv_1h GROUP BY canonical_symbol ORDER BY canonical_symbol);
 
 -- check: 3 cross-exchange | cross.totals | fail | cross-exchange candles add up the per-exchange ones
 SELECT count(), any(toString(c.window_start)) FROM
@@ -196,4 +196,4 @@ SELECT 0, if(count() = 0, 'no live trades',
              concat('p50 ', toString(round(quantileExact(0.5)(lat), 1)), ' ms, p99 ',
                     toString(round(quantileExact(0.99)(lat), 1)), ' ms over ', toString(count()), ' trades'))
 FROM (SELECT (toUnixTimestamp64Micro(ingestion_timestamp) - toUnixTimestamp64Micro(timestamp)) / 1000 AS lat
-      FROM k2.silver_trades_v2 WHERE source = 'ws');
+      FROM k2.silver_trades_v2 WHERE source IN ('ws', 'kafka'));

@@ -36,4 +36,8 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
             where = "the ClickHouse server" if url else f"data dir {data_dir}"
             raise K2Error(f"cannot prepare the warehouse in {where}: {first_line(exc)}") from None
     wh.execute("USE k2")
+    if apply_schema:
+        from k2.warehouse.journal import repair_interrupted_insert
+
+        repair_interrupted_insert(wh)
     return wh

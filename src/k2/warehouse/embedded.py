@@ -83,7 +83,7 @@ def check_data_dir(data_dir: Path) -> None:
         raise K2Error(f"data dir {d} exists and is not a directory")
     if d.is_dir():
         entries = {p.name for p in d.iterdir()}
-        foreign = entries - {"chdb", "k2.run.json", "logs", "k2.lock", "exports", ".k2demo"}
+        foreign = entries - {"chdb", "k2.run.json", "logs", "k2.lock", "exports", ".k2demo", "spool", "inflight.json"}
         if entries and "chdb" not in entries and foreign:
             raise K2Error(
                 f"{d} is not a K2 data dir (it holds {', '.join(sorted(foreign)[:3])}...); "
@@ -121,6 +121,9 @@ class EmbeddedWarehouse:
             raise K2Error(f"cannot open data dir {self.data_dir}: {detail[0] if detail else error}")
         for stmt in SESSION_SETTINGS:
             self._session.query(stmt)
+        from k2.warehouse.journal import InflightJournal
+
+        self.journal = InflightJournal(self.data_dir)
 
     # -- basic calls ------------------------------------------------------------------------
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:

@@ -15,6 +15,7 @@ from typing import Sequence
 import pyarrow as pa
 
 from k2.exchanges.base import ExchangeAdapter
+from k2.metrics import exchange_times_s
 
 _ARROW_TYPES = {
     "String": pa.string(), "Int64": pa.int64(), "UInt64": pa.uint64(), "Int32": pa.int32(),
@@ -46,6 +47,7 @@ class PreparedBatch:
     token: str
     n: int
     has_kafka: bool
+    first_time_us: int = 0  # earliest exchange time in the batch (0: unknown), for the crash journal
 
 
 class BronzeWriter:
@@ -84,7 +86,14 @@ class BronzeWriter:
         if kafka_partitions is not None:
             arrays += [pa.array(kafka_partitions, pa.int32()), pa.array(kafka_offsets, pa.int64())]
         token = token or self._token([columns[i] for i in self._key_idx])
-        return PreparedBatch(columns, arrays, token, len(rows), kafka_partitions is not None)
+        return PreparedBatch(columns, arrays, token, len(rows), kafka_partitions is not None, self._first_time_us(rows))
+
+    def _first_time_us(self, rows: Sequence[tuple]) -> int:
+        try:
+            times = exchange_times_s(self.adapter, rows)
+            return int(times.min() * 1_000_000) if times is not None and len(times) else 0
+        except Exception:  # an odd time value: fall back to "unknown", which is always safe
+            return 0
 
     def commit(self, batch: PreparedBatch, source: str) -> int:
         """The database half: skip keys bronze already holds (and repeats inside the batch),
@@ -102,8 +111,13 @@ class BronzeWriter:
             select = [*select, "kafka_partition", "kafka_offset"]
             targets = [*targets, "kafka_partition", "kafka_offset"]
         table = pa.Table.from_arrays(arrays, names=names)
+        journal = getattr(self.wh, "journal", None)
+        if journal is not None:
+            journal.begin(self.adapter.bronze_table, batch.token, batch.first_time_us)
         self.wh.insert_rows(self.adapter.bronze_table, table, select, targets,
                             {"source": source, "batch_id": batch.token}, token=batch.token)
+        if journal is not None:
+            journal.done()
         return table.num_rows
 
     def _rows_to_keep(self, batch: PreparedBatch) -> list[int] | None:

@@ -1,14 +1,13 @@
--- Gold: OHLCV candles for 1m, 5m, 15m, 1h and 1d per (exchange, canonical_symbol).
+-- Gold: OHLCV candle states per (exchange, canonical_symbol), stored for 1m and 1h.
 --
 -- Storage is AggregatingMergeTree holding aggregate STATES, never finished numbers: a window that
 -- spans several inserts is merged correctly (the SummingMergeTree + plain argMin bug of the seed
 -- platform cannot happen). Open and close are argMin/argMax over the key
 -- (timestamp, length(trade_id), trade_id): exchange time first, then the trade id compared as a
 -- number when it is numeric (Binance "999" < "1000") -- never arrival order.
--- 1m is built from valid silver rows; each longer interval is built from the one below it by
--- merging states, so every interval is consistent with 1m by construction.
--- Readable views: ohlcv_<i> (per exchange) and ohlcv_<i>_cross (all exchanges that trade the exact
--- same canonical pair, e.g. BTC/USD; BTC/USDT is a different pair).
+-- 1m is built from valid silver rows and 1h from 1m by merging states. 5m and 15m are read from
+-- the 1m states and 1d from the 1h states (31-gold-views.sql): merging states is exact for any
+-- coarser window, and every materialized view adds a fixed cost to every insert.
 
 CREATE TABLE IF NOT EXISTS k2.gold_ohlcv_1m
 (
@@ -31,19 +30,7 @@ ENGINE = AggregatingMergeTree
 ORDER BY (canonical_symbol, exchange, window_start)
 SETTINGS non_replicated_deduplication_window = 100000;
 
-CREATE TABLE IF NOT EXISTS k2.gold_ohlcv_5m AS k2.gold_ohlcv_1m
-ENGINE = AggregatingMergeTree ORDER BY (canonical_symbol, exchange, window_start)
-SETTINGS non_replicated_deduplication_window = 100000;
-
-CREATE TABLE IF NOT EXISTS k2.gold_ohlcv_15m AS k2.gold_ohlcv_1m
-ENGINE = AggregatingMergeTree ORDER BY (canonical_symbol, exchange, window_start)
-SETTINGS non_replicated_deduplication_window = 100000;
-
 CREATE TABLE IF NOT EXISTS k2.gold_ohlcv_1h AS k2.gold_ohlcv_1m
-ENGINE = AggregatingMergeTree ORDER BY (canonical_symbol, exchange, window_start)
-SETTINGS non_replicated_deduplication_window = 100000;
-
-CREATE TABLE IF NOT EXISTS k2.gold_ohlcv_1d AS k2.gold_ohlcv_1m
 ENGINE = AggregatingMergeTree ORDER BY (canonical_symbol, exchange, window_start)
 SETTINGS non_replicated_deduplication_window = 100000;
 
@@ -68,9 +55,9 @@ FROM k2.silver_trades_v2
 WHERE is_valid
 GROUP BY exchange, canonical_symbol, window_start;
 
--- Each longer interval merges the states of the interval below it.
-CREATE MATERIALIZED VIEW IF NOT EXISTS k2.gold_ohlcv_1m_to_5m_mv TO k2.gold_ohlcv_5m AS
-SELECT exchange, canonical_symbol, toStartOfFiveMinutes(window_start) AS window_start,
+-- 1m -> 1h: merge the states of the minute windows.
+CREATE MATERIALIZED VIEW IF NOT EXISTS k2.gold_ohlcv_1m_to_1h_mv TO k2.gold_ohlcv_1h AS
+SELECT exchange, canonical_symbol, toStartOfHour(window_start) AS window_start,
        argMinMergeState(open_state) AS open_state, argMaxMergeState(close_state) AS close_state,
        max(high_agg) AS high_agg, min(low_agg) AS low_agg, sum(volume_agg) AS volume_agg,
        sum(quote_volume_agg) AS quote_volume_agg, sum(buy_volume_agg) AS buy_volume_agg,
@@ -78,29 +65,11 @@ SELECT exchange, canonical_symbol, toStartOfFiveMinutes(window_start) AS window_
        min(first_trade_agg) AS first_trade_agg, max(last_trade_agg) AS last_trade_agg
 FROM k2.gold_ohlcv_1m GROUP BY exchange, canonical_symbol, window_start;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS k2.gold_ohlcv_5m_to_15m_mv TO k2.gold_ohlcv_15m AS
-SELECT exchange, canonical_symbol, toStartOfFifteenMinutes(window_start) AS window_start,
-       argMinMergeState(open_state) AS open_state, argMaxMergeState(close_state) AS close_state,
-       max(high_agg) AS high_agg, min(low_agg) AS low_agg, sum(volume_agg) AS volume_agg,
-       sum(quote_volume_agg) AS quote_volume_agg, sum(buy_volume_agg) AS buy_volume_agg,
-       sum(sell_volume_agg) AS sell_volume_agg, sum(trade_count_agg) AS trade_count_agg,
-       min(first_trade_agg) AS first_trade_agg, max(last_trade_agg) AS last_trade_agg
-FROM k2.gold_ohlcv_5m GROUP BY exchange, canonical_symbol, window_start;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS k2.gold_ohlcv_15m_to_1h_mv TO k2.gold_ohlcv_1h AS
-SELECT exchange, canonical_symbol, toStartOfHour(window_start) AS window_start,
-       argMinMergeState(open_state) AS open_state, argMaxMergeState(close_state) AS close_state,
-       max(high_agg) AS high_agg, min(low_agg) AS low_agg, sum(volume_agg) AS volume_agg,
-       sum(quote_volume_agg) AS quote_volume_agg, sum(buy_volume_agg) AS buy_volume_agg,
-       sum(sell_volume_agg) AS sell_volume_agg, sum(trade_count_agg) AS trade_count_agg,
-       min(first_trade_agg) AS first_trade_agg, max(last_trade_agg) AS last_trade_agg
-FROM k2.gold_ohlcv_15m GROUP BY exchange, canonical_symbol, window_start;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS k2.gold_ohlcv_1h_to_1d_mv TO k2.gold_ohlcv_1d AS
-SELECT exchange, canonical_symbol, toStartOfDay(window_start) AS window_start,
-       argMinMergeState(open_state) AS open_state, argMaxMergeState(close_state) AS close_state,
-       max(high_agg) AS high_agg, min(low_agg) AS low_agg, sum(volume_agg) AS volume_agg,
-       sum(quote_volume_agg) AS quote_volume_agg, sum(buy_volume_agg) AS buy_volume_agg,
-       sum(sell_volume_agg) AS sell_volume_agg, sum(trade_count_agg) AS trade_count_agg,
-       min(first_trade_agg) AS first_trade_agg, max(last_trade_agg) AS last_trade_agg
-FROM k2.gold_ohlcv_1h GROUP BY exchange, canonical_symbol, window_start;
+-- Retired: earlier versions also stored 5m, 15m and 1d (now read from 1m/1h states).
+DROP VIEW IF EXISTS k2.gold_ohlcv_1m_to_5m_mv;
+DROP VIEW IF EXISTS k2.gold_ohlcv_5m_to_15m_mv;
+DROP VIEW IF EXISTS k2.gold_ohlcv_15m_to_1h_mv;
+DROP VIEW IF EXISTS k2.gold_ohlcv_1h_to_1d_mv;
+DROP TABLE IF EXISTS k2.gold_ohlcv_5m;
+DROP TABLE IF EXISTS k2.gold_ohlcv_15m;
+DROP TABLE IF EXISTS k2.gold_ohlcv_1d;
