@@ -209,12 +209,12 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True, name="bench-sampler")
         self.pids, self.interval, self.metrics_url = pids, interval, metrics_url
         self.samples: list[dict[str, Any]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.samples.append(self.sample())
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def sample(self) -> dict[str, Any]:
         s: dict[str, Any] = {"t": time.monotonic()}
@@ -227,7 +227,7 @@ class Sampler(threading.Thread):
         return s
 
     def stop(self) -> list[dict[str, Any]]:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
         return self.samples
 
@@ -330,7 +330,7 @@ class Simulator:
     def close(self) -> dict[str, dict[str, Any]]:
         """Stop it; return its final per-exchange counters (from its JSON stats line)."""
         stop_process(self.proc, 20)
-        stats: dict[str, dict[str, Any]] = {}
+        stats: dict[str, dict[str, Any]] = getattr(self, "stats", {})
         if self._err is not None:
             self._err.seek(0)
             self.stderr_text = self._err.read().decode("utf-8", "replace")
@@ -339,6 +339,7 @@ class Simulator:
             for ln in self.stderr_text.splitlines():
                 if ln.startswith("BENCH-SIM-STATS "):
                     stats = json.loads(ln.split(" ", 1)[1])
+            self.stats = stats
         if self.proc is not None and self.proc.stdout:
             self.proc.stdout.close()
         return stats

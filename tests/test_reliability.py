@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from k2.errors import FrameError
 from k2.exchanges import ALL_ADAPTERS
 from k2.exchanges.base import FrameKind, Parsed
 from k2.simulator.process import SimulatorProcess
-from test_feed import _env, _k2, _rows, _start_run, _stop, _wait_for
+from test_feed import _env, _k2, _rows, _start_run, _wait_for
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "research" / "samples"
@@ -233,3 +231,21 @@ def test_an_insert_interrupted_by_a_crash_is_repaired_when_the_data_dir_opens(tm
     assert _k2("validate", "--data-dir", str(data)).returncode == 0  # opening it repaired it
     assert _snapshot(data) == before
     assert not (data / "inflight.json").exists()
+
+
+def test_k2_rejects_lists_bad_frames_with_raw_text_and_filters(tmp_path):
+    data = tmp_path / "d"
+    assert _k2("load", str(FIXTURES / "binance_malformed.jsonl"), "--exchange", "binance",
+               "--data-dir", str(data)).returncode == 0
+    res = _k2("rejects", "--format", "json", "--data-dir", str(data))
+    assert res.returncode == 0, res.stderr
+    listed = [json.loads(line) for line in res.stdout.splitlines()]
+    raw_lines = (FIXTURES / "binance_malformed.jsonl").read_bytes().splitlines()
+    assert len(listed) >= 5 and all(r["exchange"] == "binance" and r["reason"] for r in listed)
+    by_origin = {r["origin"]: r for r in listed}
+    some = next(iter(by_origin.values()))
+    line_no = int(some["origin"].rsplit(":", 1)[1])
+    assert some["raw"] == raw_lines[line_no - 1].decode("utf-8", "replace")
+    assert _k2("rejects", "--exchange", "kraken", "--format", "json", "--data-dir", str(data)).stdout == ""
+    future = _k2("rejects", "--since", "2100-01-01", "--format", "json", "--data-dir", str(data))
+    assert future.returncode == 0 and future.stdout == ""

@@ -197,6 +197,19 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rejects(args: argparse.Namespace) -> int:
+    from k2 import reads
+
+    reads.check_exchange(args.exchange)
+    reads.parse_time(args.since, "--since", "")
+    reader = _reader(args)
+    try:
+        _emit(reads.rejects(reader, args.exchange, args.since, args.format, args.limit))
+    finally:
+        reader.close()
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from k2.quality.validate import report, run_checks
 
@@ -362,6 +375,14 @@ def build_parser() -> ArgumentParser:
     sp.add_argument("--out", required=True, help="output file: .png (needs matplotlib) or .html")
     _storage_options(sp)
     sp.set_defaults(func=cmd_chart)
+
+    sp = sub.add_parser("rejects", help="list frames that could not be parsed, with raw text and reason")
+    _storage_options(sp)
+    sp.add_argument("--exchange", default="all")
+    sp.add_argument("--since", help="only rejects received from this time on (ISO-8601)")
+    sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    sp.add_argument("--limit", type=int, default=1000)
+    sp.set_defaults(func=cmd_rejects)
 
     sp = sub.add_parser("rebuild", help="recompute silver and gold from bronze (after a normalization fix)")
     _storage_options(sp)

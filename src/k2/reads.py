@@ -114,6 +114,13 @@ def gaps(reader, exchange: str | None = "all", state: str = "all", fmt: str = "t
     return reader.query(sql("gaps"), clickhouse_format(fmt), params)
 
 
+def rejects(reader, exchange: str | None = "all", since: str | None = None, fmt: str = "table",
+            limit: int = 1000) -> str:
+    params = {"exchange": check_exchange(exchange), "since": parse_time(since, "--since", _EPOCH),
+              "limit": int(limit)}
+    return reader.query(sql("rejects"), clickhouse_format(fmt), params)
+
+
 def adhoc(reader, text: str, fmt: str = "table") -> str:
     if not text.strip():
         raise K2Error("query is empty")

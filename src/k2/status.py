@@ -28,6 +28,7 @@ def print_status(settings: Settings, fmt: str = "table") -> int:
     st = RemoteReader(info).status()
     conns = st.get("connections", [])
     down = [c for c in conns if not c["connected"]]
+    writer = st.get("writer") or {}  # a sink-only process has a writer and no feed connections
     if fmt == "json":
         print(json.dumps({"running": True, **st}, default=str))
         return 1 if down or not (conns or writer) else 0
@@ -51,7 +52,6 @@ def print_status(settings: Settings, fmt: str = "table") -> int:
     if gaps:
         print("gaps: " + ", ".join(f"{k} {v}" for k, v in sorted(gaps.items()))
               + f"; {st.get('gaps_recovered', 0):,} trades recovered by backfill (details: k2 gaps)")
-    writer = st.get("writer") or {}
     if writer:
         print("written: " + ", ".join(f"{k} {v:,}" for k, v in writer.get("written", {}).items())
               + f"; insert errors {writer.get('insert_errors', 0)}")

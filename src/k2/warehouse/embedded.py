@@ -148,15 +148,17 @@ class EmbeddedWarehouse:
     # -- inserts ------------------------------------------------------------------------------
     def existing_keys(self, table: str, key_columns: Sequence[str], batch: Any) -> tuple[list[list[Any]], int]:
         """Keys of `batch` (a pyarrow Table holding the key columns) already present in `table`,
-        and how many distinct keys `batch` holds. The IN-set on the primary key reads only the
-        granules that could hold them."""
+        and how many distinct keys `batch` holds. One query in the usual case (nothing stored
+        yet); the IN-set on the primary key reads only the granules that could hold them."""
         key = ", ".join(key_columns)
-        sql = f"SELECT {key} FROM k2.{table} WHERE ({key}) IN (SELECT {key} FROM Python(batch))"
+        stored_sql = f"FROM k2.{table} WHERE ({key}) IN (SELECT {key} FROM Python(batch))"
         with self._lock:
-            stored = self._session.query(sql, "JSONCompactEachRow").bytes()
-            distinct = self._session.query(f"SELECT uniqExact({key}) FROM Python(batch)", "CSV").bytes()
+            counts = self._session.query(
+                f"SELECT uniqExact({key}), (SELECT count() {stored_sql}) FROM Python(batch)", "CSV").bytes()
+            distinct, n_stored = (int(x) for x in counts.split(b","))
+            stored = self._session.query(f"SELECT {key} {stored_sql}", "JSONCompactEachRow").bytes() if n_stored else b""
         rows = [_decode_line(line) for line in stored.splitlines() if line]
-        return rows, int(distinct)
+        return rows, distinct
 
     def insert_rows(self, table: str, batch: Any, select_exprs: Sequence[str],
                     target_columns: Sequence[str], params: dict[str, Any] | None = None,
