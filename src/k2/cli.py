@@ -61,6 +61,16 @@ def _reader(args: argparse.Namespace):
     return open_reader(s.data_dir, s.warehouse_url)
 
 
+def _read(args: argparse.Namespace, fn) -> int:
+    """Open the reader (the running pipeline, or the warehouse), print `fn(reader)`, close."""
+    reader = _reader(args)
+    try:
+        _emit(fn(reader))
+    finally:
+        reader.close()
+    return 0
+
+
 def _emit(text: str) -> None:
     if text:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -109,25 +119,16 @@ def cmd_ohlcv(args: argparse.Namespace) -> int:
 
     reads.check_interval(args.interval)
     reads.check_exchange(args.exchange)
-    reader = _reader(args)
-    try:
-        _emit(reads.ohlcv(reader, args.symbol, args.interval, args.exchange, args.since, args.until,
-                          args.format, args.limit))
-    finally:
-        reader.close()
-    return 0
+    return _read(args, lambda r: reads.ohlcv(r, args.symbol, args.interval, args.exchange, args.since,
+                                             args.until, args.format, args.limit))
 
 
 def cmd_trades(args: argparse.Namespace) -> int:
     from k2 import reads
 
     reads.check_exchange(args.exchange)
-    reader = _reader(args)
-    try:
-        _emit(reads.trades(reader, args.symbol, args.exchange, args.since, args.until, args.format, args.limit))
-    finally:
-        reader.close()
-    return 0
+    return _read(args, lambda r: reads.trades(r, args.symbol, args.exchange, args.since, args.until,
+                                              args.format, args.limit))
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -151,12 +152,7 @@ def cmd_gaps(args: argparse.Namespace) -> int:
     from k2 import reads
 
     reads.check_exchange(args.exchange)
-    reader = _reader(args)
-    try:
-        _emit(reads.gaps(reader, args.exchange, args.state, args.format, args.limit))
-    finally:
-        reader.close()
-    return 0
+    return _read(args, lambda r: reads.gaps(r, args.exchange, args.state, args.format, args.limit))
 
 
 def cmd_chart(args: argparse.Namespace) -> int:
@@ -202,12 +198,7 @@ def cmd_rejects(args: argparse.Namespace) -> int:
 
     reads.check_exchange(args.exchange)
     reads.parse_time(args.since, "--since", "")
-    reader = _reader(args)
-    try:
-        _emit(reads.rejects(reader, args.exchange, args.since, args.format, args.limit))
-    finally:
-        reader.close()
-    return 0
+    return _read(args, lambda r: reads.rejects(r, args.exchange, args.since, args.format, args.limit))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from k2.warehouse import RowReads
 from k2.errors import K2Error
 
 RUN_FILE = "k2.run.json"
@@ -132,7 +133,7 @@ class ApiServer:
 
 
 # -- client ---------------------------------------------------------------------------------------
-class RemoteReader:
+class RemoteReader(RowReads):
     """Reads through a running pipeline. Same interface as the warehouse's read methods."""
 
     backend = "remote"
@@ -161,13 +162,7 @@ class RemoteReader:
     def query(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None) -> str:
         return self._post({"sql": sql, "fmt": fmt, "params": params})
 
-    def rows(self, sql: str, params: dict | None = None) -> list[list[Any]]:
-        text = self.query(sql, "JSONCompactEachRow", params)
-        return [_decode_line(line) for line in text.splitlines() if line]
 
-    def scalar(self, sql: str, params: dict | None = None) -> Any:
-        r = self.rows(sql, params)
-        return r[0][0] if r and r[0] else None
 
     def status(self) -> dict:
         req = urllib.request.Request(self.base + "/api/status", headers={"X-K2-Token": self.token})

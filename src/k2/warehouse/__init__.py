@@ -8,6 +8,24 @@ from k2.errors import K2Error
 from k2.warehouse import schema
 
 
+class RowReads:
+    """`rows` and `scalar` on top of a backend's `query(sql, fmt, params)` (embedded, server, or
+    the running pipeline's read API). Decimals and 64-bit ints arrive as exact strings."""
+
+    def query(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None) -> str:
+        raise NotImplementedError
+
+    def rows(self, sql: str, params: dict | None = None) -> list[list]:
+        import msgspec
+
+        decode = msgspec.json.Decoder().decode
+        return [decode(line) for line in self.query(sql, "JSONCompactEachRow", params).splitlines() if line]
+
+    def scalar(self, sql: str, params: dict | None = None):
+        r = self.rows(sql, params)
+        return r[0][0] if r and r[0] else None
+
+
 def first_line(exc: BaseException) -> str:
     """ClickHouse's message without its code prefix and stack: what a user can act on."""
     text = str(exc).strip()

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import msgspec
 
+from k2.warehouse import RowReads
 from k2.errors import K2Error, WarehouseBusy
 
 #: applied to every session: UTC everywhere, exact decimals and 64-bit ints as JSON strings
@@ -95,7 +96,7 @@ def check_data_dir(data_dir: Path) -> None:
             raise K2Error(f"{sub} does not look like a chDB data directory; refusing to open it")
 
 
-class EmbeddedWarehouse:
+class EmbeddedWarehouse(RowReads):
     backend = "embedded"
 
     def __init__(self, data_dir: Path):
@@ -136,14 +137,7 @@ class EmbeddedWarehouse:
             res = self._session.query(sql, fmt, params=params or None)
         return res.bytes().decode("utf-8", "replace") if hasattr(res, "bytes") else str(res)
 
-    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
-        """Rows as lists; decimals and 64-bit ints arrive as exact strings."""
-        text = self.query(sql, "JSONCompactEachRow", params)
-        return [_decode_line(line) for line in text.splitlines() if line]
 
-    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        r = self.rows(sql, params)
-        return r[0][0] if r and r[0] else None
 
     # -- inserts ------------------------------------------------------------------------------
     def existing_keys(self, table: str, key_columns: Sequence[str], batch: Any) -> tuple[list[list[Any]], int]:

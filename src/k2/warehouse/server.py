@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import msgspec
 
+from k2.warehouse import RowReads
 from k2.errors import K2Error
 
 _decode_line = msgspec.json.Decoder().decode
@@ -182,7 +183,7 @@ class ServerQueryError(Exception):
     """A ClickHouse error, one line, password-free."""
 
 
-class ServerWarehouse:
+class ServerWarehouse(RowReads):
     backend = "server"
     #: name of the external table holding a batch's keys
     BATCH_TABLE = "k2_batch"
@@ -259,13 +260,7 @@ class ServerWarehouse:
         data = self._call(self._client.raw_query, self._sql(sql), parameters=params or None, fmt=fmt)
         return data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
 
-    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
-        text = self.query(sql, "JSONCompactEachRow", params)
-        return [_decode_line(line) for line in text.splitlines() if line]
 
-    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        r = self.rows(sql, params)
-        return r[0][0] if r and r[0] else None
 
     # -- inserts ----------------------------------------------------------------------------------
     def existing_keys(self, table: str, key_columns: Sequence[str], batch: Any) -> tuple[list[list[Any]], int]:
