@@ -221,6 +221,8 @@ class Sampler(threading.Thread):
         for name, pid in self.pids.items():
             rss = proc_status_kb(pid, "VmRSS")
             s[f"{name}_rss_mb"] = rss / 1024 if rss is not None else None
+            anon = proc_status_kb(pid, "RssAnon")
+            s[f"{name}_anon_mb"] = anon / 1024 if anon is not None else None
             s[f"{name}_cpu_s"] = cpu_seconds(pid)
         if self.metrics_url:
             s["metrics"] = scrape(self.metrics_url)

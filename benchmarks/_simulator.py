@@ -8,7 +8,8 @@
 and one machine-readable line on stderr at exit:
   BENCH-SIM-STATS {"binance": {"trades_generated": ..., "frames_sent": ..., "active_s": ..., ...}}
 where `active_s` is the engine time that passed (ticks x tick length): offered rate = generated /
-active_s; `wall_s` minus `active_s` is time the clock skipped because the simulator fell behind.
+active_s; `lag_s` is how much engine time fell behind the wall clock between the first tick (first
+subscription) and the stop, i.e. time the clock skipped because the simulator could not keep up.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ async def serve(config, duration: float | None) -> int:
     sim = Simulator(config)
     urls = await sim.start()
     started = time.monotonic()
+    first: list = []  # (monotonic time, engine ticks) when the clock first ran (first subscription)
+
+    async def watch_first_tick() -> None:
+        while not first:
+            if sim.engine.ticks:
+                first.append((time.monotonic(), sim.engine.ticks))
+                return
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.ensure_future(watch_first_tick())
     try:
         sys.stdout.write(json.dumps(urls, separators=(",", ":")) + "\n")
         sys.stdout.flush()
@@ -47,14 +58,23 @@ async def serve(config, duration: float | None) -> int:
         for w in done:
             w.result()
     finally:
+        ended = time.monotonic()
+        watcher.cancel()
         await sim.stop()
     stats = sim.stats()
+    # engine time that should have passed since the first tick vs what did: the difference is
+    # time the clock skipped because generating and sending could not keep up (offered < asked)
+    lag = 0.0
+    if first:
+        lag = (ended - first[0][0]) - (sim.engine.ticks - first[0][1]) * config.tick_s
     active = sim.engine.ticks * config.tick_s
     ru = resource.getrusage(resource.RUSAGE_SELF)
     for row in stats.values():
         row["active_s"] = round(active, 3)
         row["wall_s"] = round(time.monotonic() - started, 3)
         row["cpu_s"] = round(ru.ru_utime + ru.ru_stime, 3)
+        row["lag_s"] = round(max(0.0, lag), 3)
+        row["running_s"] = round(ended - first[0][0], 3) if first else 0.0
         row.pop("active_symbols", None)
     print("BENCH-SIM-STATS " + json.dumps(stats), file=sys.stderr, flush=True)
     return 0

@@ -19,13 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
 
-import msgspec
 
 from k2.warehouse import RowReads
 from k2.errors import K2Error
 
 RUN_FILE = "k2.run.json"
-_decode_line = msgspec.json.Decoder().decode
 
 
 def parse_addr(addr: str) -> tuple[str, int]:
