@@ -55,13 +55,13 @@ def resolve_symbol(reader, symbol: str) -> str:
     text = symbol.strip()
     if not text:
         raise K2Error("symbol is empty")
-    known = [r[0] for r in reader.rows(sql("known_symbols"))]
     upper = text.upper()
-    if upper in known:
+    if int(reader.scalar(sql("symbol_exists"), {"s": upper}) or 0):
         return upper
     found = reader.rows(sql("native_to_canonical"), {"native": upper})
     if found:
         return found[0][0]
+    known = [r[0] for r in reader.rows(sql("known_symbols"))]  # only to say what would work
     sample = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
     raise K2Error(f"unknown symbol {symbol!r} (known: {sample or 'none yet'})")
 
