@@ -3,7 +3,6 @@
   --max-buffer-mb N   how far behind a client may fall before the simulator cuts it (default 2048;
                       `k2 simulate` cuts at 64 MB). Throughput runs offer more than a client can
                       take, and the backlog must stay in the simulator instead of ending the run.
-  --first-tick-file   (internal) nothing else
 
 and one machine-readable line on stderr at exit:
   BENCH-SIM-STATS {"binance": {"trades_generated": ..., "frames_sent": ..., "active_s": ..., ...}}

@@ -26,8 +26,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import (PY, Sampler, Simulator, clean_env, cpu_seconds, free_port, k2_cmd, maps_contain,
-                     proc_status_kb, scrape, slope, stop_process, wait_for)
+from _common import (
+    Sampler,
+    Simulator,
+    clean_env,
+    free_port,
+    k2_cmd,
+    maps_contain,
+    proc_status_kb,
+    scrape,
+    slope,
+    stop_process,
+    wait_for,
+)
 
 SIM_CPUS = "0"
 
@@ -64,7 +75,8 @@ def _metric(s: dict, name: str) -> float | None:
     return m.get(name)
 
 
-def live_run(rate: float, seconds: float, warmup: float, work: Path, profile: Path | None = None) -> dict[str, Any]:
+def live_run(rate: float, seconds: float, warmup: float, work: Path, profile: Path | None = None,
+             extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """One `k2 run` against the simulator at `rate` trades/s. Returns the measurements."""
     data = Path(tempfile.mkdtemp(prefix="live-", dir=work))
     port = free_port()
@@ -72,7 +84,7 @@ def live_run(rate: float, seconds: float, warmup: float, work: Path, profile: Pa
     with Simulator("--exchange", "binance", "--rate", str(rate), "--no-bursts", "--binance-message-limit", "0",
                    cpus=SIM_CPUS) as sim:
         env = clean_env(**sim.env_for("binance"), K2_METRICS_ADDR=f"127.0.0.1:{port}", K2_LOG_DIR=str(data),
-                        K2_LOG_LEVEL="WARNING")
+                        K2_LOG_LEVEL="WARNING", **(extra_env or {}))
         cmd = [*k2_cmd(), "run", "--exchange", "binance", "--data-dir", str(data / "wh"),
                "--duration", str(warmup + seconds + 60)]
         err = open(data / "k2run.err", "wb")

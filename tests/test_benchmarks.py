@@ -1,0 +1,63 @@
+"""CI smoke for the benchmark suite: `benchmarks/run.py --size tiny` must produce the Markdown and
+JSON reports with every section and every floor. No timing is asserted: figures belong in the
+report, and a tiny run on a shared machine measures nothing anyway."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+SECTIONS = ("parse", "load", "live", "feed", "kafka", "reads", "cryptofeed")
+
+
+@pytest.mark.slow
+def test_benchmark_suite_tiny(tmp_path: Path) -> None:
+    out, work = tmp_path / "out", tmp_path / "work"
+    proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "--size", "tiny", "--out", str(out),
+                           "--work", str(work)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md, js = out / "report.md", out / "report.json"
+    assert md.exists() and js.exists(), proc.stderr[-3000:]
+
+    report = json.loads(js.read_text())
+    assert report["size"] == "tiny"
+    assert report["machine"]["cores"] and report["machine"]["versions"].get("chdb")
+    for name in SECTIONS:
+        sec = report["sections"].get(name)
+        assert sec is not None, f"section {name} missing"
+        assert sec["status"] == "ok", f"section {name}: {sec.get('error')}\n{sec.get('traceback', '')}"
+        assert "loadavg_before" in sec and "seconds" in sec
+    s = report["sections"]
+    assert {r["exchange"] for r in s["parse"]["rows"]} == {"binance", "kraken", "coinbase", "bybit", "okx",
+                                                           "bitfinex", "gemini"}
+    assert all(r["trades_per_s"]["median"] > 0 for r in s["parse"]["rows"])
+    assert {r["exchange"] for r in s["load"]["rows"]} >= {"binance", "kraken"}
+    assert s["live"]["steps"] and {r["rate"] for r in s["live"]["latency"]} == {1_000, 10_000}
+    assert all(r["latency_ms"]["n"] > 0 for r in s["live"]["runs"])
+    assert s["feed"]["rows"] and not any(r["chdb_loaded"] for r in s["feed"]["rows"])  # k2 feed never loads chDB
+    assert s["kafka"]["transport"]["acked_per_s"]["median"] > 0 and s["kafka"]["e2e"]["written"] > 0
+    assert s["reads"]["one_symbol_day"]["rows"] == 1440 and s["reads"]["all_symbols_day"]["rows"] == 8640
+    assert {c["exchange"] for c in s["cryptofeed"]["cases"]} == {"binance", "kraken"}
+    for c in s["cryptofeed"]["cases"]:
+        assert c["k2_trades_per_s"]["median"] > 0 and c["cryptofeed_trades_per_s"]["median"] > 0
+
+    floors = {f["key"]: f for f in report["floors"]}
+    assert set(floors) == {"load_binance", "live_sustained", "p99_10k", "feed_vs_cryptofeed", "feed_rss_10k",
+                           "run_rss", "candles_1sym_day"}
+    assert all(f["measured"] is not None for k, f in floors.items() if k != "live_sustained")
+
+    text = md.read_text()
+    sys.path.insert(0, str(BENCH))
+    try:
+        from report import HEADINGS
+    finally:
+        sys.path.remove(str(BENCH))
+    for heading in HEADINGS:
+        assert heading in text, heading
+    assert "MISS" in text or "pass" in text
