@@ -190,3 +190,40 @@ def test_rejects_keep_exact_bytes_of_invalid_utf8(clean_warehouse, load_frames):
     assert report.rejects == 1
     assert wh.scalar("SELECT hex(raw) FROM k2.rejects") == frame.hex().upper()
     assert wh.scalar("SELECT length(raw) FROM k2.rejects") == str(len(frame))
+
+
+# -- the key probe is skipped only when it cannot matter --------------------------------------------
+def test_writer_skips_the_probe_only_for_new_trades_without_repeats(clean_warehouse, monkeypatch):
+    """`skip_probe_when_newer`: newer trades go in unprobed; older ones and batches that repeat a
+    key inside themselves are still probed, so nothing is written twice either way."""
+    from k2.warehouse.sink import BronzeWriter
+
+    wh, adapter = clean_warehouse, get_adapter("binance")
+    session = adapter.session()
+    rows = [r for f in binance_frames(range(1, 31)) for r in session.parse(f, 1).rows]
+    probes = []
+    real = wh.existing_keys
+    monkeypatch.setattr(wh, "existing_keys", lambda *a: probes.append(1) or real(*a))
+    writer = BronzeWriter(wh, adapter, skip_probe_when_newer=True)
+    assert writer.write(rows[:10], source="ws") == 10 and len(probes) == 0   # empty table: newer
+    assert writer.write(rows[10:20], source="ws") == 10 and len(probes) == 0
+    assert writer.write(rows[5:25], source="ws") == 5 and len(probes) == 1   # reaches back: probed
+    assert writer.write(rows[25:] + rows[25:27], source="ws") == 5 and len(probes) == 2  # repeats
+    # a second writer (a restart) learns the newest stored times from silver
+    again = BronzeWriter(wh, adapter, skip_probe_when_newer=True)
+    assert again.write(rows[29:], source="ws") == 0 and len(probes) == 3
+    assert k2db.count(wh, "silver_trades_v2") == 30
+    assert_gold_matches(wh, ref.binance_trades(binance_frames(range(1, 31))))
+
+
+def test_bulk_trade_parse_equals_frame_by_frame_or_declines():
+    """`parse_trade_frames` (k2 load's fast path) gives exactly `parse`'s rows, and declines
+    (None) a run holding anything but valid plain trade frames, which then goes frame by frame."""
+    adapter = get_adapter("binance")
+    frames = [f if isinstance(f, bytes) else f.encode() for f in binance_frames(range(1, 51))]
+    one_by_one = [r for f in frames for r in adapter.parse(f, 7).rows]
+    assert adapter.parse_trade_frames(frames, 7) == one_by_one and len(one_by_one) == 50
+    bad_price = frames[10].replace(b'"p":"', b'"p":"-')
+    for odd in (b"", b'{"result":null,"id":1}', bad_price, frames[3][:-1], b'{"stream":"btcusdt@trade","data":' + frames[0] + b"}"):
+        assert adapter.parse_trade_frames([*frames[:5], odd, *frames[5:]], 7) is None, odd
+    assert get_adapter("kraken").parse_trade_frames(frames, 7) is None  # no fast path: always declines

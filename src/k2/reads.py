@@ -87,26 +87,36 @@ def ohlcv(reader, symbol: str, interval: str, exchange: str | None = "all", sinc
     ch_fmt = clickhouse_format(fmt)
     params: dict[str, Any] = {
         "view": f"ohlcv_{interval}_cross" if exchange == "all" else f"ohlcv_{interval}",
-        "symbol": resolve_symbol(reader, symbol),
         "exchange": exchange,
         "since": parse_time(since, "--since", _EPOCH),
         "until": parse_time(until, "--until", _FAR),
         "limit": int(limit),
     }
-    return reader.query(sql("ohlcv"), ch_fmt, params)
+    return _query_symbol(reader, "ohlcv", ch_fmt, params, symbol)
 
 
 def trades(reader, symbol: str, exchange: str | None = "all", since: str | None = None,
            until: str | None = None, fmt: str = "table", limit: int = 1_000_000) -> str:
     exchange = check_exchange(exchange)
     params: dict[str, Any] = {
-        "symbol": resolve_symbol(reader, symbol),
         "exchange": exchange,
         "since": parse_time(since, "--since", _EPOCH),
         "until": parse_time(until, "--until", _FAR),
         "limit": int(limit),
     }
-    return reader.query(sql("trades"), clickhouse_format(fmt), params)
+    return _query_symbol(reader, "trades", clickhouse_format(fmt), params, symbol)
+
+
+def _query_symbol(reader, query: str, ch_fmt: str, params: dict[str, Any], symbol: str) -> str:
+    """Run a per-symbol query with the symbol as given first (the usual case: a canonical symbol
+    with data, one round trip); only when nothing comes back is the symbol resolved -- a native
+    name is mapped and asked again, an unknown one is an error."""
+    text = symbol.strip().upper()
+    out = reader.query(sql(query), ch_fmt, {**params, "symbol": text}) if text else ""
+    if out.count("\n") > (1 if ch_fmt == "CSVWithNames" else 0):
+        return out
+    canonical = resolve_symbol(reader, symbol)
+    return out if canonical == text else reader.query(sql(query), ch_fmt, {**params, "symbol": canonical})
 
 
 def gaps(reader, exchange: str | None = "all", state: str = "all", fmt: str = "table", limit: int = 1000) -> str:

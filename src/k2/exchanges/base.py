@@ -156,6 +156,13 @@ class ExchangeAdapter:
     def parse(self, frame: bytes | str, received_us: int) -> Parsed:
         raise NotImplementedError
 
+    def parse_trade_frames(self, frames: list[bytes], received_us: int) -> list[tuple] | None:
+        """Fast path for frame files: the trade rows of `frames` when every one of them is a
+        valid plain trade frame, else None, and the caller parses them one by one with `parse`
+        (which classifies and rejects). The same decoding and checks as `parse`, minus its
+        per-frame dispatch. Adapters without one return None."""
+        return None
+
     def session(self) -> "ExchangeAdapter":
         """The parser for one connection (or one recorded file). Adapters are stateless and return
         themselves; a venue whose frames only make sense in their connection's context (Bitfinex

@@ -145,6 +145,15 @@ class BinanceAdapter(ExchangeAdapter):
             # invalid UTF-8 inside a string and absurdly deep nesting are malformed frames too
             raise FrameError(describe_decode_error(exc)) from None
 
+    def parse_trade_frames(self, frames: list[bytes], received_us: int) -> list[tuple] | None:
+        prefix, row = _TRADE_PREFIX, self._row
+        if not all(f.startswith(prefix) for f in frames):
+            return None
+        try:
+            return [row(_decode_trade(f), received_us) for f in frames]
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError, FrameError):
+            return None
+
     @staticmethod
     def _row(t: _Trade, received_us: int) -> tuple:
         p, q = t.p, t.q

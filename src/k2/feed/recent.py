@@ -37,10 +37,10 @@ class RecentTrades:
     """Windows for every symbol of one exchange. Size shrinks with the symbol count so that
     memory stays bounded (about 2M keys in all)."""
 
-    def __init__(self, symbol_index: int, key_index: Any, n_symbols: int = 1):
+    def __init__(self, symbol_index: int, key_index: Any, n_symbols: int = 1, limit: int | None = None):
         self.symbol_index = symbol_index
         self.key_index = key_index
-        self.limit = max(1_000, min(20_000, 2_000_000 // max(1, n_symbols)))
+        self.limit = limit or max(1_000, min(20_000, 2_000_000 // max(1, n_symbols)))
         self.windows: dict[str, RecentKeys] = {}
 
     def new_rows(self, rows: list[tuple]) -> list[tuple]:

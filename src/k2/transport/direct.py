@@ -44,7 +44,8 @@ class DirectTransport:
     def __init__(self, wh, adapters: list[ExchangeAdapter], max_rows: int = 50_000,
                  max_delay_s: float = 0.05, high_water: int = 500_000):
         self.wh = wh
-        self.writers = {a.name: BronzeWriter(wh, a) for a in adapters}
+        # the feed's recent-trades window keeps repeats out of a batch: new trades skip the key probe
+        self.writers = {a.name: BronzeWriter(wh, a, skip_probe_when_newer=True) for a in adapters}
         self.max_rows, self.max_delay_s, self.high_water = max_rows, max_delay_s, high_water
         self.shutdown_retry_s = 30.0
         self.stats = WriterStats(written={a.name: 0 for a in adapters},

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from k2.exchanges.base import ExchangeAdapter
@@ -48,14 +49,27 @@ class PreparedBatch:
     n: int
     has_kafka: bool
     first_time_us: int = 0  # earliest exchange time in the batch (0: unknown), for the crash journal
+    time_span: dict | None = None  # symbol -> (earliest, latest) exchange time in µs
+
+
+#: µs of slack when comparing times computed as float seconds (their rounding error is < 1 µs)
+_TIME_SLACK_US = 5
 
 
 class BronzeWriter:
-    """One per exchange. Thread-compatible: callers serialize writes (one writer thread)."""
+    """One per exchange. Thread-compatible: callers serialize writes (one writer thread).
 
-    def __init__(self, wh, adapter: ExchangeAdapter):
+    `skip_probe_when_newer`: this process is the only writer (embedded), and callers drop repeats
+    before batching (the feed's and `k2 load`'s recent-trades windows). Then a batch without repeats
+    whose every trade is newer than anything stored for its symbol cannot hit a stored key, and the
+    key probe -- a third of the database time of an insert -- is skipped. Re-loads, backfills and
+    overlaps reach back in time and are still probed."""
+
+    def __init__(self, wh, adapter: ExchangeAdapter, skip_probe_when_newer: bool = False):
         self.wh = wh
         self.adapter = adapter
+        self.skip_probe_when_newer = skip_probe_when_newer and getattr(wh, "backend", "") == "embedded"
+        self._newest: dict[str, float] | None = None  # symbol -> latest stored exchange time (µs)
         self._fields = [pa.field(c, _ARROW_TYPES[t]) for c, t in zip(adapter.columns, adapter.column_types)]
         self._schema = pa.schema(self._fields)
         exprs = [
@@ -85,21 +99,48 @@ class BronzeWriter:
         arrays = [pa.array(col, type=f.type) for col, f in zip(columns, self._fields)]
         if kafka_partitions is not None:
             arrays += [pa.array(kafka_partitions, pa.int32()), pa.array(kafka_offsets, pa.int64())]
-        token = token or self._token([columns[i] for i in self._key_idx])
-        return PreparedBatch(columns, arrays, token, len(rows), kafka_partitions is not None, self._first_time_us(rows))
+        token = token or self._token([arrays[i] for i in self._key_idx])
+        span = self._time_span(rows, arrays[self.adapter.symbol_index])
+        first = int(min(v[0] for v in span.values())) if span else 0
+        return PreparedBatch(columns, arrays, token, len(rows), kafka_partitions is not None, first, span)
 
-    def _first_time_us(self, rows: Sequence[tuple]) -> int:
+    def _time_span(self, rows: Sequence[tuple], symbols: pa.Array) -> dict | None:
+        """symbol -> (earliest, latest) exchange time of the batch, in µs; None when unknown."""
         try:
             times = exchange_times_s(self.adapter, rows)
-            return int(times.min() * 1_000_000) if times is not None and len(times) else 0
-        except Exception:  # an odd time value: fall back to "unknown", which is always safe
-            return 0
+            if times is None or not len(times):
+                return None
+            agg = pa.table({"s": symbols, "t": pa.array(times * 1_000_000)}).group_by("s").aggregate(
+                [("t", "min"), ("t", "max")]).to_pydict()
+            return {sym: (lo, hi) for sym, lo, hi in zip(agg["s"], agg["t_min"], agg["t_max"])}
+        except Exception:  # an odd time value: "unknown" is always safe (the batch is probed)
+            return None
+
+    def _all_newer(self, batch: PreparedBatch) -> bool:
+        if not self.skip_probe_when_newer or not batch.time_span:
+            return False
+        if self._newest is None:
+            self._newest = {r[0]: float(r[1]) for r in self.wh.rows(
+                "SELECT toString(symbol), toUnixTimestamp64Micro(max(timestamp)) FROM k2.silver_trades_v2 "
+                "WHERE bronze_table = {b:String} GROUP BY symbol", {"b": self.adapter.bronze_table})}
+        newest = self._newest
+        if not all(lo > newest.get(sym, -1.0) + _TIME_SLACK_US for sym, (lo, _) in batch.time_span.items()):
+            return False
+        # the caller's promise of no repeats inside the batch, checked in C++ (a window can be outrun)
+        keys = pa.table({str(i): batch.arrays[i] for i in self._key_idx})
+        return keys.group_by(keys.column_names).aggregate([]).num_rows == batch.n
+
+    def _remember(self, batch: PreparedBatch) -> None:
+        if self._newest is not None and batch.time_span:
+            for sym, (_, hi) in batch.time_span.items():
+                if hi > self._newest.get(sym, -1.0):
+                    self._newest[sym] = hi
 
     def commit(self, batch: PreparedBatch, source: str) -> int:
         """The database half: skip keys bronze already holds (and repeats inside the batch),
         insert the rest under the batch's token. Returns how many rows were written."""
         arrays = batch.arrays
-        keep = self._rows_to_keep(batch)
+        keep = None if self._all_newer(batch) else self._rows_to_keep(batch)
         if keep is not None:
             if not keep:
                 return 0
@@ -118,6 +159,7 @@ class BronzeWriter:
                             {"source": source, "batch_id": batch.token}, token=batch.token)
         if journal is not None:
             journal.done()
+        self._remember(batch)
         return table.num_rows
 
     def _rows_to_keep(self, batch: PreparedBatch) -> list[int] | None:
@@ -136,12 +178,18 @@ class BronzeWriter:
             first.pop(tuple(c(v) for c, v in zip(conv, k)), None)
         return sorted(first.values())
 
-    def _token(self, keycols: list[tuple]) -> str:
-        """Deterministic token from the batch's keys: same trades, same token."""
+    def _token(self, keys: list[pa.Array]) -> str:
+        """Deterministic token from the batch's key columns: same trades, same token. Hashes the
+        arrays' values (fixed-width bytes, or string offsets and characters) without a Python loop."""
         h = hashlib.blake2b(digest_size=16)
         h.update(self.adapter.name.encode())
-        for col in keycols:
-            h.update("\x1f".join(map(str, col)).encode("utf-8", "surrogatepass"))
+        for arr in keys:
+            if pa.types.is_string(arr.type) or pa.types.is_binary(arr.type):
+                offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+                h.update((offsets - offsets[0]).tobytes())
+                h.update(memoryview(arr.buffers()[2])[offsets[0]:offsets[-1]])
+            else:
+                h.update(arr.to_numpy(zero_copy_only=False).tobytes())
             h.update(b"\x1e")
         return h.hexdigest()
 
