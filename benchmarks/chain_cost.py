@@ -38,7 +38,7 @@ def silver_ddl(wh) -> str:
 
 VARIANTS = {
     "as is": lambda d: d,
-    "no vendor_data map": lambda d: re.sub(r"mapFilter\(.*?\)\)\) AS vendor_data", "map() AS vendor_data", d, flags=re.S),
+    "no vendor_data map": lambda d: re.sub(r"if\(b\.M IS NULL, map\(.*?\)\)\) AS vendor_data", "map() AS vendor_data", d, flags=re.S),
     "no validation array": lambda d: re.sub(r"arrayFilter\(x -> \(x != ''\), \[.*?\]\) AS validation_errors",
                                             "CAST([], 'Array(String)') AS validation_errors", d, flags=re.S),
     "dictGet instead of JOIN": "dict",

@@ -312,3 +312,14 @@ def test_vwap_is_truncated_to_18_decimals(sessions):
                      "AND canonical_symbol = 'BTC/USDT' AND window_start = toDateTime('2026-07-15 12:00:00', 'UTC')")
     # (97512.34*0.0012 + 97512.35*0.04 + 97512.36*0.0151) / 0.0563 = 97512.352468916518650088809946...
     assert vwap == "97512.352468916518650088"
+
+
+def test_binance_vendor_data_has_M_only_when_sent(clean_warehouse, load_frames):
+    """Binance's `M` (best match) is optional on the wire; vendor_data keeps it as sent."""
+    frames = [b'{"e":"trade","E":1784116800123,"s":"BTCUSDT","t":%d,"p":"97512.34","q":"0.5","T":1784116800122,'
+              b'"m":true%s}' % (i, m) for i, m in ((1, b',"M":true'), (2, b',"M":false'), (3, b""))]
+    load_frames(clean_warehouse, "binance", frames)
+    got = {r[0]: r[1] for r in clean_warehouse.rows(
+        "SELECT trade_id, vendor_data['M'] || '/' || toString(mapContains(vendor_data, 'M')) || '/' || "
+        "toString(length(vendor_data)) FROM k2.silver_trades_v2")}
+    assert got == {"1": "true/1/9", "2": "false/1/9", "3": "/0/8"}

@@ -144,19 +144,25 @@ def exchange_times_s(adapter, rows) -> Any:
     time and how it is written: `exchange_time = (column, unit)` with unit "ms" (integer ms),
     "s" (decimal seconds string, Kraken v1) or "iso" (RFC 3339 string, Kraken v2). None when the
     adapter declares no time column."""
-    import numpy as np
-
     spec = getattr(adapter, "exchange_time", None)
     if not spec or not rows:
         return None
-    column, unit = spec
-    i = adapter.columns.index(column)
-    col = [r[i] for r in rows]
-    if unit == "ms":
-        return np.asarray(col, dtype=np.int64) / 1000.0
+    i = adapter.columns.index(spec[0])
+    return exchange_times_of_column(adapter, [r[i] for r in rows])
+
+
+def exchange_times_of_column(adapter, col) -> Any:
+    """The same from the time column alone (a list, or a pyarrow array of the bronze type)."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    spec = getattr(adapter, "exchange_time", None)
+    if not spec:
+        return None
+    unit = spec[1]
+    if unit == "ms":
+        return np.asarray(col, dtype=np.int64) / 1000.0
     if unit == "s":
         return pc.cast(pa.array(col, pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
     if unit == "iso":

@@ -9,6 +9,7 @@ ingest latency (ingested_at - exchange time) at the end.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -243,6 +244,15 @@ def adapters_for(settings: Settings, exchanges: list[str]):
     return [settings.exchange(e).adapter for e in exchanges]
 
 
+def tune_gc_for_streaming() -> None:
+    """A feed allocates a few objects per trade, nearly all short-lived and acyclic. The objects
+    made at startup are frozen out of the cyclic collector's scans and young collections run
+    every 50,000 allocations instead of 700; cycles are still collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def run_embedded(settings: Settings, exchanges: list[str], duration: float | None = None,
                  progress: bool | None = None) -> RunSummary:
     """`k2 run` with the direct transport into the embedded (or server) warehouse."""
@@ -254,6 +264,7 @@ def run_embedded(settings: Settings, exchanges: list[str], duration: float | Non
         transport = DirectTransport(wh, adapters_for(settings, exchanges), settings.batch_max_rows,
                                     settings.batch_max_delay_s, settings.queue_max_rows)
         pipeline = Pipeline(settings, exchanges, wh, transport, progress)
+        tune_gc_for_streaming()
         return asyncio.run(pipeline.run(duration))
     finally:
         wh.close()

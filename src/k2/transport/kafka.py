@@ -623,7 +623,7 @@ def run_feed(settings, exchanges: list[str], bootstrap: str, duration: float | N
     """`k2 feed --kafka`: the feed runtime publishing to Kafka; no warehouse in this process."""
     import asyncio
 
-    from k2.pipeline import Pipeline, adapters_for
+    from k2.pipeline import Pipeline, adapters_for, tune_gc_for_streaming
 
     transport = KafkaTransport(bootstrap, settings.kafka_options, adapters_for(settings, exchanges),
                                Path(settings.data_dir),
@@ -633,6 +633,7 @@ def run_feed(settings, exchanges: list[str], bootstrap: str, duration: float | N
     with stop_on_signals(stop):
         transport.connect(stop)
     pipeline = Pipeline(settings, exchanges, None, transport, progress)
+    tune_gc_for_streaming()
     return asyncio.run(pipeline.run(duration))
 
 

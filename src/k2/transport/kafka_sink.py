@@ -695,7 +695,7 @@ def run_both(settings, exchanges: list[str], bootstrap: str, duration: float | N
     import asyncio
     from pathlib import Path
 
-    from k2.pipeline import Pipeline, adapters_for
+    from k2.pipeline import Pipeline, adapters_for, tune_gc_for_streaming
     from k2.transport.kafka import KafkaTransport, stop_on_signals
     from k2.warehouse import open_warehouse
 
@@ -712,6 +712,7 @@ def run_both(settings, exchanges: list[str], bootstrap: str, duration: float | N
         with stop_on_signals(stop):
             transport.connect(stop)
         pipeline = Pipeline(settings, exchanges, wh, transport, progress)
+        tune_gc_for_streaming()
         return asyncio.run(pipeline.run(duration))
     finally:
         wh.close()

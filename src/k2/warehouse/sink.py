@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from k2.exchanges.base import ExchangeAdapter
-from k2.metrics import exchange_times_s
+from k2.metrics import exchange_times_of_column
 
 _ARROW_TYPES = {
     "String": pa.string(), "Int64": pa.int64(), "UInt64": pa.uint64(), "Int32": pa.int32(),
@@ -43,7 +43,6 @@ class Reject:
 
 @dataclass(slots=True)
 class PreparedBatch:
-    columns: list[tuple]  # the rows transposed
     arrays: list[pa.Array]  # bronze columns (+ kafka_partition, kafka_offset)
     token: str
     n: int
@@ -72,6 +71,9 @@ class BronzeWriter:
         self._newest: dict[str, float] | None = None  # symbol -> latest stored exchange time (µs)
         self._fields = [pa.field(c, _ARROW_TYPES[t]) for c, t in zip(adapter.columns, adapter.column_types)]
         self._schema = pa.schema(self._fields)
+        self._struct = pa.struct(self._fields)
+        spec = getattr(adapter, "exchange_time", None)
+        self._time_idx = adapter.columns.index(spec[0]) if spec else None
         exprs = [
             "fromUnixTimestamp64Micro(received_at, 'UTC')" if c == "received_at" else c
             for c in adapter.columns
@@ -93,25 +95,27 @@ class BronzeWriter:
 
     def prepare(self, rows: Sequence[tuple], token: str | None = None,
                 kafka_partitions: list[int] | None = None, kafka_offsets: list[int] | None = None) -> PreparedBatch:
-        """The Python half of a write: transpose once, build the columnar block and the token.
-        Callers with a spare thread (k2 load) run it beside the database half."""
-        columns = list(zip(*rows))
-        arrays = [pa.array(col, type=f.type) for col, f in zip(columns, self._fields)]
+        """The Python half of a write: the columnar block (rows -> one struct array in C++, then
+        its columns), the token and the time span. Callers with a spare thread (k2 load) run it
+        beside the database half."""
+        arrays = pa.array(rows, type=self._struct).flatten()
         if kafka_partitions is not None:
             arrays += [pa.array(kafka_partitions, pa.int32()), pa.array(kafka_offsets, pa.int64())]
         token = token or self._token([arrays[i] for i in self._key_idx])
-        span = self._time_span(rows, arrays[self.adapter.symbol_index])
+        span = self._time_span(arrays)
         first = int(min(v[0] for v in span.values())) if span else 0
-        return PreparedBatch(columns, arrays, token, len(rows), kafka_partitions is not None, first, span)
+        return PreparedBatch(arrays, token, len(rows), kafka_partitions is not None, first, span)
 
-    def _time_span(self, rows: Sequence[tuple], symbols: pa.Array) -> dict | None:
+    def _time_span(self, arrays: list[pa.Array]) -> dict | None:
         """symbol -> (earliest, latest) exchange time of the batch, in µs; None when unknown."""
+        if self._time_idx is None:
+            return None
         try:
-            times = exchange_times_s(self.adapter, rows)
+            times = exchange_times_of_column(self.adapter, arrays[self._time_idx])
             if times is None or not len(times):
                 return None
-            agg = pa.table({"s": symbols, "t": pa.array(times * 1_000_000)}).group_by("s").aggregate(
-                [("t", "min"), ("t", "max")]).to_pydict()
+            agg = pa.table({"s": arrays[self.adapter.symbol_index], "t": pa.array(times * 1_000_000)}).group_by(
+                "s").aggregate([("t", "min"), ("t", "max")]).to_pydict()
             return {sym: (lo, hi) for sym, lo, hi in zip(agg["s"], agg["t_min"], agg["t_max"])}
         except Exception:  # an odd time value: "unknown" is always safe (the batch is probed)
             return None
@@ -171,7 +175,7 @@ class BronzeWriter:
         stored, distinct = self.wh.existing_keys(self.adapter.bronze_table, self.adapter.key_columns, probe)
         if not stored and distinct == batch.n:
             return None
-        keys = list(zip(*[batch.columns[i] for i in idx]))
+        keys = list(zip(*[batch.arrays[i].to_pylist() for i in idx]))
         conv = self._key_converters
         first = dict(zip(reversed(keys), range(batch.n - 1, -1, -1)))
         for k in stored:

@@ -24,9 +24,11 @@ SELECT
     b.ingested                                                    AS ingestion_timestamp,
     b.src                                                         AS source,
     'bronze_trades_binance' AS bronze_table,
-    mapFilter((k, v) -> NOT (k = 'M' AND v = ''),   -- M only when Binance sent it
+    if(b.M IS NULL,   -- M only when Binance sent it (two literal maps: cheaper than filtering one)
         map('e', b.e, 'E', toString(b.E), 's', b.s, 't', toString(b.t), 'p', b.p, 'q', b.q,
-            'T', toString(b.T), 'm', if(b.m, 'true', 'false'), 'M', multiIf(b.M IS NULL, '', b.M, 'true', 'false')))
+            'T', toString(b.T), 'm', if(b.m, 'true', 'false')),
+        map('e', b.e, 'E', toString(b.E), 's', b.s, 't', toString(b.t), 'p', b.p, 'q', b.q,
+            'T', toString(b.T), 'm', if(b.m, 'true', 'false'), 'M', if(assumeNotNull(b.M), 'true', 'false')))
                                                                   AS vendor_data,
     arrayFilter(x -> x != '', [
         if(toDecimal128OrNull(b.p, 18) IS NULL, 'price_not_decimal',
