@@ -99,6 +99,7 @@ class NullTransport:
 def run_k2(args, win: Window) -> dict:
     from k2.config import Settings
     from k2.feed.runtime import FeedRuntime
+    from k2.pipeline import tune_gc_for_streaming
 
     settings = Settings(exchanges=[args.exchange], symbols=args.symbols.split(","), backfill=False,
                         exchange_overrides={args.exchange: {"ws_url": args.ws, "rest_url": args.rest}})
@@ -114,6 +115,7 @@ def run_k2(args, win: Window) -> dict:
         stop.set()
         await asyncio.wait([task], timeout=5)
 
+    tune_gc_for_streaming()  # as `k2 run` and `k2 feed` do before their event loop
     asyncio.run(main())
     result["rejects"] = transport.rejects
     return result

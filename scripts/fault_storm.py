@@ -3,10 +3,14 @@
 
     .venv/bin/python scripts/fault_storm.py --duration 180 --rate 500        # the full storm (~100 drops)
     .venv/bin/python scripts/fault_storm.py --duration 30 --json             # the CI-sized one
+    .venv/bin/python scripts/fault_storm.py --duration 180 --kafka           # through a Kafka broker
 
 Faults (all on loopback, bounded in time): forced disconnects every --drop-every s, 1 % extra
 malformed frames, heartbeat stalls (whole-connection silences longer than the watchdog), exchange
 error events, and a slow consumer (`k2 run` frozen with SIGSTOP for a few seconds, repeatedly).
+With --kafka the pipeline is `k2 feed` -> broker (tansu, memory storage, on 127.0.0.1) -> `k2 sink`,
+and the slow consumer is replaced by broker freezes (SIGSTOP for --freeze-for s every
+--freeze-every s) and sink crashes (SIGKILL every --kill-sink-every s, restarted at once).
 
 Ground truth is the simulator's record. Afterwards:
   * silver holds every generated trade up to the last one K2 saw per symbol (live or backfilled),
@@ -63,9 +67,103 @@ def malformed_sent(record: Path, exchanges: list[str]) -> int:
                 n += 1
     return n
 
+class EmbeddedPipeline:
+    """`k2 run` into the embedded warehouse; the slow consumer is `k2 run` itself, frozen."""
+
+    def __init__(self, workdir: Path, env: dict, data: Path, exchanges: list[str]):
+        self.out, self.err = workdir / "run.out", workdir / "run.err"  # files: a full pipe would block it
+        self.run = subprocess.Popen([sys.executable, "-m", "k2", "run", "--data-dir", str(data),
+                                     "--exchange", ",".join(exchanges)],
+                                    stdout=self.out.open("wb"), stderr=self.err.open("wb"), env=env)
+        self.proc = psutil.Process(self.run.pid)
+
+    def rss(self) -> int:
+        return self.proc.memory_info().rss
+
+    def tick(self) -> None:
+        pass
+
+    def freeze(self, seconds: float) -> None:
+        self.run.send_signal(signal.SIGSTOP)
+        time.sleep(seconds)
+        self.run.send_signal(signal.SIGCONT)
+
+    def finish(self) -> tuple[int, str, str]:
+        if self.run.poll() is None:
+            self.run.send_signal(signal.SIGTERM)
+        self.run.wait(120)
+        return self.run.returncode, self.out.read_text(), self.err.read_text()
+
+
+class KafkaPipeline:
+    """`k2 feed` -> tansu broker -> `k2 sink`, with broker freezes and sink SIGKILLs. RSS is the
+    feed's (the sink is restarted, so its memory says little)."""
+
+    def __init__(self, workdir: Path, env: dict, data: Path, exchanges: list[str], kill_sink_every: float):
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from kafka_broker import Broker  # the test suite's broker helper: tansu, memory storage
+
+        self.broker = Broker(workdir).start()
+        self.env = {**env, "K2_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap}
+        self.data, self.workdir = data, workdir
+        self.out, self.err = workdir / "feed.out", workdir / "feed.err"
+        self.feed = subprocess.Popen([sys.executable, "-m", "k2", "feed", "--exchange", ",".join(exchanges)],
+                                     stdout=self.out.open("wb"), stderr=self.err.open("wb"), env=self.env)
+        self.proc = psutil.Process(self.feed.pid)
+        self.sink = self._start_sink()
+        self.kills, self.kill_every = 0, kill_sink_every
+        self.next_kill = time.monotonic() + kill_sink_every
+
+    def _start_sink(self) -> subprocess.Popen:
+        log = open(self.workdir / "sink.log", "ab")
+        return subprocess.Popen([sys.executable, "-m", "k2", "sink", "--data-dir", str(self.data)],
+                                stdout=log, stderr=log, env=self.env)
+
+    def rss(self) -> int:
+        return self.proc.memory_info().rss
+
+    def tick(self) -> None:
+        if self.kill_every and time.monotonic() >= self.next_kill:
+            self.sink.kill()  # SIGKILL, wherever it is in its batch
+            self.sink.wait(30)
+            self.sink = self._start_sink()
+            self.kills += 1
+            self.next_kill = time.monotonic() + self.kill_every
+
+    def freeze(self, seconds: float) -> None:
+        self.broker.freeze()
+        time.sleep(seconds)
+        self.broker.thaw()
+
+    def _stored(self) -> int:
+        try:
+            return int(rows(self.data, "SELECT count() FROM bronze_trades_binance")[0][0]
+                       + rows(self.data, "SELECT count() FROM silver_trades_v2")[0][0])
+        except (RuntimeError, IndexError, ValueError):
+            return -1
+
+    def finish(self) -> tuple[int, str, str]:
+        """Stop the feed (it flushes to the broker), let the sink drain (nothing new for 10 s,
+        at most 180 s), then stop the sink and the broker."""
+        if self.feed.poll() is None:
+            self.feed.send_signal(signal.SIGTERM)
+        self.feed.wait(120)
+        out, err = self.out.read_text(), self.err.read_text()
+        last, still_since, deadline = -2, time.monotonic(), time.monotonic() + 180
+        while time.monotonic() < deadline and time.monotonic() - still_since < 10:
+            time.sleep(1)
+            now = self._stored()
+            if now != last:
+                last, still_since = now, time.monotonic()
+        self.sink.send_signal(signal.SIGTERM)
+        sink_code = self.sink.wait(120)
+        self.broker.stop()
+        return self.feed.returncode or sink_code, out, err + (self.workdir / "sink.log").read_text()[-3000:]
+
 
 def storm(duration: float, rate: float, drop_every: float, freeze_every: float, freeze_for: float,
-          workdir: Path, exchanges: list[str], settle: float = 15.0) -> dict:
+          workdir: Path, exchanges: list[str], settle: float = 15.0, kafka: bool = False,
+          kill_sink_every: float = 15.0) -> dict:
     record, data, ref = workdir / "record", workdir / "live", workdir / "reference"
     sim = SimulatorProcess("--exchange", ",".join(exchanges), "--rate", str(rate), "--seed", "11",
                            "--drop-every", str(drop_every), "--malformed-ratio", "0.01",
@@ -79,9 +177,8 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
                K2_CONFIG=str(workdir / "k2.toml"), K2_LOG_LEVEL="WARNING")
     # heartbeat stalls of 4 s must trip the watchdog: make it 3 s for every venue
     (workdir / "k2.toml").write_text("".join(f"[exchanges.{e}]\nstale_after_s = 3\n" for e in exchanges))
-    run = subprocess.Popen([sys.executable, "-m", "k2", "run", "--data-dir", str(data), "--exchange", ",".join(exchanges)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    proc = psutil.Process(run.pid)
+    pipeline = (KafkaPipeline(workdir, env, data, exchanges, kill_sink_every) if kafka
+                else EmbeddedPipeline(workdir, env, data, exchanges))
     rss: list[tuple[float, int]] = []
     freezes = 0
     started = time.monotonic()
@@ -89,11 +186,10 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
     try:
         while time.monotonic() - started < duration:
             time.sleep(0.5)
-            rss.append((time.monotonic() - started, proc.memory_info().rss))
-            if freeze_every and time.monotonic() >= next_freeze:  # the slow consumer
-                run.send_signal(signal.SIGSTOP)
-                time.sleep(freeze_for)
-                run.send_signal(signal.SIGCONT)
+            rss.append((time.monotonic() - started, pipeline.rss()))
+            pipeline.tick()
+            if freeze_every and time.monotonic() >= next_freeze:
+                pipeline.freeze(freeze_for)
                 freezes += 1
                 next_freeze = time.monotonic() + freeze_every
         # faults have stopped (--faults-for): a calm spell lets the last gaps be found and filled
@@ -103,9 +199,7 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
         time.sleep(1)
     finally:
         sim.stop()
-        if run.poll() is None:
-            run.send_signal(signal.SIGTERM)
-        out, err = run.communicate(timeout=120)
+        exit_code, out, err = pipeline.finish()
     reconnects = int(out.split("reconnects:")[1].split()[0]) if "reconnects:" in out else -1
 
     for ex in exchanges:
@@ -133,15 +227,17 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
         "trades_generated": len(generated), "trades_expected": len(expected), "trades_in_silver": len(live),
         "duplicates": len(live) - len(live_set), "missing": len(missing), "not_generated": len(extra),
         "malformed_frames_sent": malformed, "rejects": rejects, "reconnects": reconnects,
-        "slow_consumer_freezes": freezes,
+        "mode": "kafka" if kafka else "embedded",
+        ("broker_freezes" if kafka else "slow_consumer_freezes"): freezes,
+        **({"sink_kills": pipeline.kills} if kafka else {}),
         "gaps": {g[0]: {"count": int(g[1]), "trades_recovered": int(g[2])} for g in gaps},
         "validate_passed": validate.returncode == 0,
         "peak_rss_mb": round(max((v for _, v in rss), default=0) / 2**20, 1),
         "rss_first_third_mb": round(early / 2**20, 1), "rss_last_third_mb": round(late / 2**20, 1),
-        "k2_run_exit": run.returncode,
+        "k2_exit": exit_code,
     }
     result["ok"] = (result["duplicates"] == 0 and result["missing"] == 0 and result["not_generated"] == 0
-                    and result["validate_passed"] and rejects == malformed and run.returncode == 0
+                    and result["validate_passed"] and rejects == malformed and exit_code == 0
                     and (late <= early * 1.5 + 50 * 2**20))
     if not result["ok"]:
         result["k2_run_stderr_tail"] = err[-2000:]
@@ -159,13 +255,17 @@ def main() -> int:
     p.add_argument("--freeze-for", type=float, default=2.0)
     p.add_argument("--exchange", default="binance,kraken")
     p.add_argument("--workdir", help="keep the data here (default: a temp dir, deleted)")
+    p.add_argument("--kafka", action="store_true", help="k2 feed -> broker -> k2 sink, with broker freezes "
+                                                         "and sink SIGKILLs")
+    p.add_argument("--kill-sink-every", type=float, default=15.0, help="--kafka: SIGKILL the sink every N s, 0 = off")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     exchanges = [e.strip() for e in a.exchange.split(",") if e.strip()]
     with tempfile.TemporaryDirectory(prefix="k2storm-") as tmp:
         workdir = Path(a.workdir) if a.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        result = storm(a.duration, a.rate, a.drop_every, a.freeze_every, a.freeze_for, workdir, exchanges)
+        result = storm(a.duration, a.rate, a.drop_every, a.freeze_every, a.freeze_for, workdir, exchanges,
+                       kafka=a.kafka, kill_sink_every=a.kill_sink_every)
     if a.json:
         print(json.dumps(result))
     else:

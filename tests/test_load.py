@@ -203,17 +203,23 @@ def test_writer_skips_the_probe_only_for_new_trades_without_repeats(clean_wareho
     rows = [r for f in binance_frames(range(1, 31)) for r in session.parse(f, 1).rows]
     probes = []
     real = wh.existing_keys
-    monkeypatch.setattr(wh, "existing_keys", lambda *a: probes.append(1) or real(*a))
+    monkeypatch.setattr(wh, "existing_keys", lambda *a: probes.append(a[2].num_rows) or real(*a))
     writer = BronzeWriter(wh, adapter, skip_probe_when_newer=True)
     assert writer.write(rows[:10], source="ws") == 10 and len(probes) == 0   # empty table: newer
     assert writer.write(rows[10:20], source="ws") == 10 and len(probes) == 0
     assert writer.write(rows[5:25], source="ws") == 5 and len(probes) == 1   # reaches back: probed
     assert writer.write(rows[25:] + rows[25:27], source="ws") == 5 and len(probes) == 2  # repeats
+    # the same millisecond as the newest stored trade: only that row is probed, and it is new
+    same_ms = [r for f in [mf.binance_trade("BTCUSDT", 31, "97031.31", "0.0031", 1784116800000 + 7919 * 30, False)]
+               for r in session.parse(f, 1).rows]
+    assert writer.write(same_ms, source="ws") == 1 and len(probes) == 3
+    assert probes[-1] == 1
     # a second writer (a restart) learns the newest stored times from silver
     again = BronzeWriter(wh, adapter, skip_probe_when_newer=True)
-    assert again.write(rows[29:], source="ws") == 0 and len(probes) == 3
-    assert k2db.count(wh, "silver_trades_v2") == 30
-    assert_gold_matches(wh, ref.binance_trades(binance_frames(range(1, 31))))
+    assert again.write(rows[29:], source="ws") == 0 and len(probes) == 4
+    assert k2db.count(wh, "silver_trades_v2") == 31
+    assert_gold_matches(wh, ref.binance_trades([*binance_frames(range(1, 31)), *[mf.binance_trade(
+        "BTCUSDT", 31, "97031.31", "0.0031", 1784116800000 + 7919 * 30, False)]]))
 
 
 def test_bulk_trade_parse_equals_frame_by_frame_or_declines():
@@ -226,4 +232,8 @@ def test_bulk_trade_parse_equals_frame_by_frame_or_declines():
     bad_price = frames[10].replace(b'"p":"', b'"p":"-')
     for odd in (b"", b'{"result":null,"id":1}', bad_price, frames[3][:-1], b'{"stream":"btcusdt@trade","data":' + frames[0] + b"}"):
         assert adapter.parse_trade_frames([*frames[:5], odd, *frames[5:]], 7) is None, odd
+    combined = [b'{"stream":"btcusdt@trade","data":' + f + b"}" for f in frames]
+    assert adapter.parse_trade_frames(combined, 7) == one_by_one
+    assert adapter.parse_trade_frames([*combined[:3], frames[3]], 7) is None  # mixed forms: one by one
+    assert adapter.parse_trade_frames([*combined[:3], b'{"stream":"btcusdt@trade","data":{"e":"aggTrade"}}'], 7) is None
     assert get_adapter("kraken").parse_trade_frames(frames, 7) is None  # no fast path: always declines

@@ -25,3 +25,20 @@ def test_short_fault_storm_loses_and_duplicates_nothing():
     assert result["gaps"].get("filled", {}).get("trades_recovered", 0) > 0, result
     assert result["validate_passed"], result
     assert result["ok"] and res.returncode == 0, result
+
+
+@pytest.mark.slow
+def test_short_kafka_fault_storm_loses_and_duplicates_nothing():
+    """The same storm through `k2 feed` -> broker -> `k2 sink`, with the broker frozen and the
+    sink killed (SIGKILL) and restarted while trades flow."""
+    res = subprocess.run([sys.executable, str(SCRIPT), "--kafka", "--duration", "35", "--rate", "150",
+                          "--drop-every", "2.5", "--freeze-every", "11", "--freeze-for", "3",
+                          "--kill-sink-every", "9", "--json"], capture_output=True, text=True, timeout=600)
+    assert res.stdout.strip(), res.stderr[-3000:]
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert result["trades_in_silver"] > 3000, result
+    assert result["missing"] == 0 and result["duplicates"] == 0 and result["not_generated"] == 0, result
+    assert result["rejects"] == result["malformed_frames_sent"] > 0, result
+    assert result["broker_freezes"] >= 2 and result["sink_kills"] >= 3, result
+    assert result["validate_passed"], result
+    assert result["ok"] and res.returncode == 0, result

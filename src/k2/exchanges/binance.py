@@ -59,7 +59,15 @@ class _Combined(msgspec.Struct):
     data: msgspec.Raw
 
 
+class _CombinedTrade(msgspec.Struct):
+    """A combined-stream envelope decoded together with its trade (k2 load's fast path)."""
+
+    stream: str
+    data: _Trade
+
+
 _decode_trade = msgspec.json.Decoder(_Trade).decode
+_decode_combined_trade = msgspec.json.Decoder(_CombinedTrade).decode
 _decode_combined = msgspec.json.Decoder(_Combined).decode
 _decode_any = msgspec.json.Decoder().decode
 _decode_rest_trades = msgspec.json.Decoder(list[_RestTrade]).decode
@@ -146,11 +154,15 @@ class BinanceAdapter(ExchangeAdapter):
             raise FrameError(describe_decode_error(exc)) from None
 
     def parse_trade_frames(self, frames: list[bytes], received_us: int) -> list[tuple] | None:
-        prefix, row = _TRADE_PREFIX, self._row
-        if not all(f.startswith(prefix) for f in frames):
-            return None
+        """Raw trade events, or all of them in the combined-stream envelope (`{"stream":..,"data":
+        {"e":"trade",..}}`); a mixed run, or anything else, is declined."""
+        row = self._row
         try:
-            return [row(_decode_trade(f), received_us) for f in frames]
+            if all(f.startswith(_TRADE_PREFIX) for f in frames):
+                return [row(_decode_trade(f), received_us) for f in frames]
+            if all(f.startswith(_COMBINED_PREFIX) for f in frames):
+                return [row(_decode_combined_trade(f).data, received_us) for f in frames]
+            return None
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError, FrameError):
             return None
 

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from k2.exchanges.base import ExchangeAdapter
 from k2.metrics import exchange_times_of_column
@@ -49,6 +50,7 @@ class PreparedBatch:
     has_kafka: bool
     first_time_us: int = 0  # earliest exchange time in the batch (0: unknown), for the crash journal
     time_span: dict | None = None  # symbol -> (earliest, latest) exchange time in µs
+    times_us: "np.ndarray | None" = None  # each row's exchange time in µs (None: unknown)
 
 
 #: µs of slack when comparing times computed as float seconds (their rounding error is < 1 µs)
@@ -59,10 +61,11 @@ class BronzeWriter:
     """One per exchange. Thread-compatible: callers serialize writes (one writer thread).
 
     `skip_probe_when_newer`: this process is the only writer (embedded), and callers drop repeats
-    before batching (the feed's and `k2 load`'s recent-trades windows). Then a batch without repeats
-    whose every trade is newer than anything stored for its symbol cannot hit a stored key, and the
-    key probe -- a third of the database time of an insert -- is skipped. Re-loads, backfills and
-    overlaps reach back in time and are still probed."""
+    before batching (the feed's and `k2 load`'s recent-trades windows). Then a trade newer than
+    anything stored for its symbol cannot be stored already, and only the others -- usually none,
+    or the few sharing the last stored millisecond -- go through the key probe, which costs a third
+    of the database time of an insert. Re-loads, backfills and overlaps reach back in time and are
+    still probed; a batch holding a key twice is probed whole."""
 
     def __init__(self, wh, adapter: ExchangeAdapter, skip_probe_when_newer: bool = False):
         self.wh = wh
@@ -102,37 +105,43 @@ class BronzeWriter:
         if kafka_partitions is not None:
             arrays += [pa.array(kafka_partitions, pa.int32()), pa.array(kafka_offsets, pa.int64())]
         token = token or self._token([arrays[i] for i in self._key_idx])
-        span = self._time_span(arrays)
+        times, span = self._times(arrays)
         first = int(min(v[0] for v in span.values())) if span else 0
-        return PreparedBatch(arrays, token, len(rows), kafka_partitions is not None, first, span)
+        return PreparedBatch(arrays, token, len(rows), kafka_partitions is not None, first, span, times)
 
-    def _time_span(self, arrays: list[pa.Array]) -> dict | None:
-        """symbol -> (earliest, latest) exchange time of the batch, in µs; None when unknown."""
+    def _times(self, arrays: list[pa.Array]) -> tuple["np.ndarray | None", dict | None]:
+        """Each row's exchange time in µs, and symbol -> (earliest, latest); Nones when unknown."""
         if self._time_idx is None:
-            return None
+            return None, None
         try:
             times = exchange_times_of_column(self.adapter, arrays[self._time_idx])
             if times is None or not len(times):
-                return None
-            agg = pa.table({"s": arrays[self.adapter.symbol_index], "t": pa.array(times * 1_000_000)}).group_by(
+                return None, None
+            times = times * 1_000_000
+            agg = pa.table({"s": arrays[self.adapter.symbol_index], "t": pa.array(times)}).group_by(
                 "s").aggregate([("t", "min"), ("t", "max")]).to_pydict()
-            return {sym: (lo, hi) for sym, lo, hi in zip(agg["s"], agg["t_min"], agg["t_max"])}
+            return times, {sym: (lo, hi) for sym, lo, hi in zip(agg["s"], agg["t_min"], agg["t_max"])}
         except Exception:  # an odd time value: "unknown" is always safe (the batch is probed)
-            return None
+            return None, None
 
-    def _all_newer(self, batch: PreparedBatch) -> bool:
-        if not self.skip_probe_when_newer or not batch.time_span:
-            return False
+    def _maybe_stored(self, batch: PreparedBatch) -> np.ndarray | None:
+        """With `skip_probe_when_newer`: the indexes of the rows that could already be stored --
+        those not newer than the newest stored trade of their symbol (usually none, or the few
+        sharing the previous batch's last millisecond). None: probe the whole batch."""
+        if not self.skip_probe_when_newer or batch.times_us is None or not batch.time_span:
+            return None
         if self._newest is None:
             self._newest = {r[0]: float(r[1]) for r in self.wh.rows(
                 "SELECT toString(symbol), toUnixTimestamp64Micro(max(timestamp)) FROM k2.silver_trades_v2 "
                 "WHERE bronze_table = {b:String} GROUP BY symbol", {"b": self.adapter.bronze_table})}
-        newest = self._newest
-        if not all(lo > newest.get(sym, -1.0) + _TIME_SLACK_US for sym, (lo, _) in batch.time_span.items()):
-            return False
         # the caller's promise of no repeats inside the batch, checked in C++ (a window can be outrun)
         keys = pa.table({str(i): batch.arrays[i] for i in self._key_idx})
-        return keys.group_by(keys.column_names).aggregate([]).num_rows == batch.n
+        if keys.group_by(keys.column_names).aggregate([]).num_rows != batch.n:
+            return None
+        symbols = list(batch.time_span)
+        newest = np.array([self._newest.get(sym, -1.0) + _TIME_SLACK_US for sym in symbols])
+        where = pc.index_in(batch.arrays[self.adapter.symbol_index], value_set=pa.array(symbols)).to_numpy()
+        return np.flatnonzero(batch.times_us <= newest[where])
 
     def _remember(self, batch: PreparedBatch) -> None:
         if self._newest is not None and batch.time_span:
@@ -144,7 +153,8 @@ class BronzeWriter:
         """The database half: skip keys bronze already holds (and repeats inside the batch),
         insert the rest under the batch's token. Returns how many rows were written."""
         arrays = batch.arrays
-        keep = None if self._all_newer(batch) else self._rows_to_keep(batch)
+        maybe = self._maybe_stored(batch)
+        keep = self._rows_to_keep(batch) if maybe is None else self._stored_dropped(batch, maybe) if len(maybe) else None
         if keep is not None:
             if not keep:
                 return 0
@@ -181,6 +191,21 @@ class BronzeWriter:
         for k in stored:
             first.pop(tuple(c(v) for c, v in zip(conv, k)), None)
         return sorted(first.values())
+
+    def _stored_dropped(self, batch: PreparedBatch, candidates: np.ndarray) -> list[int] | None:
+        """Probe only `candidates` (the batch holds no key twice): None when bronze holds none of
+        them, else the indexes of every row but the stored ones."""
+        idx = self._key_idx
+        take = pa.array(candidates, pa.int64())
+        probe = pa.Table.from_arrays([batch.arrays[i].take(take) for i in idx], names=list(self.adapter.key_columns))
+        stored, _ = self.wh.existing_keys(self.adapter.bronze_table, self.adapter.key_columns, probe)
+        if not stored:
+            return None
+        conv = self._key_converters
+        stored_keys = {tuple(c(v) for c, v in zip(conv, k)) for k in stored}
+        cand_keys = zip(*[col.to_pylist() for col in probe.columns])
+        drop = {int(i) for i, k in zip(candidates, cand_keys) if k in stored_keys}
+        return [i for i in range(batch.n) if i not in drop]
 
     def _token(self, keys: list[pa.Array]) -> str:
         """Deterministic token from the batch's key columns: same trades, same token. Hashes the
