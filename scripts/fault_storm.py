@@ -16,7 +16,8 @@ Ground truth is the simulator's record. Afterwards:
   * silver holds every generated trade up to the last one K2 saw per symbol (live or backfilled),
     nothing else, and nothing twice;
   * gold equals a recomputation from silver (`k2 validate`);
-  * the rejects table holds exactly the malformed frames the simulator sent;
+  * the rejects table holds exactly the malformed frames the simulator sent (when the simulator
+    had to cut a frozen client, the frames still queued for it never arrive: then at most those);
   * memory stayed flat (peak RSS of the last third vs the first third of the run).
 Exit status 0 when every check holds; --json prints the figures as one JSON object.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -194,12 +196,12 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
                 next_freeze = time.monotonic() + freeze_every
         # faults have stopped (--faults-for): a calm spell lets the last gaps be found and filled
         time.sleep(settle)
-        sim_stats = sim.stderr()
         sim.stop()  # the simulator stops first: everything it sent was delivered
         time.sleep(1)
     finally:
         sim.stop()
         exit_code, out, err = pipeline.finish()
+    sim_stats = sim.stderr()  # with its closing summary
     reconnects = int(out.split("reconnects:")[1].split()[0]) if "reconnects:" in out else -1
 
     for ex in exchanges:
@@ -219,6 +221,9 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
     malformed = malformed_sent(record, exchanges)
     gaps = rows(data, "SELECT toString(state), count(), sum(trades_recovered) FROM gaps FINAL GROUP BY state")
     validate = k2("validate", "--data-dir", str(data))
+    # a client frozen long enough is cut by the simulator (as Binance does); frames still queued on
+    # that connection never arrive, so their malformed ones cannot be in rejects
+    slow_cuts = sum(int(x) for x in re.findall(r"\((\d+) for reading too slowly\)", sim_stats))
     third = max(1, len(rss) // 3)
     early = max(v for _, v in rss[:third]) if rss else 0
     late = max(v for _, v in rss[-third:]) if rss else 0
@@ -227,6 +232,7 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
         "trades_generated": len(generated), "trades_expected": len(expected), "trades_in_silver": len(live),
         "duplicates": len(live) - len(live_set), "missing": len(missing), "not_generated": len(extra),
         "malformed_frames_sent": malformed, "rejects": rejects, "reconnects": reconnects,
+        "slow_client_cuts": slow_cuts,
         "mode": "kafka" if kafka else "embedded",
         ("broker_freezes" if kafka else "slow_consumer_freezes"): freezes,
         **({"sink_kills": pipeline.kills} if kafka else {}),
@@ -237,7 +243,7 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
         "k2_exit": exit_code,
     }
     result["ok"] = (result["duplicates"] == 0 and result["missing"] == 0 and result["not_generated"] == 0
-                    and result["validate_passed"] and rejects == malformed and exit_code == 0
+                    and result["validate_passed"] and (rejects == malformed or (slow_cuts and rejects <= malformed)) and exit_code == 0
                     and (late <= early * 1.5 + 50 * 2**20))
     if not result["ok"]:
         result["k2_run_stderr_tail"] = err[-2000:]

@@ -709,3 +709,13 @@ def test_config_checks_are_user_errors():
         SimConfig(port=70000).check()
     with pytest.raises(K2Error):
         SimConfig(exchanges=["binance", "kraken"], replay=Path("x.jsonl")).check()
+
+
+def test_fault_schedule_stops_after_faults_for_but_finishes_a_silence_under_way():
+    """A silence cut short by --faults-for would be a lossy stall shorter than any watchdog."""
+    from k2.simulator.faults import FaultClock, Faults
+
+    clock = FaultClock(Faults(drop_every=2.5, silence_every=17, silence_for=4, faults_for=35), start=100.0)
+    assert [clock.silent(100 + t) for t in (16.9, 17.1, 20.9, 21.1, 34.2, 35.5, 37.9, 38.1, 51.5)] == [
+        False, True, True, False, True, True, True, False, False]
+    assert clock.drop_due(102.6) and not clock.drop_due(102.7) and not clock.drop_due(135.1)

@@ -27,6 +27,7 @@ def test_short_fault_storm_loses_and_duplicates_nothing():
     assert result["ok"] and res.returncode == 0, result
 
 
+
 @pytest.mark.slow
 def test_short_kafka_fault_storm_loses_and_duplicates_nothing():
     """The same storm through `k2 feed` -> broker -> `k2 sink`, with the broker frozen and the

@@ -116,5 +116,6 @@ async def _serve(config, duration: float | None, ready_file: Path | None) -> int
         await sim.stop()
     for name, s in sim.stats().items():
         print(f"k2 simulate: {name}: {s['trades_generated']} trades generated, {s['frames_sent']} frames sent, "
-              f"{s['connections_total']} connections, {s['drops'] + s['slow_drops']} dropped", file=sys.stderr)
+              f"{s['connections_total']} connections, {s['drops'] + s['slow_drops']} dropped "
+              f"({s['slow_drops']} for reading too slowly)", file=sys.stderr)
     return 0

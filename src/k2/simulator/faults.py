@@ -9,7 +9,8 @@ Every fault is bounded and announced in the counters, so a test can tell what it
                         frames are never altered, so the set of real trades stays complete
   error_every N         every N s an exchange error event on every connection
   slow_start S          a new connection stays mute for S s: greeting, acks, first data wait
-  faults_for S          drops, silences and error events stop S s after the start (0 = never)
+  faults_for S          drops, silences and error events stop S s after the start (0 = never;
+                        a silence already under way runs its full length)
 """
 
 from __future__ import annotations
@@ -54,11 +55,14 @@ class FaultClock:
         self._next_error = start + faults.error_every if faults.error_every else float("inf")
 
     def silent(self, now: float) -> bool:
+        """A silence that began before `faults_for` ran out lasts its full length: cut short, it
+        would be a lossy stall shorter than any watchdog, which no real venue produces."""
         f = self.faults
-        if not f.silence_every or now >= self.until:
+        if not f.silence_every:
             return False
         elapsed = now - self.start
-        return elapsed >= f.silence_every and elapsed % f.silence_every < f.silence_for
+        began = self.start + elapsed // f.silence_every * f.silence_every
+        return elapsed >= f.silence_every and elapsed % f.silence_every < f.silence_for and began < self.until
 
     def drop_due(self, now: float) -> bool:
         if now < self._next_drop or now >= self.until:

@@ -435,16 +435,19 @@ class KafkaTransport:
     def set_pause_callback(self, callback: Callable[[bool], None]) -> None:
         self._on_pause = callback
 
-    def submit(self, adapter: ExchangeAdapter, rows: list[tuple]) -> None:
+    def submit(self, adapter: ExchangeAdapter, rows: list[tuple], source: str = "ws") -> None:
+        """Publish rows; `source` other than "ws" (backfill: "rest") rides along as a header."""
         name = adapter.name
         topic, encode, si = self._topics[name], self._encoders[name], adapter.symbol_index
         self.stats.written[name] += len(rows)
+        headers = self._headers[name]
+        if source != "ws":
+            headers = [*(headers or []), ("source", source.encode())]
         if self._overflow:
             with self._lock:
-                self._overflow.extend((topic, encode(r), r[si], self._headers[name]) for r in rows)
+                self._overflow.extend((topic, encode(r), r[si], headers) for r in rows)
             return
         produce = self.producer.produce
-        headers = self._headers[name]
         i = 0
         try:
             if headers is None:

@@ -408,26 +408,28 @@ class KafkaSink:
         else:
             exchange = exchange_of(topic)
             default = self._default_table.get(exchange)
-            groups: dict[str | None, list[int]] = {}
+            # by bronze table (an API variant's header) and by origin (backfill: source "rest")
+            groups: dict[tuple[str | None, str], list[int]] = {}
             for i, m in enumerate(msgs):
-                table = default
+                table, origin = default, "kafka"
                 if m.headers():
-                    table = _header_map(m).get(TABLE_HEADER, default)
-                groups.setdefault(table, []).append(i)
+                    h = _header_map(m)
+                    table, origin = h.get(TABLE_HEADER, default), h.get("source", "kafka")
+                groups.setdefault((table, origin), []).append(i)
             values = [m.value() for m in msgs]
             bad: list[tuple[int, str]] = []
-            for table, members in groups.items():
+            for (table, origin), members in groups.items():
                 if table not in self.decoders:
                     what = f"bronze table {table!r}" if table else f"exchange {exchange!r}"
                     bad += [(i, f"no K2 adapter for {what} (topic {topic})") for i in members]
                     continue
-                sub = f":{table}" if len(groups) > 1 else ""
+                sub = (f":{table}" + ("" if origin == "kafka" else f":{origin}")) if len(groups) > 1 else ""
                 rows, idx, sub_bad = self.decoders[table].decode([values[i] for i in members])
                 bad += [(members[i], reason) for i, reason in sub_bad]
                 if rows:
                     chosen = [msgs[members[i]] for i in idx]
                     writer = self.writers[table]
-                    n = writer.write(rows, source="kafka", token=token + sub,
+                    n = writer.write(rows, source=origin, token=token + sub,
                                      kafka_partitions=[m.partition() for m in chosen],
                                      kafka_offsets=[m.offset() for m in chosen])
                     self.stats.written[exchange] = self.stats.written.get(exchange, 0) + n
@@ -654,8 +656,8 @@ class KafkaRunTransport:
     def set_pause_callback(self, callback) -> None:
         self.producer.set_pause_callback(callback)
 
-    def submit(self, adapter, rows) -> None:
-        self.producer.submit(adapter, rows)
+    def submit(self, adapter, rows, source: str = "ws") -> None:
+        self.producer.submit(adapter, rows, source)
 
     def submit_reject(self, reject) -> None:
         self.producer.submit_reject(reject)
