@@ -237,3 +237,18 @@ def test_bulk_trade_parse_equals_frame_by_frame_or_declines():
     assert adapter.parse_trade_frames([*combined[:3], frames[3]], 7) is None  # mixed forms: one by one
     assert adapter.parse_trade_frames([*combined[:3], b'{"stream":"btcusdt@trade","data":{"e":"aggTrade"}}'], 7) is None
     assert get_adapter("kraken").parse_trade_frames(frames, 7) is None  # no fast path: always declines
+
+
+def test_a_redelivered_kafka_reject_is_kept_once(clean_warehouse):
+    """Rejects read from Kafka carry their coordinates; a sink that died before committing reads
+    them again, possibly in a differently cut batch (another token): still one row each."""
+    from k2.warehouse.sink import Reject, write_rejects
+
+    def reject(offset, raw):
+        return Reject("binance", "ws", "truncated", raw, 1784116800000000, "", "market.crypto.rejects.raw", 0, offset)
+
+    write_rejects(clean_warehouse, [reject(7, b'{"e":"tr'), reject(8, b"\xff")], token="first")
+    write_rejects(clean_warehouse, [reject(8, b"\xff"), reject(9, b"[1,")], token="second")
+    write_rejects(clean_warehouse, [Reject("binance", "file", "x", b"{", 1, "f:1"), Reject("binance", "file", "x", b"{", 1, "f:1")])
+    got = clean_warehouse.rows("SELECT kafka_offset, count() FROM k2.rejects GROUP BY kafka_offset ORDER BY kafka_offset")
+    assert [(int(o), int(n)) for o, n in got] == [(-1, 2), (7, 1), (8, 1), (9, 1)]

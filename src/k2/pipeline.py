@@ -70,7 +70,7 @@ class Pipeline:
         self.runtime = FeedRuntime(settings, transport, exchanges,
                                    on_instruments=self._store_instruments,
                                    known_instruments=self._known_instruments,
-                                   on_gap=self._store_gap if wh is not None else None,
+                                   on_gap=self._store_gap if wh is not None else getattr(transport, "submit_gap", None),
                                    stored_history=self._stored_history if wh is not None else None)
         self.api: ApiServer | None = None
         self.stop_event: asyncio.Event | None = None
@@ -97,11 +97,8 @@ class Pipeline:
         """Write a ledger version off the event loop (the warehouse may be busy inserting)."""
         from k2.reads import sql
 
-        params = {"gap_id": gap.gap_id, "exchange": gap.exchange, "symbol": gap.symbol, "kind": gap.kind,
-                  "start": gap.start, "end": gap.end, "state": gap.state, "recovered": gap.recovered,
-                  "detail": gap.detail, "detected": gap.detected_us}
         loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(None, self.wh.execute, sql("gap_upsert"), params)
+        task = loop.run_in_executor(None, self.wh.execute, sql("gap_upsert"), gap.ledger_params())
         self._pending_writes.add(task)
         task.add_done_callback(self._pending_writes.discard)
 

@@ -49,6 +49,13 @@ class Gap:
     def gap_id(self) -> str:
         return f"{self.exchange}:{self.symbol}:{self.kind}:{self.start}"
 
+    def ledger_params(self) -> dict:
+        """This version of the gap as the parameters of `queries/gap_upsert.sql` (also the JSON
+        of a gap event on the Kafka gaps topic)."""
+        return {"gap_id": self.gap_id, "exchange": self.exchange, "symbol": self.symbol, "kind": self.kind,
+                "start": self.start, "end": self.end, "state": self.state, "recovered": self.recovered,
+                "detail": self.detail, "detected": self.detected_us}
+
     @property
     def size(self) -> int | None:
         return self.end - self.start + 1 if self.kind == "ids" else None

@@ -51,6 +51,7 @@ log = logging.getLogger("k2.kafka")
 
 TRADES_TOPIC = "market.crypto.trades.{exchange}.raw"
 REJECTS_TOPIC = "market.crypto.rejects.raw"
+GAPS_TOPIC = "market.crypto.gaps"  # gap ledger versions from feeds without a warehouse (JSON, key gap_id)
 #: what the sink subscribes to (librdkafka treats a leading ^ as a regex)
 TRADES_PATTERN = r"^market\.crypto\.trades\.[A-Za-z0-9_-]+\.raw$"
 _TRADES_RE = re.compile(r"market\.crypto\.trades\.([A-Za-z0-9_-]+)\.raw")
@@ -263,7 +264,7 @@ def ensure_topics(admin, topics: Iterable[str], partitions: int = DEFAULT_PARTIT
 
 
 def default_topics(exchanges: Iterable[str]) -> list[str]:
-    return [trades_topic(e) for e in exchanges] + [REJECTS_TOPIC]
+    return [trades_topic(e) for e in exchanges] + [REJECTS_TOPIC, GAPS_TOPIC]
 
 
 # -- spool: messages Kafka finally refused ------------------------------------------------------
@@ -404,7 +405,7 @@ class KafkaTransport:
                  {k: v for k, v in redact(self._conf).items() if k != "bootstrap.servers"})
         admin = admin_client(self.bootstrap, self.options, self.watch)
         md = wait_for_broker(admin, self.bootstrap, self.watch, stop, timeout_s)
-        ensure_topics(admin, [*self._topics.values(), REJECTS_TOPIC], self.partitions, self.replication_factor, md)
+        ensure_topics(admin, [*self._topics.values(), REJECTS_TOPIC, GAPS_TOPIC], self.partitions, self.replication_factor, md)
         self.producer = _new_client(Producer, self._conf)
         self._resend_spool()
         return self
@@ -471,6 +472,19 @@ class KafkaTransport:
         if not self._overflow:
             try:
                 self.producer.produce(item[0], item[1], item[2], headers=headers)
+                return
+            except (BufferError, KafkaException) as exc:
+                self._buffer_full(exc)
+        with self._lock:
+            self._overflow.append(item)
+
+    def submit_gap(self, gap) -> None:
+        """A gap ledger version (found, filled, unfillable) for the sink to write: `k2 feed` has no
+        warehouse of its own."""
+        item = (GAPS_TOPIC, msgspec.json.encode(gap.ledger_params()), gap.gap_id.encode(), None)
+        if not self._overflow:
+            try:
+                self.producer.produce(item[0], item[1], item[2])
                 return
             except (BufferError, KafkaException) as exc:
                 self._buffer_full(exc)
@@ -663,5 +677,5 @@ class stop_on_signals:
         return False
 
 
-__all__ = ["KafkaTransport", "REJECTS_TOPIC", "SINK_GROUP", "TRADES_PATTERN", "trades_topic", "exchange_of",
+__all__ = ["KafkaTransport", "GAPS_TOPIC", "REJECTS_TOPIC", "SINK_GROUP", "TRADES_PATTERN", "trades_topic", "exchange_of",
            "ensure_topics", "wait_for_broker", "admin_client", "client_config", "run_feed"]

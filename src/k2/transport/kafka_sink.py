@@ -40,6 +40,7 @@ from k2.exchanges import ADAPTERS, ALL_ADAPTERS
 from k2.exchanges.base import ExchangeAdapter, is_decimal_string
 from k2.transport.kafka import (
     DEFAULT_PARTITIONS,
+    GAPS_TOPIC,
     REJECTS_TOPIC,
     SINK_GROUP,
     TABLE_HEADER,
@@ -130,6 +131,9 @@ class RecordDecoder:
             rows.append(row)
             idx.append(n)
         return rows, idx, bad
+
+
+_GAP_KEYS = ("gap_id", "exchange", "symbol", "kind", "start", "end", "state", "recovered", "detail", "detected")
 
 
 def _header_map(msg) -> dict[str, str]:
@@ -230,7 +234,7 @@ class KafkaSink:
         md = wait_for_broker(admin, self.bootstrap, self.watch, stop, timeout_s)
         ensure_topics(admin, default_topics(ADAPTERS), self.partitions, self.replication_factor, md)
         self.consumer = _new_client(Consumer, conf)
-        self.consumer.subscribe([TRADES_PATTERN, REJECTS_TOPIC], on_assign=self._on_assign,
+        self.consumer.subscribe([TRADES_PATTERN, REJECTS_TOPIC, GAPS_TOPIC], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
         return self
 
@@ -397,6 +401,24 @@ class KafkaSink:
             h.update(msgs[-1].value() or b"")
         return f"{topic}:{','.join(ranges)}:{h.hexdigest()}"
 
+    def _write_gaps(self, msgs: list) -> None:
+        """Gap ledger versions from the feeds, in order (a gap's versions share a partition). A
+        re-delivered version is written again: harmless, the latest version still wins."""
+        from k2.reads import sql
+
+        bad = []
+        for m in msgs:
+            try:
+                params = json.loads(m.value())
+                self.wh.execute(sql("gap_upsert"), {k: params[k] for k in _GAP_KEYS})
+            except (ValueError, TypeError, KeyError) as exc:
+                bad.append(Reject("", "kafka", f"not a gap event: {exc!r:.200}", m.value() or b"", now_us(), "",
+                                  GAPS_TOPIC, m.partition(), m.offset()))
+        if bad:
+            write_rejects(self.wh, bad)
+            self.stats.malformed += len(bad)
+            self.stats.rejects_written += len(bad)
+
     def _write(self, topic: str, parts: list[tuple[int, list]]) -> None:
         token = self._token(topic, parts)
         msgs = [m for _, ms in parts for m in ms]
@@ -405,6 +427,8 @@ class KafkaSink:
             rejects = [reject_from_message(m) for m in msgs]
             write_rejects(self.wh, rejects, token="rej:" + token)
             self.stats.rejects_written += len(rejects)
+        elif topic == GAPS_TOPIC:
+            self._write_gaps(msgs)
         else:
             exchange = exchange_of(topic)
             default = self._default_table.get(exchange)
@@ -741,7 +765,7 @@ def topics_command(settings, bootstrap: str, action: str, exchanges: list[str], 
     if action == "list":
         lines = []
         for t in sorted(md.topics):
-            if not (t == REJECTS_TOPIC or exchange_of(t)):
+            if not (t in (REJECTS_TOPIC, GAPS_TOPIC) or exchange_of(t)):
                 continue
             tm = md.topics[t]
             rf = len(next(iter(tm.partitions.values())).replicas) if tm.partitions else 0

@@ -251,4 +251,8 @@ def write_rejects(wh, rejects: Sequence[Reject], token: str | None = None) -> No
     })
     exprs = ["fromUnixTimestamp64Micro(received_at, 'UTC')" if c == "received_at" else c
              for c in _REJECT_COLUMNS]
-    wh.insert_rows("rejects", batch, exprs, _REJECT_COLUMNS, token=token)
+    # a reject read from Kafka is known by its coordinates: a re-delivered one (a sink that died
+    # before committing) is not kept twice, whatever batch it comes back in
+    wh.insert_rows("rejects", batch, exprs, _REJECT_COLUMNS, token=token,
+                   where="kafka_topic = '' OR (kafka_topic, kafka_partition, kafka_offset) NOT IN "
+                         "(SELECT kafka_topic, kafka_partition, kafka_offset FROM k2.rejects WHERE kafka_topic != '')")
