@@ -125,7 +125,11 @@ def test_every_sent_trade_arrives_exactly_once_across_forced_reconnects(tmp_path
     # the drops hid trades: they were found as gaps and recovered from the REST API
     gaps = _rows(data, "SELECT exchange, count(), sum(trades_recovered), countIf(state = 'filled') "
                        "FROM gaps FINAL GROUP BY exchange ORDER BY exchange")
-    assert [g[0] for g in gaps] == ["binance", "kraken"] and all(int(g[2]) > 0 for g in gaps), gaps
+    assert [g[0] for g in gaps] == ["binance", "kraken"], gaps
+    assert all(int(g[1]) == int(g[3]) > 0 for g in gaps), gaps  # every gap found was filled
+    # Binance recovers its missed trades only from REST; Kraken's resubscribe snapshot (20 trades)
+    # may deliver them first, and then its backfill rightly finds nothing new (race, both correct)
+    assert int(gaps[0][2]) > 0, gaps
     backfilled = _rows(data, "SELECT count() FROM bronze_trades_binance WHERE source = 'rest'")
     assert int(backfilled[0][0]) > 0
     report = _k2("validate", "--data-dir", str(data)).stdout
