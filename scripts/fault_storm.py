@@ -249,6 +249,12 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
         result["k2_run_stderr_tail"] = err[-2000:]
         result["validate_tail"] = validate.stdout[-1500:]
         result["simulator"] = sim_stats[-500:]
+        # where the missing trades sit: per symbol, how many and their exchange-time range (µs)
+        by_symbol: dict[str, list[int]] = {}
+        for r in missing:
+            by_symbol.setdefault(f"{r[0]}:{r[1]}", []).append(int(r[6]))
+        result["missing_by_symbol"] = {k: {"count": len(v), "first_us": min(v), "last_us": max(v)}
+                                       for k, v in by_symbol.items()}
     return result
 
 

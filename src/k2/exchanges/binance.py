@@ -72,6 +72,8 @@ _decode_combined = msgspec.json.Decoder(_Combined).decode
 _decode_any = msgspec.json.Decoder().decode
 _decode_rest_trades = msgspec.json.Decoder(list[_RestTrade]).decode
 _TRADE_PREFIX = b'{"e":"trade"'
+#: symbols that already passed the symbol check (a set lookup instead of four str methods per trade)
+_CHECKED_SYMBOLS: set[str] = set()
 _COMBINED_PREFIX = b'{"stream"'
 
 
@@ -143,6 +145,10 @@ class BinanceAdapter(ExchangeAdapter):
             if frame.startswith(_TRADE_PREFIX):
                 return Parsed(FrameKind.TRADES, [self._row(_decode_trade(frame), received_us)])
             if frame.startswith(_COMBINED_PREFIX):
+                try:  # the live feed's usual frame: envelope and trade in one decode
+                    return Parsed(FrameKind.TRADES, [self._row(_decode_combined_trade(frame).data, received_us)])
+                except (msgspec.DecodeError, msgspec.ValidationError, FrameError):
+                    pass  # an ack, another event or a bad trade: the steps below tell which
                 env = _decode_combined(frame)
                 data = bytes(env.data)
                 if data.startswith(_TRADE_PREFIX):
@@ -179,8 +185,13 @@ class BinanceAdapter(ExchangeAdapter):
             check_decimal(p, "price")
             check_decimal(q, "quantity")
         s = t.s
-        if t.e != "trade" or t.t < 0 or not (s.isalnum() and s.isupper() and s.isascii() and len(s) <= 32):
-            raise FrameError(f"not a valid trade: event {t.e!r:.40}, symbol {s!r:.40}, trade id {t.t}")
+        if s not in _CHECKED_SYMBOLS:
+            if not (s.isalnum() and s.isupper() and s.isascii() and len(s) <= 32):
+                raise FrameError(f"not a valid trade: symbol {s!r:.40}")
+            if len(_CHECKED_SYMBOLS) < 100_000:
+                _CHECKED_SYMBOLS.add(s)
+        if t.e != "trade" or t.t < 0:
+            raise FrameError(f"not a valid trade: event {t.e!r:.40}, trade id {t.t}")
         return (t.e, t.E, s, t.t, p, q, t.T, t.m, t.M, received_us)
 
     def _classify(self, msg: Any, received_us: int) -> Parsed:

@@ -35,6 +35,7 @@ from k2.exchanges.base import (
     Parsed,
     check_decimal,
     describe_decode_error,
+    is_decimal_string,
 )
 
 _decode_any = msgspec.json.Decoder().decode
@@ -144,8 +145,10 @@ class KrakenAdapter(ExchangeAdapter):
             if not isinstance(t, list) or len(t) < 6:
                 raise FrameError("malformed frame: a trade is not [price, volume, time, side, orderType, misc]")
             price, volume, ts, side, order_type, misc = t[0], t[1], t[2], t[3], t[4], t[5]
-            check_decimal(price, "price")
-            check_decimal(volume, "volume")
+            if not (type(price) is str and type(volume) is str and is_decimal_string(price)  # noqa: E721
+                    and is_decimal_string(volume)):
+                check_decimal(price, "price")
+                check_decimal(volume, "volume")
             if type(ts) is not str or not _TIMESTAMP(ts):
                 raise FrameError(f"time is not a seconds.microseconds string: {ts!r:.40}")
             if type(side) is not str or side not in _SIDES:
@@ -244,6 +247,8 @@ def _six_decimals(value: Any) -> str:
 
 def _number_repeats(rows: list[tuple]) -> list[tuple]:
     """Give exact repeats inside one frame occurrence 1, 2, ... so each stays a distinct trade."""
+    if len({r[4] for r in rows}) == len(rows):  # distinct times: no repeat possible (the usual case)
+        return rows
     keys = [r[1:8] for r in rows]
     if len(set(keys)) == len(keys):
         return rows

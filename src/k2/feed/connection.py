@@ -139,21 +139,28 @@ class FeedConnection:
         kind = parsed.kind
         if kind is FrameKind.TRADES:
             rows = self.recent.new_rows(parsed.rows)
-            stats.duplicates += len(parsed.rows) - len(rows)
+            n = len(rows)
+            if rows is not parsed.rows:
+                stats.duplicates += len(parsed.rows) - n
             if self.backoff.attempts:  # trades flow: a healthy connection (Gemini sends no acks)
                 self.backoff.reset()
-            if rows:
+            if n:
                 self.sink.submit(self.adapter, rows)
                 if self.gaps is not None:
                     self.gaps.observe(rows)
-                stats.trades += len(rows)
+                stats.trades += n
                 now = received_us / 1e6
                 stats.last_trade_at = now
                 si = self.adapter.symbol_index
                 by_symbol, counts = stats.last_trade_by_symbol, stats.trades_by_symbol
-                for row in rows:
-                    by_symbol[row[si]] = now
-                    counts[row[si]] = counts.get(row[si], 0) + 1
+                if n == 1:  # one trade per frame (most venues): no loop
+                    symbol = rows[0][si]
+                    by_symbol[symbol] = now
+                    counts[symbol] = counts.get(symbol, 0) + 1
+                else:
+                    for row in rows:
+                        by_symbol[row[si]] = now
+                        counts[row[si]] = counts.get(row[si], 0) + 1
         elif kind is FrameKind.HEARTBEAT or kind is FrameKind.PONG:
             stats.heartbeats += 1
         else:

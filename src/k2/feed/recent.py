@@ -7,44 +7,54 @@ a database round trip. Bronze's own key check catches anything older than the wi
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, Hashable
 
 
 class RecentKeys:
-    __slots__ = ("seen", "order", "limit")
+    """The last `limit` keys or more (up to twice as many), in two generations of sets: a key is
+    known while it is in either; when the current one is full it becomes the previous one and the
+    oldest generation is dropped whole. Per key that is a set lookup and an add -- no per-key
+    eviction bookkeeping (a deque beside the set cost as much as the set itself)."""
+
+    __slots__ = ("current", "previous", "limit")
 
     def __init__(self, limit: int):
-        self.seen: set = set()
-        self.order: deque = deque()
+        self.current: set = set()
+        self.previous: set = set()
         self.limit = limit
 
     def add(self, key: Hashable) -> bool:
         """Remember `key`; False when it was already known (a duplicate)."""
-        if key in self.seen:
+        current = self.current
+        if key in current or key in self.previous:
             return False
-        self.seen.add(key)
-        self.order.append(key)
-        if len(self.order) > self.limit:
-            self.seen.discard(self.order.popleft())
+        current.add(key)
+        if len(current) >= self.limit:
+            self.previous, self.current = current, set()
         return True
 
     def __len__(self) -> int:
-        return len(self.order)
+        return len(self.current) + len(self.previous)
 
 
 class RecentTrades:
     """Windows for every symbol of one exchange. Size shrinks with the symbol count so that
-    memory stays bounded (about 2M keys in all)."""
+    memory stays bounded (at most about 2M keys in all)."""
 
     def __init__(self, symbol_index: int, key_index: Any, n_symbols: int = 1, limit: int | None = None):
         self.symbol_index = symbol_index
         self.key_index = key_index
-        self.limit = limit or max(1_000, min(20_000, 2_000_000 // max(1, n_symbols)))
+        self.limit = limit or max(1_000, min(20_000, 1_000_000 // max(1, n_symbols)))
         self.windows: dict[str, RecentKeys] = {}
 
     def new_rows(self, rows: list[tuple]) -> list[tuple]:
         si, ki, windows = self.symbol_index, self.key_index, self.windows
+        if len(rows) == 1:  # most venues send one trade per frame
+            row = rows[0]
+            w = windows.get(row[si])
+            if w is None:
+                w = windows[row[si]] = RecentKeys(self.limit)
+            return rows if w.add(row[ki]) else []
         out = []
         for row in rows:
             w = windows.get(row[si])
