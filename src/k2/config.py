@@ -75,6 +75,7 @@ class Settings:
     instruments_refresh: bool = True
     backfill: bool = True
     backfill_max_trades: int = 50_000
+    release_startup_pages: bool = True  # page out library code only startup used (k2.memory)
 
     def exchange(self, name: str) -> ExchangeSettings:
         from k2.exchanges import get_adapter
@@ -146,6 +147,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         s.instruments_refresh = env["K2_INSTRUMENTS_REFRESH"].lower() not in ("0", "false", "no")
     if env.get("K2_BACKFILL"):
         s.backfill = env["K2_BACKFILL"].lower() not in ("0", "false", "no")
+    if env.get("K2_RELEASE_STARTUP_PAGES"):
+        s.release_startup_pages = env["K2_RELEASE_STARTUP_PAGES"].lower() not in ("0", "false", "no")
     return s
 
 
