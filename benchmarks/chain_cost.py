@@ -36,11 +36,35 @@ def silver_ddl(wh) -> str:
                    "AND name = 'bronze_binance_to_silver_v2_mv'")[0][0]
 
 
+MASKED = """toUInt16((toDecimal128OrNull(b.p, 18) IS NULL)
+        + 2 * ifNull(toDecimal128OrNull(b.p, 18) <= 0, 0)
+        + 4 * ((position(b.p, '.') > 0) AND ((length(b.p) - position(b.p, '.')) > 18))
+        + 8 * (toDecimal128OrNull(b.q, 18) IS NULL)
+        + 16 * ifNull(toDecimal128OrNull(b.q, 18) <= 0, 0)
+        + 32 * ((position(b.q, '.') > 0) AND ((length(b.q) - position(b.q, '.')) > 18))
+        + 64 * ((toDecimal256OrZero(b.p, 18) * toDecimal256OrZero(b.q, 18)) >= toDecimal256('100000000000000', 18))
+        + 128 * (i.base = '')
+        + 256 * (b.T > (toUnixTimestamp64Milli(b.ingested) + 60000))
+        + 512 * (b.T < 1230768000000)) AS validation_mask"""
+MASKED_ERRORS = """if(validation_mask = 0, CAST([], 'Array(String)'), arrayFilter((name, bit) -> bitTest(validation_mask, bit),
+        ['price_not_decimal', 'price_not_positive', 'price_beyond_18_decimals', 'quantity_not_decimal',
+         'quantity_not_positive', 'quantity_beyond_18_decimals', 'notional_out_of_range', 'unknown_instrument',
+         'timestamp_in_future', 'timestamp_before_2009'], range(10))) AS validation_errors"""
+
 VARIANTS = {
     "as is": lambda d: d,
     "no vendor_data map": lambda d: re.sub(r"if\(b\.M IS NULL, map\(.*?\)\)\) AS vendor_data", "map() AS vendor_data", d, flags=re.S),
     "no validation array": lambda d: re.sub(r"arrayFilter\(x -> \(x != ''\), \[.*?\]\) AS validation_errors",
                                             "CAST([], 'Array(String)') AS validation_errors", d, flags=re.S),
+    "notional from parsed decimals": lambda d: d.replace(
+        "(toDecimal256OrZero(b.p, 18) * toDecimal256OrZero(b.q, 18)) >= toDecimal256('100000000000000', 18)",
+        "(toDecimal256(price, 18) * quantity) >= toDecimal256('100000000000000', 18)"),
+    "notional in Float64": lambda d: d.replace(
+        "(toDecimal256OrZero(b.p, 18) * toDecimal256OrZero(b.q, 18)) >= toDecimal256('100000000000000', 18)",
+        "(toFloat64(price) * toFloat64(quantity)) >= 1e14"),
+    "validation as a bit mask": lambda d: re.sub(
+        r"arrayFilter\(x -> \(x != ''\), \[.*?\]\) AS validation_errors", MASKED_ERRORS, d, flags=re.S
+    ).replace(" AS SELECT", " AS WITH " + MASKED + " SELECT", 1),
     "dictGet instead of JOIN": "dict",
     "no silver view (bronze only)": None,
 }
@@ -50,12 +74,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--work", default=str(Path(__file__).resolve().parent / "results" / "tmp"))
-    args = ap.parse_args()
     from k2.warehouse import open_warehouse
 
     sql = GEN_SQL.replace("%(syms)s", "[" + ",".join(f"'{s}'" for s, _ in SYMBOLS) + "]")
     sql = sql.replace("%(bases)s", "[" + ",".join(repr(float(b)) for _, b in SYMBOLS) + "]")
+    ap.add_argument("--only", help="comma list of variant names")
+    args = ap.parse_args()
+    wanted = args.only.split(",") if args.only else list(VARIANTS)
     for name, change in VARIANTS.items():
+        if name not in wanted:
+            continue
         data = Path(tempfile.mkdtemp(prefix="chain-", dir=args.work))
         wh = open_warehouse(data)
         try:
