@@ -171,16 +171,12 @@ def exchange_times_of_column(adapter, col) -> Any:
     raise ValueError(f"unknown exchange_time unit {unit!r}")
 
 
-def observe_ingest(adapter, rows, now: float | None = None, hist: Histogram | None = None) -> None:
-    """Record ingest latency (now - exchange time) for rows just written. Never raises: a metric
-    must not break the writer."""
-    try:
-        times = exchange_times_s(adapter, rows)
-        if times is None:
-            return
-        (hist or INGEST_LATENCY).observe_many(adapter.name, (time.time() if now is None else now) - times)
-    except Exception:  # a row the parser let through with an odd time: skip the batch's metric
-        pass
+def observe_ingest(exchange: str, times_us, now: float | None = None, hist: Histogram | None = None) -> None:
+    """Record ingest latency (now - exchange time) for trades just written, from the exchange
+    times (µs) their batch was prepared with (`PreparedBatch.times_us`; None: unknown, skipped)."""
+    if times_us is None:
+        return
+    (hist or INGEST_LATENCY).observe_many(exchange, (time.time() if now is None else now) - times_us / 1e6)
 
 
 # -- rejects --------------------------------------------------------------------------------------

@@ -155,13 +155,15 @@ class DirectTransport:
                 for key in list(taken):
                     name, source = key
                     rows = taken[key]
-                    n = self.writers[name].write(rows, source=source)
+                    writer = self.writers[name]
+                    batch = writer.prepare(rows)
+                    n = writer.commit(batch, source=source)
                     del taken[key]
                     self.stats.written[name] += n
                     self.stats.duplicates[name] += len(rows) - n
                     self.stats.last_batch_rows = len(rows)
                     if source == "ws":  # live trades only: backfilled ones are late by design
-                        self._observe(name, rows)
+                        self._observe(name, batch.times_us)
                 if rejects:
                     write_rejects(self.wh, rejects, token="")
                     self.stats.rejects_written += len(rejects)
@@ -181,10 +183,10 @@ class DirectTransport:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _observe(self, name: str, rows: list[tuple]) -> None:
+    def _observe(self, name: str, times_us) -> None:
         """Latency metrics; a failure here must never turn into a retried insert."""
         try:
-            observe_ingest(self.writers[name].adapter, rows)  # k2_ingest_latency_seconds
+            observe_ingest(name, times_us)  # k2_ingest_latency_seconds
         except Exception:
             log.debug("latency observation failed", exc_info=True)
 

@@ -453,16 +453,16 @@ class KafkaSink:
                 if rows:
                     chosen = [msgs[members[i]] for i in idx]
                     writer = self.writers[table]
-                    n = writer.write(rows, source=origin, token=token + sub,
-                                     kafka_partitions=[m.partition() for m in chosen],
-                                     kafka_offsets=[m.offset() for m in chosen])
+                    batch = writer.prepare(rows, token + sub, [m.partition() for m in chosen],
+                                           [m.offset() for m in chosen])
+                    n = writer.commit(batch, source=origin)
                     self.stats.written[exchange] = self.stats.written.get(exchange, 0) + n
                     self.stats.duplicates[exchange] = self.stats.duplicates.get(exchange, 0) + len(rows) - n
                     if len(rows) - n:
                         log.info("sink: %s: %d of %d trades were already in bronze (re-delivery), skipped",
                                  token, len(rows) - n, len(rows))
                     else:  # k2_ingest_latency_seconds (re-deliveries would only blur it)
-                        self._observe(writer.adapter, rows)
+                        self._observe(writer.adapter.name, batch.times_us)
             if bad:
                 bad.sort()
                 rejects = [Reject(exchange or "", "kafka", reason, values[i] or b"", now_us(), "",
@@ -480,11 +480,11 @@ class KafkaSink:
                       self.stats.last_insert_s * 1000, time.time() * 1000 - oldest)
 
     @staticmethod
-    def _observe(adapter, rows) -> None:
+    def _observe(exchange: str, times_us) -> None:
         try:
             from k2.metrics import observe_ingest
 
-            observe_ingest(adapter, rows)
+            observe_ingest(exchange, times_us)
         except Exception:  # noqa: BLE001 - a metric must never fail an insert
             log.debug("latency observation failed", exc_info=True)
 

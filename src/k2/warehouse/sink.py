@@ -152,9 +152,11 @@ class BronzeWriter:
     def commit(self, batch: PreparedBatch, source: str) -> int:
         """The database half: skip keys bronze already holds (and repeats inside the batch),
         insert the rest under the batch's token. Returns how many rows were written."""
+        if not batch.n:
+            return 0
         arrays = batch.arrays
         maybe = self._maybe_stored(batch)
-        keep = self._rows_to_keep(batch) if maybe is None else self._stored_dropped(batch, maybe) if len(maybe) else None
+        keep = None if maybe is not None and not len(maybe) else self._rows_to_keep(batch, maybe)
         if keep is not None:
             if not keep:
                 return 0
@@ -176,36 +178,30 @@ class BronzeWriter:
         self._remember(batch)
         return table.num_rows
 
-    def _rows_to_keep(self, batch: PreparedBatch) -> list[int] | None:
+    def _rows_to_keep(self, batch: PreparedBatch, candidates: np.ndarray | None = None) -> list[int] | None:
         """None when every row is new (the usual case); else the indexes of the rows to write:
         the first occurrence of each key in the batch, and only keys bronze does not hold.
+        `candidates`: probe only those rows (the others are known new, and no key repeats).
         Both probes run in ClickHouse; Python only walks the keys in the rare case of a hit."""
-        idx = self._key_idx
-        probe = pa.Table.from_arrays([batch.arrays[i] for i in idx], names=list(self.adapter.key_columns))
+        cols = [batch.arrays[i] for i in self._key_idx]
+        if candidates is not None:
+            take = pa.array(candidates, pa.int64())
+            cols = [c.take(take) for c in cols]
+        probe = pa.Table.from_arrays(cols, names=list(self.adapter.key_columns))
         stored, distinct = self.wh.existing_keys(self.adapter.bronze_table, self.adapter.key_columns, probe)
-        if not stored and distinct == batch.n:
+        if not stored and (candidates is not None or distinct == batch.n):
             return None
-        keys = list(zip(*[batch.arrays[i].to_pylist() for i in idx]))
+        positions = range(batch.n) if candidates is None else candidates.tolist()
+        first: dict[tuple, int] = {}
+        for i, key in zip(positions, zip(*[c.to_pylist() for c in cols])):
+            first.setdefault(key, i)
         conv = self._key_converters
-        first = dict(zip(reversed(keys), range(batch.n - 1, -1, -1)))
         for k in stored:
             first.pop(tuple(c(v) for c, v in zip(conv, k)), None)
-        return sorted(first.values())
-
-    def _stored_dropped(self, batch: PreparedBatch, candidates: np.ndarray) -> list[int] | None:
-        """Probe only `candidates` (the batch holds no key twice): None when bronze holds none of
-        them, else the indexes of every row but the stored ones."""
-        idx = self._key_idx
-        take = pa.array(candidates, pa.int64())
-        probe = pa.Table.from_arrays([batch.arrays[i].take(take) for i in idx], names=list(self.adapter.key_columns))
-        stored, _ = self.wh.existing_keys(self.adapter.bronze_table, self.adapter.key_columns, probe)
-        if not stored:
-            return None
-        conv = self._key_converters
-        stored_keys = {tuple(c(v) for c, v in zip(conv, k)) for k in stored}
-        cand_keys = zip(*[col.to_pylist() for col in probe.columns])
-        drop = {int(i) for i, k in zip(candidates, cand_keys) if k in stored_keys}
-        return [i for i in range(batch.n) if i not in drop]
+        if candidates is None:
+            return sorted(first.values())
+        dropped = set(positions).difference(first.values())
+        return [i for i in range(batch.n) if i not in dropped]
 
     def _token(self, keys: list[pa.Array]) -> str:
         """Deterministic token from the batch's key columns: same trades, same token. Hashes the
