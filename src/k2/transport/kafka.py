@@ -467,24 +467,20 @@ class KafkaTransport:
         headers = [("exchange", reject.exchange.encode()), ("reason", reject.reason.encode("utf-8", "replace")),
                    ("received_us", str(reject.received_us).encode()), ("source", reject.source.encode()),
                    ("origin", reject.origin.encode("utf-8", "replace"))]
-        item = (REJECTS_TOPIC, bytes(reject.raw), reject.exchange.encode(), headers)
         self.stats.rejects_written += 1
-        if not self._overflow:
-            try:
-                self.producer.produce(item[0], item[1], item[2], headers=headers)
-                return
-            except (BufferError, KafkaException) as exc:
-                self._buffer_full(exc)
-        with self._lock:
-            self._overflow.append(item)
+        self._produce_or_keep((REJECTS_TOPIC, bytes(reject.raw), reject.exchange.encode(), headers))
 
     def submit_gap(self, gap) -> None:
         """A gap ledger version (found, filled, unfillable) for the sink to write: `k2 feed` has no
         warehouse of its own."""
-        item = (GAPS_TOPIC, msgspec.json.encode(gap.ledger_params()), gap.gap_id.encode(), None)
+        self._produce_or_keep((GAPS_TOPIC, msgspec.json.encode(gap.ledger_params()), gap.gap_id.encode(), None))
+
+    def _produce_or_keep(self, item: tuple) -> None:
+        """Produce one (topic, value, key, headers) message, or keep it in the overflow list (in
+        order, behind anything already waiting there) when the producer cannot take it now."""
         if not self._overflow:
             try:
-                self.producer.produce(item[0], item[1], item[2])
+                self.producer.produce(item[0], item[1], item[2], headers=item[3])
                 return
             except (BufferError, KafkaException) as exc:
                 self._buffer_full(exc)
