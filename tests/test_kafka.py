@@ -109,6 +109,7 @@ def test_feed_broker_sink_matches_what_the_simulator_sent(kafka_broker, procs, t
     wait_for(lambda: "connected to" in feed.stderr(), 30, "the feed to connect")
     maps = Path(f"/proc/{feed.pid}/maps").read_text()
     assert "chdb" not in maps.lower(), "k2 feed loaded chDB"
+    assert "libarrow" not in maps and "numpy" not in maps, "k2 feed loaded pyarrow or numpy"
 
     expected = expected_from(sim, record)
     n = sum(len(v) for v in expected.values())

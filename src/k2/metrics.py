@@ -87,10 +87,8 @@ class Histogram:
     """Bucket counts per label value, updated by writer threads, read by the HTTP thread."""
 
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS):
-        import numpy as np
-
         self.buckets = buckets
-        self._edges = np.asarray(buckets, dtype=np.float64)
+        self._edges = None  # numpy array, made on first use: `k2 feed` never observes and never loads numpy
         self._lock = threading.Lock()
         self._data: dict[str, list] = {}  # key -> [counts ndarray (len(buckets)+1), sum, count]
 
@@ -101,6 +99,8 @@ class Histogram:
         values = np.asarray(values, dtype=np.float64)
         if values.size == 0:
             return
+        if self._edges is None:
+            self._edges = np.asarray(self.buckets, dtype=np.float64)
         values = np.maximum(values, 0.0)  # a clock a little behind the exchange's: count as 0
         idx = np.searchsorted(self._edges, values, side="left")  # bucket i holds v <= edges[i]
         counts = np.bincount(idx, minlength=len(self.buckets) + 1)

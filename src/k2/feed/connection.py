@@ -27,7 +27,7 @@ from k2.errors import FrameError
 from k2.exchanges.base import ExchangeAdapter, FrameKind
 from k2.feed.backoff import Backoff
 from k2.feed.recent import RecentTrades
-from k2.warehouse.sink import Reject
+from k2.rejects import Reject
 
 log = logging.getLogger("k2.feed")
 

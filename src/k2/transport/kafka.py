@@ -45,7 +45,7 @@ except ImportError:  # an optional dependency: say how to get it, in one line
     raise K2Error("the Kafka transport needs confluent-kafka: pip install 'k2[kafka]'") from None
 from k2.exchanges import ADAPTERS
 from k2.exchanges.base import ExchangeAdapter
-from k2.warehouse.sink import Reject
+from k2.rejects import Reject
 
 log = logging.getLogger("k2.kafka")
 

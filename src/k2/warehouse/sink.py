@@ -8,38 +8,20 @@ deterministic deduplication token so that a retried batch is a no-op in bronze, 
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from k2.exchanges.base import ExchangeAdapter
 from k2.metrics import exchange_times_of_column
+from k2.rejects import Reject, now_us  # noqa: F401 (re-exported: callers import them from here too)
 
 _ARROW_TYPES = {
     "String": pa.string(), "Int64": pa.int64(), "UInt64": pa.uint64(), "Int32": pa.int32(),
     "UInt16": pa.uint16(), "Bool": pa.bool_(), "Nullable(Bool)": pa.bool_(),
 }
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-@dataclass(slots=True)
-class Reject:
-    exchange: str
-    source: str
-    reason: str
-    raw: bytes
-    received_us: int
-    origin: str = ""
-    kafka_topic: str = ""
-    kafka_partition: int = -1
-    kafka_offset: int = -1
 
 
 @dataclass(slots=True)
@@ -140,6 +122,8 @@ class BronzeWriter:
             return None
         symbols = list(batch.time_span)
         newest = np.array([self._newest.get(sym, -1.0) + _TIME_SLACK_US for sym in symbols])
+        import pyarrow.compute as pc  # here: `k2 feed` imports this module (Reject) and pc costs 8 MB
+
         where = pc.index_in(batch.arrays[self.adapter.symbol_index], value_set=pa.array(symbols)).to_numpy()
         return np.flatnonzero(batch.times_us <= newest[where])
 
