@@ -4,13 +4,17 @@ Opening the embedded warehouse touches about 200 MB of chDB's 500 MB shared libr
 every function, format and engine ClickHouse has) plus tens of MB of pyarrow's. Those pages are
 clean and file-backed: the kernel would drop them under memory pressure anyway, but until then
 they count in the process's RSS, and a container's limit is judged on it. After the warehouse is
-open and before trades flow, K2 asks the kernel to page them out (`madvise(MADV_PAGEOUT)`, Linux
-5.4+); the code a running pipeline really uses is read back on first use (tens of MB), so RSS
-settles at the working set instead of at everything startup touched.
+open and before trades flow, K2 unmaps them from the process; the code a running pipeline really
+uses comes back on first use (about 110 MB), so RSS settles at the working set instead of at
+everything startup touched.
 
-Only read-only and executable mappings of shared objects are advised: they are never dirty, so
-nothing is written anywhere and nothing can be lost. Anywhere this is not available (another OS,
-an older kernel, a sandbox without madvise) it does nothing.
+It uses `madvise(MADV_DONTNEED)` on read-only and executable private mappings of shared objects
+whose pages all still equal the file (smaps `Anonymous: 0 kB`; a relocated read-only segment holds
+private copies and is skipped): this process stops mapping them, the kernel's page cache keeps
+them, and a page the pipeline touches again is mapped back from the cache without any disk read.
+Nothing is written or lost, and it works when other processes map the same library (MADV_PAGEOUT
+would skip shared pages). Anywhere this is not available (another OS, a sandbox without madvise or
+/proc) it does nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import sys
 
 log = logging.getLogger("k2.memory")
 
-MADV_PAGEOUT = 21  # linux/mman.h
+MADV_DONTNEED = 4  # linux/mman.h
 
 
 def rss_mb() -> float | None:
@@ -37,19 +41,28 @@ def rss_mb() -> float | None:
     return None
 
 
-def _library_mappings(maps_text: str) -> list[tuple[int, int]]:
+def _library_mappings(smaps_text: str) -> list[tuple[int, int]]:
     """(start, end) of every read-only or executable, private, file-backed mapping of a shared
-    object (`/path/libfoo.so`, `/path/mod.cpython-311-x86_64-linux-gnu.so.1`)."""
+    object (`/path/libfoo.so`, `/path/mod.cpython-311-x86_64-linux-gnu.so.1`) without private
+    (anonymous) pages, from /proc/self/smaps."""
     out = []
-    for line in maps_text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 6:
-            continue
-        span, perms, path = parts[0], parts[1], parts[5].strip()
-        if "w" in perms or not perms.endswith("p") or not path.startswith("/") or ".so" not in path:
-            continue
-        lo, _, hi = span.partition("-")
-        out.append((int(lo, 16), int(hi, 16)))
+    current: tuple[int, int] | None = None
+    for line in smaps_text.splitlines():
+        first = line.split(None, 1)[0] if line.strip() else ""
+        if "-" in first and not first.endswith(":"):  # a mapping's header line
+            current = None
+            parts = line.split(None, 5)
+            if len(parts) < 6:
+                continue
+            perms, path = parts[1], parts[5].strip()
+            if "w" in perms or not perms.endswith("p") or not path.startswith("/") or ".so" not in path:
+                continue
+            lo, _, hi = parts[0].partition("-")
+            current = (int(lo, 16), int(hi, 16))
+        elif first == "Anonymous:" and current is not None:
+            if line.split()[1] == "0":
+                out.append(current)
+            current = None
     return out
 
 
@@ -60,15 +73,15 @@ def release_startup_pages() -> float:
         return 0.0
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        with open("/proc/self/maps") as f:
+        with open("/proc/self/smaps") as f:
             mappings = _library_mappings(f.read())
     except OSError:
         return 0.0
     before = rss_mb()
     libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     for lo, hi in mappings:
-        if libc.madvise(lo, hi - lo, MADV_PAGEOUT) != 0:
-            return 0.0  # EINVAL: a kernel without MADV_PAGEOUT; nothing else to try
+        if libc.madvise(lo, hi - lo, MADV_DONTNEED) != 0:
+            return 0.0  # refused (a sandbox): nothing else to try
     after = rss_mb()
     released = max(0.0, (before or 0.0) - (after or 0.0))
     log.info("released %.0f MB of library pages only startup used (RSS %.0f -> %.0f MB)",

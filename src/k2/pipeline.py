@@ -77,10 +77,10 @@ class Pipeline:
         self._pending_writes: set = set()
 
     def _store_instruments(self, exchange: str, instruments) -> None:
+        if self.wh is None:  # k2 feed: no warehouse (and no pyarrow to import for one)
+            return
         from k2.warehouse.instruments import upsert_instruments
 
-        if self.wh is None:
-            return
         n = upsert_instruments(self.wh, exchange, instruments, "exchange")
         log.info("%s: %d instruments from the exchange (%d new or changed)", exchange, len(instruments), n)
 
@@ -103,9 +103,11 @@ class Pipeline:
         task.add_done_callback(self._pending_writes.discard)
 
     def _known_instruments(self, exchange: str) -> set[str]:
+        if self.wh is None:
+            return set()
         from k2.warehouse.instruments import instrument_map
 
-        return set(instrument_map(self.wh, exchange)) if self.wh is not None else set()
+        return set(instrument_map(self.wh, exchange))
 
     # -- status for `k2 status` and the API -----------------------------------------------------
     def status(self) -> dict[str, Any]:
