@@ -75,7 +75,7 @@ class Settings:
     instruments_refresh: bool = True
     backfill: bool = True
     backfill_max_trades: int = 50_000
-    release_startup_pages: bool = True  # page out library code only startup used (k2.memory)
+    release_startup_pages: bool = True  # unmap library code only startup used (k2.memory)
 
     def exchange(self, name: str) -> ExchangeSettings:
         from k2.exchanges import get_adapter

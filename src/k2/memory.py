@@ -67,7 +67,7 @@ def _library_mappings(smaps_text: str) -> list[tuple[int, int]]:
 
 
 def release_startup_pages() -> float:
-    """Page out the clean library pages touched so far. Returns how many MB of RSS were given
+    """Unmap the clean library pages touched so far. Returns how many MB of RSS were given
     back (0.0 when the platform cannot)."""
     if not sys.platform.startswith("linux"):
         return 0.0

@@ -258,11 +258,8 @@ def run_embedded(settings: Settings, exchanges: list[str], duration: float | Non
     from k2.transport.direct import DirectTransport
     from k2.warehouse import open_warehouse
 
-    wh = open_warehouse(settings.data_dir, url=settings.warehouse_url)
-    if settings.release_startup_pages:
-        from k2.memory import release_startup_pages
-
-        release_startup_pages()
+    wh = open_warehouse(settings.data_dir, url=settings.warehouse_url,
+                        release_startup_pages=settings.release_startup_pages)
     try:
         transport = DirectTransport(wh, adapters_for(settings, exchanges), settings.batch_max_rows,
                                     settings.batch_max_delay_s, settings.queue_max_rows)

@@ -618,11 +618,8 @@ def run_sink(settings, bootstrap: str, group: str = SINK_GROUP, duration: float 
     from k2.transport.kafka import stop_on_signals
     from k2.warehouse import open_warehouse
 
-    wh = open_warehouse(settings.data_dir, url=settings.warehouse_url)
-    if settings.release_startup_pages:
-        from k2.memory import release_startup_pages
-
-        release_startup_pages()
+    wh = open_warehouse(settings.data_dir, url=settings.warehouse_url,
+                        release_startup_pages=settings.release_startup_pages)
     api = None
     stop = threading.Event()
     try:
@@ -729,11 +726,8 @@ def run_both(settings, exchanges: list[str], bootstrap: str, duration: float | N
     from k2.transport.kafka import KafkaTransport, stop_on_signals
     from k2.warehouse import open_warehouse
 
-    wh = open_warehouse(settings.data_dir, url=settings.warehouse_url)
-    if settings.release_startup_pages:
-        from k2.memory import release_startup_pages
-
-        release_startup_pages()
+    wh = open_warehouse(settings.data_dir, url=settings.warehouse_url,
+                        release_startup_pages=settings.release_startup_pages)
     try:
         producer = KafkaTransport(bootstrap, settings.kafka_options, adapters_for(settings, exchanges),
                                   Path(settings.data_dir),

@@ -35,9 +35,11 @@ def first_line(exc: BaseException) -> str:
     return line[:400]
 
 
-def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema: bool = True):
+def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema: bool = True,
+                   release_startup_pages: bool = False):
     """Open the warehouse: a ClickHouse server when `url` is given, else chDB in `data_dir`.
-    The schema is applied (idempotently) unless told otherwise."""
+    The schema is applied (idempotently) unless told otherwise. `release_startup_pages`: the
+    long-running writers give back the chDB library pages only opening it needed (k2.memory)."""
     if url:
         from k2.warehouse.server import ServerWarehouse
 
@@ -58,4 +60,8 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
         from k2.warehouse.journal import repair_interrupted_insert
 
         repair_interrupted_insert(wh)
+    if release_startup_pages and not url:
+        from k2.memory import release_startup_pages as release
+
+        release()
     return wh
