@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fixtures import k2db
 from fixtures import make_frames as mf
@@ -194,8 +196,8 @@ def test_rejects_keep_exact_bytes_of_invalid_utf8(clean_warehouse, load_frames):
 
 # -- the key probe is skipped only when it cannot matter --------------------------------------------
 def test_writer_skips_the_probe_only_for_new_trades_without_repeats(clean_warehouse, monkeypatch):
-    """`skip_probe_when_newer`: newer trades go in unprobed; older ones and batches that repeat a
-    key inside themselves are still probed, so nothing is written twice either way."""
+    """`skip_probe_when_newer`: newer trades go in unprobed, older ones are probed; a key repeated
+    inside a batch is written once (its first row) without a probe. Nothing is written twice."""
     from k2.warehouse.sink import BronzeWriter
 
     wh, adapter = clean_warehouse, get_adapter("binance")
@@ -208,18 +210,51 @@ def test_writer_skips_the_probe_only_for_new_trades_without_repeats(clean_wareho
     assert writer.write(rows[:10], source="ws") == 10 and len(probes) == 0   # empty table: newer
     assert writer.write(rows[10:20], source="ws") == 10 and len(probes) == 0
     assert writer.write(rows[5:25], source="ws") == 5 and len(probes) == 1   # reaches back: probed
-    assert writer.write(rows[25:] + rows[25:27], source="ws") == 5 and len(probes) == 2  # repeats
-    # the same millisecond as the newest stored trade: only that row is probed, and it is new
+    assert writer.write(rows[25:] + rows[25:27], source="ws") == 5 and len(probes) == 1  # repeats
+    # the same millisecond as the newest stored trade, which this writer wrote: decided from the
+    # keys it stored at that millisecond, without a probe -- a new key is written, a stored one not
     same_ms = [r for f in [mf.binance_trade("BTCUSDT", 31, "97031.31", "0.0031", 1784116800000 + 7919 * 30, False)]
                for r in session.parse(f, 1).rows]
-    assert writer.write(same_ms, source="ws") == 1 and len(probes) == 3
-    assert probes[-1] == 1
-    # a second writer (a restart) learns the newest stored times from silver
+    assert same_ms[0][6] == rows[29][6]  # trade_time_ms
+    assert writer.write(same_ms, source="ws") == 1 and len(probes) == 1
+    assert writer.write(same_ms + rows[29:], source="ws") == 0 and len(probes) == 1
+    # a second writer (a restart) learns the newest stored times from silver, not the keys at the
+    # newest one: those rows are probed (one row each time)
     again = BronzeWriter(wh, adapter, skip_probe_when_newer=True)
-    assert again.write(rows[29:], source="ws") == 0 and len(probes) == 4
+    assert again.write(rows[29:], source="ws") == 0 and len(probes) == 2
+    assert again.write(same_ms, source="ws") == 0 and len(probes) == 3 and probes[-1] == 1
     assert k2db.count(wh, "silver_trades_v2") == 31
     assert_gold_matches(wh, ref.binance_trades([*binance_frames(range(1, 31)), *[mf.binance_trade(
         "BTCUSDT", 31, "97031.31", "0.0031", 1784116800000 + 7919 * 30, False)]]))
+
+
+_SYMBOL_COUNTER = iter(range(10**6))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(st.lists(st.integers(0, 23), max_size=12), min_size=1, max_size=6),
+       restart_after=st.integers(0, 6))
+def test_writer_writes_each_key_once_whatever_the_batches(clean_warehouse, batches, restart_after):
+    """Batches drawn from 24 trades, three per millisecond: repeats inside a batch, overlaps with
+    earlier batches, older replays, batches ending mid-millisecond, and a restart (a new writer
+    that knows only what silver says). Bronze ends with each key once, and `write` counts it once."""
+    from k2.warehouse.sink import BronzeWriter
+
+    wh, adapter = clean_warehouse, get_adapter("binance")
+    symbol = f"P{next(_SYMBOL_COUNTER)}USDT"  # a fresh symbol per example: no clean-up between them
+    session = adapter.session()
+    pool = [session.parse(mf.binance_trade(symbol, i, "100.5", "0.25", 1784116800000 + i // 3, i % 2 == 0), 1).rows[0]
+            for i in range(24)]
+    writer = BronzeWriter(wh, adapter, skip_probe_when_newer=True)
+    written, seen = 0, set()
+    for n, batch in enumerate(batches):
+        if n == restart_after:
+            writer = BronzeWriter(wh, adapter, skip_probe_when_newer=True)
+        written += writer.write([pool[i] for i in batch], source="ws")
+        seen.update(batch)
+    stored = wh.rows(f"SELECT trade_id FROM k2.bronze_trades_binance WHERE symbol = '{symbol}' ORDER BY trade_id")
+    assert [int(r[0]) for r in stored] == sorted(seen)
+    assert written == len(seen)
 
 
 def test_bulk_trade_parse_equals_frame_by_frame_or_declines():

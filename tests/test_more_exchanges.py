@@ -634,6 +634,7 @@ def test_every_registered_exchange_is_complete(fixtures_dir):
         silver = [n for n, text in files.items() if f"FROM k2.{table}\n" in text and "TO k2.silver_trades_v2" in text]
         assert len(bronze) == 1 and re.match(r"1\d-bronze-", bronze[0]), table
         assert len(silver) == 1 and re.match(r"2\d-silver-", silver[0]) and f"'{table}'" in files[silver[0]], table
+        assert f"ALTER TABLE k2.{table} MODIFY SETTING merge_selector_base" in files["90-merge-policy.embedded.sql"]
         for method in ("parse", "subscribe_requests", "native_symbol", "instruments_path", "parse_instruments"):
             assert callable(getattr(adapter, method, None)), (table, method)
         assert adapter.fallback_instruments and adapter.exchange_time and adapter.bronze_time_sql, table

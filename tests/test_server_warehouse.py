@@ -247,3 +247,20 @@ def test_every_bronze_table_has_an_input_structure():
         schema = BronzeWriter(None, adapter)._schema  # noqa: SLF001
         text = server.structure(schema.empty_table())
         assert text.count("`") == 2 * len(adapter.columns) and "Nullable" not in text, adapter.name
+
+
+def test_embedded_only_schema_files_are_skipped_on_a_server(via_server):
+    """`*.embedded.sql` (the merge policy) runs on the embedded engine only: a server's version may
+    not know the setting, and its merges do not compete with the feed."""
+    from k2.warehouse import schema
+
+    srv, emb = via_server
+    embedded_only = [stmt for name, stmt in schema.statements() if name.endswith(".embedded.sql")]
+    assert embedded_only
+    setting = "SELECT engine_full FROM system.tables WHERE database = 'k2' AND name = 'silver_trades_v2'"
+    assert "merge_selector_base = 20" in emb.scalar(setting)
+    emb.execute("ALTER TABLE k2.silver_trades_v2 RESET SETTING merge_selector_base")
+    assert schema.apply(srv) == len(schema.statements()) - len(embedded_only)
+    assert "merge_selector_base" not in emb.scalar(setting)
+    assert schema.apply(emb) == len(schema.statements())
+    assert "merge_selector_base = 20" in emb.scalar(setting)

@@ -17,7 +17,6 @@ from queue import Queue
 
 from k2.errors import FrameError, K2Error
 from k2.exchanges.base import ExchangeAdapter, FrameKind
-from k2.feed.recent import RecentTrades
 from k2.warehouse.sink import BronzeWriter, Reject, now_us, write_rejects
 
 DEFAULT_BATCH = 100_000
@@ -98,9 +97,8 @@ def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = 
     if not path.is_file():
         raise K2Error(f"no such file: {path}")
     report = LoadReport(adapter.name, str(path))
-    # the window drops repeats within reach of a batch, so new trades may skip the key probe
-    recent = RecentTrades(adapter.symbol_index, adapter.trade_key_index, limit=batch_size)
-    new_rows = recent.new_rows
+    # repeated trades stay in the batch: the writer keeps each key's first row (in C++), then
+    # probes bronze only for rows not newer than what it already holds
     writer = _Writer(BronzeWriter(wh, adapter, skip_probe_when_newer=True), wh, report)
     writer.start()
     session = adapter.session()  # one file = one connection's frames (Bitfinex channel ids)
@@ -126,7 +124,7 @@ def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = 
             else:
                 if parsed.kind is FrameKind.TRADES:
                     report.trades += len(parsed.rows)
-                    rows.extend(new_rows(parsed.rows))
+                    rows.extend(parsed.rows)
                 else:
                     report.other[parsed.kind.value] += 1
                 continue
@@ -146,7 +144,7 @@ def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = 
                 else:  # the usual chunk: trade frames only, all valid
                     report.frames += len(frames)
                     report.trades += len(fast)
-                    rows.extend(new_rows(fast))
+                    rows.extend(fast)
                 if len(rows) >= batch_size:
                     writer.put(rows, rejects)
                     rows.clear()  # put() copied what it needs

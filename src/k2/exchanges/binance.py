@@ -163,12 +163,12 @@ class BinanceAdapter(ExchangeAdapter):
         """Raw trade events, or all of them in the combined-stream envelope (`{"stream":..,"data":
         {"e":"trade",..}}`); a mixed run, or anything else, is declined."""
         row = self._row
-        try:
-            if all(f.startswith(_TRADE_PREFIX) for f in frames):
-                return [row(_decode_trade(f), received_us) for f in frames]
-            if all(f.startswith(_COMBINED_PREFIX) for f in frames):
+        try:  # the first frame picks the form; any other frame fails to decode or is not a trade
+            if not frames:
+                return []
+            if frames[0].startswith(_COMBINED_PREFIX):
                 return [row(_decode_combined_trade(f).data, received_us) for f in frames]
-            return None
+            return [row(_decode_trade(f), received_us) for f in frames]
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError, FrameError):
             return None
 

@@ -1,5 +1,6 @@
 """Apply the numbered SQL files in `sql/` in order. Every statement is idempotent
-(IF NOT EXISTS / OR REPLACE), so applying twice changes nothing."""
+(IF NOT EXISTS / OR REPLACE / MODIFY SETTING), so applying twice changes nothing. Files named
+`*.embedded.sql` tune the embedded engine and are skipped on a ClickHouse server."""
 
 from __future__ import annotations
 
@@ -82,7 +83,10 @@ def apply(wh, force: bool = True) -> int:
     if not force and is_current(wh):
         return 0
     done = 0
-    for _name, stmt in statements():
+    embedded = getattr(wh, "backend", "") == "embedded"
+    for name, stmt in statements():
+        if name.endswith(".embedded.sql") and not embedded:
+            continue
         wh.execute(stmt)
         done += 1
     seed_builtin_instruments(wh)

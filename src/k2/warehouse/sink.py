@@ -33,6 +33,7 @@ class PreparedBatch:
     first_time_us: int = 0  # earliest exchange time in the batch (0: unknown), for the crash journal
     time_span: dict | None = None  # symbol -> (earliest, latest) exchange time in µs
     times_us: "np.ndarray | None" = None  # each row's exchange time in µs (None: unknown)
+    has_repeats: bool = True  # until checked: may a key occur twice in the batch?
 
 
 #: µs of slack when comparing times computed as float seconds (their rounding error is < 1 µs)
@@ -42,18 +43,21 @@ _TIME_SLACK_US = 5
 class BronzeWriter:
     """One per exchange. Thread-compatible: callers serialize writes (one writer thread).
 
-    `skip_probe_when_newer`: this process is the only writer (embedded), and callers drop repeats
-    before batching (the feed's and `k2 load`'s recent-trades windows). Then a trade newer than
-    anything stored for its symbol cannot be stored already, and only the others -- usually none,
-    or the few sharing the last stored millisecond -- go through the key probe, which costs a third
-    of the database time of an insert. Re-loads, backfills and overlaps reach back in time and are
-    still probed; a batch holding a key twice is probed whole."""
+    `skip_probe_when_newer`: this process is the only writer (embedded). Then a trade newer than
+    anything stored for its symbol cannot be stored already; one at the newest stored time is
+    checked against the keys this writer stored at that time; only older ones go through the key
+    probe, which costs a third of the database time of an insert. Re-loads, backfills and overlaps
+    reach back in time and are still probed. A key repeated inside a batch is written once (its
+    first row), found in C++ when the batch is prepared."""
 
     def __init__(self, wh, adapter: ExchangeAdapter, skip_probe_when_newer: bool = False):
         self.wh = wh
         self.adapter = adapter
         self.skip_probe_when_newer = skip_probe_when_newer and getattr(wh, "backend", "") == "embedded"
         self._newest: dict[str, float] | None = None  # symbol -> latest stored exchange time (µs)
+        # symbol -> (time, keys): every key bronze holds at the symbol's latest time, known because
+        # this writer wrote that time first (a restart does not know them and probes once)
+        self._tail: dict[str, tuple[float, set]] = {}
         self._fields = [pa.field(c, _ARROW_TYPES[t]) for c, t in zip(adapter.columns, adapter.column_types)]
         self._schema = pa.schema(self._fields)
         self._struct = pa.struct(self._fields)
@@ -89,7 +93,8 @@ class BronzeWriter:
         token = token or self._token([arrays[i] for i in self._key_idx])
         times, span = self._times(arrays)
         first = int(min(v[0] for v in span.values())) if span else 0
-        return PreparedBatch(arrays, token, len(rows), kafka_partitions is not None, first, span, times)
+        return self._first_of_each_key(
+            PreparedBatch(arrays, token, len(rows), kafka_partitions is not None, first, span, times))
 
     def _times(self, arrays: list[pa.Array]) -> tuple["np.ndarray | None", dict | None]:
         """Each row's exchange time in µs, and symbol -> (earliest, latest); Nones when unknown."""
@@ -106,32 +111,83 @@ class BronzeWriter:
         except Exception:  # an odd time value: "unknown" is always safe (the batch is probed)
             return None, None
 
-    def _maybe_stored(self, batch: PreparedBatch) -> np.ndarray | None:
-        """With `skip_probe_when_newer`: the indexes of the rows that could already be stored --
-        those not newer than the newest stored trade of their symbol (usually none, or the few
-        sharing the previous batch's last millisecond). None: probe the whole batch."""
+    def _maybe_stored(self, batch: PreparedBatch) -> tuple[np.ndarray, set[int]] | None:
+        """With `skip_probe_when_newer`: (rows to probe, rows known to be stored). Rows newer than
+        the newest stored trade of their symbol are new; rows at that very time are decided from
+        the keys this writer stored there (the previous batch's last millisecond, every batch of a
+        live feed); older ones are probed. None: probe the whole batch."""
         if not self.skip_probe_when_newer or batch.times_us is None or not batch.time_span:
             return None
         if self._newest is None:
             self._newest = {r[0]: float(r[1]) for r in self.wh.rows(
                 "SELECT toString(symbol), toUnixTimestamp64Micro(max(timestamp)) FROM k2.silver_trades_v2 "
                 "WHERE bronze_table = {b:String} GROUP BY symbol", {"b": self.adapter.bronze_table})}
-        # the caller's promise of no repeats inside the batch, checked in C++ (a window can be outrun)
-        keys = pa.table({str(i): batch.arrays[i] for i in self._key_idx})
-        if keys.group_by(keys.column_names).aggregate([]).num_rows != batch.n:
+        if batch.has_repeats:  # _first_of_each_key could not tell (no skip_probe_when_newer)
             return None
         symbols = list(batch.time_span)
         newest = np.array([self._newest.get(sym, -1.0) + _TIME_SLACK_US for sym in symbols])
         import pyarrow.compute as pc  # here: `k2 feed` imports this module (Reject) and pc costs 8 MB
 
         where = pc.index_in(batch.arrays[self.adapter.symbol_index], value_set=pa.array(symbols)).to_numpy()
-        return np.flatnonzero(batch.times_us <= newest[where])
+        candidates = np.flatnonzero(batch.times_us <= newest[where])
+        if not len(candidates) or not self._tail:
+            return candidates, set()
+        probe, known = [], set()
+        times = batch.times_us[candidates].tolist()
+        for i, t, sym, key in zip(candidates.tolist(), times, *self._keys_of(batch, candidates)):
+            tail = self._tail.get(sym)
+            if tail is None or abs(t - tail[0]) > _TIME_SLACK_US:
+                probe.append(i)
+            elif key in tail[1]:
+                known.add(i)
+        return np.array(probe, dtype=np.int64), known
+
+    def _keys_of(self, batch: PreparedBatch, rows: np.ndarray) -> tuple[list, list[tuple]]:
+        """The symbol and the key of each of `rows`, as Python values."""
+        take = pa.array(rows, pa.int64())
+        symbols = batch.arrays[self.adapter.symbol_index].take(take).to_pylist()
+        return symbols, list(zip(*[batch.arrays[i].take(take).to_pylist() for i in self._key_idx]))
+
+    def _first_of_each_key(self, batch: PreparedBatch) -> PreparedBatch:
+        """With `skip_probe_when_newer`: the batch without repeated keys, each key's first row kept
+        (grouped in C++). A file or a reconnect replay may repeat trades; the callers need not
+        filter them, and the batch can still skip the key probe."""
+        if not self.skip_probe_when_newer or batch.times_us is None:
+            return batch
+        keys = pa.table({**{str(i): batch.arrays[i] for i in self._key_idx}, "row": np.arange(batch.n)})
+        first = keys.group_by([str(i) for i in self._key_idx]).aggregate([("row", "min")]).column("row_min")
+        if len(first) == batch.n:
+            batch.has_repeats = False
+            return batch
+        take = np.sort(first.to_numpy())
+        rows = pa.array(take)
+        return PreparedBatch([a.take(rows) for a in batch.arrays], batch.token, len(take), batch.has_kafka,
+                             batch.first_time_us, batch.time_span, batch.times_us[take], has_repeats=False)
 
     def _remember(self, batch: PreparedBatch) -> None:
-        if self._newest is not None and batch.time_span:
-            for sym, (_, hi) in batch.time_span.items():
-                if hi > self._newest.get(sym, -1.0):
-                    self._newest[sym] = hi
+        """After a write: every key of `batch` is stored now. Move each symbol's newest time, and
+        keep the keys at it -- complete only when this writer was the first at that time."""
+        if self._newest is None or not batch.time_span or batch.times_us is None:
+            return
+        symbols = list(batch.time_span)
+        his = np.array([batch.time_span[sym][1] for sym in symbols])
+        import pyarrow.compute as pc
+
+        where = pc.index_in(batch.arrays[self.adapter.symbol_index], value_set=pa.array(symbols)).to_numpy()
+        at_hi = np.flatnonzero(np.abs(batch.times_us - his[where]) <= _TIME_SLACK_US)
+        keys_at_hi: dict[str, set] = {}
+        for sym, key in zip(*self._keys_of(batch, at_hi)):
+            keys_at_hi.setdefault(sym, set()).add(key)
+        for sym, (_, hi) in batch.time_span.items():
+            newest = self._newest.get(sym, -1.0)
+            tail = self._tail.get(sym)
+            if hi > newest + _TIME_SLACK_US:  # a new latest time: bronze holds exactly these keys at it
+                self._newest[sym] = hi
+                self._tail[sym] = (hi, keys_at_hi.get(sym, set()))
+            elif tail is not None and abs(hi - tail[0]) <= _TIME_SLACK_US:
+                tail[1].update(keys_at_hi.get(sym, ()))
+            elif hi > newest:
+                self._newest[sym] = hi
 
     def commit(self, batch: PreparedBatch, source: str) -> int:
         """The database half: skip keys bronze already holds (and repeats inside the batch),
@@ -140,7 +196,13 @@ class BronzeWriter:
             return 0
         arrays = batch.arrays
         maybe = self._maybe_stored(batch)
-        keep = None if maybe is not None and not len(maybe) else self._rows_to_keep(batch, maybe)
+        if maybe is None:
+            keep = self._rows_to_keep(batch)
+        else:
+            probe, known = maybe
+            keep = self._rows_to_keep(batch, probe) if len(probe) else None
+            if known:
+                keep = [i for i in (range(batch.n) if keep is None else keep) if i not in known]
         if keep is not None:
             if not keep:
                 return 0
