@@ -7,7 +7,9 @@
 -- that merging cost 0.25-0.3 cores at 50k trades/s, almost as much as the inserts. A base of 20
 -- waits for about four times as many parts of a size before merging them: in a 20 s run at 50k/s,
 -- 17 merges instead of 58, 1.3M rows rewritten instead of 3.9M, half the merge time. The price is
--- more parts at a time (tens, far below the limits), which the candle reads did not notice.
+-- more parts at a time (tens, far below the limits). Bronze and silver only: gold's parts are a
+-- few rows per minute, cheap to merge, and every candle read opens all of them (with base 20 the
+-- 10M-trade read benchmark found gold 1m in 10 parts instead of 5, and the read 8 ms slower).
 ALTER TABLE k2.bronze_trades_binance MODIFY SETTING merge_selector_base = 20;
 ALTER TABLE k2.bronze_trades_kraken MODIFY SETTING merge_selector_base = 20;
 ALTER TABLE k2.bronze_trades_kraken_v2 MODIFY SETTING merge_selector_base = 20;
@@ -18,5 +20,3 @@ ALTER TABLE k2.bronze_trades_okx MODIFY SETTING merge_selector_base = 20;
 ALTER TABLE k2.bronze_trades_bitfinex MODIFY SETTING merge_selector_base = 20;
 ALTER TABLE k2.bronze_trades_gemini MODIFY SETTING merge_selector_base = 20;
 ALTER TABLE k2.silver_trades_v2 MODIFY SETTING merge_selector_base = 20;
-ALTER TABLE k2.gold_ohlcv_1m MODIFY SETTING merge_selector_base = 20;
-ALTER TABLE k2.gold_ohlcv_1h MODIFY SETTING merge_selector_base = 20;
