@@ -70,7 +70,7 @@ class Settings:
     reconnect_cap_s: float = 30.0
     reconnect_max_attempts: int = -1  # -1 = unlimited
     batch_max_rows: int = 50_000
-    batch_max_delay_s: float = 0.05
+    batch_max_delay_s: float = 0.1
     queue_max_rows: int = 500_000
     instruments_refresh: bool = True
     backfill: bool = True
