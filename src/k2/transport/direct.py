@@ -4,8 +4,9 @@ The event loop only appends rows under a short lock. One writer thread takes eve
 buffered and inserts it (chDB releases the GIL, so parsing and inserting overlap on two cores).
 A batch is written when it reaches `max_rows` or its oldest row is `max_delay_s` old, so load
 makes batches big and a quiet feed still lands within about a tenth of a second. (Every INSERT
-costs 30-60 ms of CPU whatever its size -- four parts, three views -- so 0.1 s rather than 0.05
-halves the CPU of a 1k trades/s feed, 1.14 -> 0.61 cores, for the same p99.) When the buffer
+has a fixed cost whatever its size -- four parts written, three views run, 30-60 ms of CPU on the
+benchmark machine -- so 0.1 s rather than 0.05 means half as many INSERTs at low rates for about
+the same p99.) When the buffer
 passes `high_water` rows the feed is told to stop reading its sockets (TCP back-pressure) until
 the writer has drained it below half. A failed insert keeps its rows and is retried; nothing
 received is dropped.
@@ -46,7 +47,7 @@ class DirectTransport:
     def __init__(self, wh, adapters: list[ExchangeAdapter], max_rows: int = 50_000,
                  max_delay_s: float = 0.1, high_water: int = 500_000):
         self.wh = wh
-        # the feed's recent-trades window keeps repeats out of a batch: new trades skip the key probe
+        # the only writer of its data dir: trades newer than what it stored skip the key probe
         self.writers = {a.name: BronzeWriter(wh, a, skip_probe_when_newer=True) for a in adapters}
         self.max_rows, self.max_delay_s, self.high_water = max_rows, max_delay_s, high_water
         self.shutdown_retry_s = 30.0
