@@ -6,9 +6,8 @@ A batch is written when it reaches `max_rows` or its oldest row is `max_delay_s`
 makes batches big and a quiet feed still lands within about a tenth of a second. (Every INSERT
 has a fixed cost whatever its size -- four parts written, three views run, 30-60 ms of CPU on the
 benchmark machine -- so 0.1 s rather than 0.05 means half as many INSERTs at low rates for about
-the same p99.) When the buffer
-passes `high_water` rows the feed is told to stop reading its sockets (TCP back-pressure) until
-the writer has drained it below half. A failed insert keeps its rows and is retried; nothing
+the same p99.) When the buffer passes `high_water` rows the feed is told to stop reading its
+sockets (TCP back-pressure) until the writer has drained it below half. A failed insert keeps its rows and is retried; nothing
 received is dropped.
 """
 

@@ -34,6 +34,7 @@ class PreparedBatch:
     time_span: dict | None = None  # symbol -> (earliest, latest) exchange time in µs
     times_us: "np.ndarray | None" = None  # each row's exchange time in µs (None: unknown)
     has_repeats: bool = True  # until checked: may a key occur twice in the batch?
+    symbol_pos: "np.ndarray | None" = None  # each row's symbol as its index in time_span (made once)
 
 
 #: µs of slack when comparing times computed as float seconds (their rounding error is < 1 µs)
@@ -124,12 +125,8 @@ class BronzeWriter:
                 "WHERE bronze_table = {b:String} GROUP BY symbol", {"b": self.adapter.bronze_table})}
         if batch.has_repeats:  # _first_of_each_key could not tell (no skip_probe_when_newer)
             return None
-        symbols = list(batch.time_span)
-        newest = np.array([self._newest.get(sym, -1.0) + _TIME_SLACK_US for sym in symbols])
-        import pyarrow.compute as pc  # here: `k2 feed` imports this module (Reject) and pc costs 8 MB
-
-        where = pc.index_in(batch.arrays[self.adapter.symbol_index], value_set=pa.array(symbols)).to_numpy()
-        candidates = np.flatnonzero(batch.times_us <= newest[where])
+        newest = self._per_row(batch, {sym: self._newest.get(sym, -1.0) for sym in batch.time_span})
+        candidates = np.flatnonzero(batch.times_us <= newest + _TIME_SLACK_US)
         if not len(candidates) or not self._tail:
             return candidates, set()
         probe, known = [], set()
@@ -141,6 +138,16 @@ class BronzeWriter:
             elif key in tail[1]:
                 known.add(i)
         return np.array(probe, dtype=np.int64), known
+
+    def _per_row(self, batch: PreparedBatch, per_symbol: dict[str, float]) -> np.ndarray:
+        """`per_symbol[symbol of each row]`, without a per-row loop. Every symbol of the batch is a
+        key of `time_span`; each row's position in it is found once per batch (in C++)."""
+        if batch.symbol_pos is None:
+            import pyarrow.compute as pc  # here: `k2 feed` imports this module (Reject) and pc costs 8 MB
+
+            batch.symbol_pos = pc.index_in(batch.arrays[self.adapter.symbol_index],
+                                           value_set=pa.array(list(batch.time_span))).to_numpy()
+        return np.array([per_symbol[sym] for sym in batch.time_span])[batch.symbol_pos]
 
     def _keys_of(self, batch: PreparedBatch, rows: np.ndarray) -> tuple[list, list[tuple]]:
         """The symbol and the key of each of `rows`, as Python values."""
@@ -169,12 +176,8 @@ class BronzeWriter:
         keep the keys at it -- complete only when this writer was the first at that time."""
         if self._newest is None or not batch.time_span or batch.times_us is None:
             return
-        symbols = list(batch.time_span)
-        his = np.array([batch.time_span[sym][1] for sym in symbols])
-        import pyarrow.compute as pc
-
-        where = pc.index_in(batch.arrays[self.adapter.symbol_index], value_set=pa.array(symbols)).to_numpy()
-        at_hi = np.flatnonzero(np.abs(batch.times_us - his[where]) <= _TIME_SLACK_US)
+        his = self._per_row(batch, {sym: hi for sym, (_, hi) in batch.time_span.items()})
+        at_hi = np.flatnonzero(np.abs(batch.times_us - his) <= _TIME_SLACK_US)
         keys_at_hi: dict[str, set] = {}
         for sym, key in zip(*self._keys_of(batch, at_hi)):
             keys_at_hi.setdefault(sym, set()).add(key)
