@@ -295,3 +295,22 @@ def test_huge_valid_kraken_frame_gives_every_trade():
     parsed = KRAKEN.parse(mf.kraken_trades(1, "XBT/USD", trades), RECEIVED)
     assert len(parsed.rows) == 20_000
     assert parsed.rows[-1][4] == "1784116800.019999"
+
+
+def test_invalid_utf8_has_one_reason_whichever_decoder_finds_it():
+    """msgspec 0.22 and 0.23 word invalid UTF-8 differently, and Python's codec differently again;
+    the reject reason stays searchable as 'not valid utf-8 text'."""
+    import msgspec
+
+    from k2.exchanges.base import describe_decode_error
+
+    errors = []
+    for decode in (lambda b: b.decode("utf-8"), msgspec.json.decode):
+        try:
+            decode(b'"BTC-\xe2\x82"')
+        except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+            errors.append(exc)
+    assert len(errors) == 2
+    for exc in errors:
+        assert describe_decode_error(exc).startswith("malformed frame: not valid utf-8 text (")
+    assert describe_decode_error(ValueError("unexpected end")) == "malformed frame: unexpected end"

@@ -85,7 +85,12 @@ def json_number_text(value: Any, what: str, pattern: Callable[[str], Any]) -> st
 
 
 def describe_decode_error(exc: Exception) -> str:
+    """The reject reason for a frame that does not decode. Invalid UTF-8 gets one wording whoever
+    found it (Python's codec or msgspec, whose message changed between releases), so the reason
+    can be searched for."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, UnicodeDecodeError) or "utf-8" in text.lower():
+        return f"malformed frame: not valid utf-8 text ({text})"[:300]
     return f"malformed frame: {text}"[:300]
 
 
