@@ -64,3 +64,40 @@ def test_opening_the_warehouse_then_releasing_gives_back_most_of_chdb():
     assert r["released"] > 100, r  # chDB's startup touches ~200 MB of its library
     assert r["after"] < r["before"] - 100, r
     assert int(r["rows"]) == 0, r
+
+
+LEAN_PROBE = """
+import json, sys, time
+from pathlib import Path
+import tempfile
+from k2.warehouse import open_warehouse
+release = sys.argv[1] == "1"
+wh = open_warehouse(Path(tempfile.mkdtemp()), release_startup_pages=release)
+hwm_open = [int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+from k2.exchanges import get_adapter
+from k2.warehouse.sink import BronzeWriter
+adapter = get_adapter("binance")
+frame = (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1768435200001,"s":"BTCUSDT","t":7,'
+         b'"p":"97000.01","q":"0.1","T":1768435200000,"m":true,"M":true}}')
+written = BronzeWriter(wh, adapter).write(adapter.parse(frame, 1768435200002000).rows, source="ws")
+import pyarrow as pa
+print(json.dumps({"hwm_open": hwm_open, "written": written, "pandas": "pandas" in sys.modules,
+                  "pool": pa.default_memory_pool().backend_name,
+                  "silver": wh.scalar("SELECT count() FROM k2.silver_trades_v2")}))
+"""
+
+
+def test_a_long_running_writer_opens_leaner_and_still_writes():
+    """What `k2 run` / `k2 sink` do (release_startup_pages): library pages given back after each
+    step of opening, so the peak is not all of them at once; no pandas (pyarrow would import it
+    for nothing); pyarrow on the system allocator. A trade still goes through to silver."""
+    runs = {}
+    for release in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", LEAN_PROBE, release], capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[release] = json.loads(out.stdout.strip().splitlines()[-1])
+    lean, plain = runs["1"], runs["0"]
+    assert lean["written"] == plain["written"] == 1 and int(lean["silver"]) == int(plain["silver"]) == 1
+    assert lean["pandas"] is False and lean["pool"] == "system", lean
+    assert lean["hwm_open"] < plain["hwm_open"] - 60, runs  # ~270 vs ~390 MB on the bench machine

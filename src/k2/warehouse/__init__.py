@@ -39,7 +39,14 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
                    release_startup_pages: bool = False):
     """Open the warehouse: a ClickHouse server when `url` is given, else chDB in `data_dir`.
     The schema is applied (idempotently) unless told otherwise. `release_startup_pages`: the
-    long-running writers give back the chDB library pages only opening it needed (k2.memory)."""
+    long-running writers give back the chDB library pages only opening it needed (k2.memory),
+    after each step of the opening, so that the peak is one step's pages, not all of them, and
+    set up their memory use (`k2.memory.lean_writer_process`)."""
+    release = _no_release
+    if release_startup_pages and not url:
+        from k2.memory import lean_writer_process, release_startup_pages as release
+
+        lean_writer_process()
     if url:
         from k2.warehouse.server import ServerWarehouse
 
@@ -48,6 +55,7 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
         from k2.warehouse.embedded import EmbeddedWarehouse
 
         wh = EmbeddedWarehouse(Path(data_dir))
+        release()  # loading chDB's library and starting its engine
     if apply_schema:
         try:
             schema.apply(wh, force=False)
@@ -55,13 +63,15 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
             wh.close()
             where = "the ClickHouse server" if url else f"data dir {data_dir}"
             raise K2Error(f"cannot prepare the warehouse in {where}: {first_line(exc)}") from None
+        release()  # parsing and planning the schema's statements
     wh.execute("USE k2")
     if apply_schema:
         from k2.warehouse.journal import repair_interrupted_insert
 
         repair_interrupted_insert(wh)
-    if release_startup_pages and not url:
-        from k2.memory import release_startup_pages as release
-
         release()
     return wh
+
+
+def _no_release() -> float:
+    return 0.0
