@@ -71,7 +71,7 @@ class Settings:
     reconnect_max_attempts: int = -1  # -1 = unlimited
     batch_max_rows: int = 50_000
     batch_max_delay_s: float = 0.1
-    queue_max_rows: int = 500_000
+    queue_max_rows: int = 200_000
     instruments_refresh: bool = True
     backfill: bool = True
     backfill_max_trades: int = 50_000

@@ -352,7 +352,7 @@ class KafkaTransport:
     name = "kafka"
 
     def __init__(self, bootstrap: str, options: dict[str, str], adapters: list[ExchangeAdapter],
-                 spool_dir: Path, max_buffered: int = 500_000, linger_ms: int = 5,
+                 spool_dir: Path, max_buffered: int = 200_000, linger_ms: int = 5,
                  partitions: int = DEFAULT_PARTITIONS, replication_factor: int | None = None,
                  flush_timeout_s: float = 30.0):
         self.bootstrap = bootstrap
