@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import msgspec
 
@@ -38,6 +38,24 @@ from k2.exchanges.base import (
     is_decimal_string,
 )
 
+
+
+class _Trade(msgspec.Struct, array_like=True):
+    """One element of a trade frame's list: [price, volume, time, side, orderType, misc]."""
+
+    price: str
+    volume: str
+    time: str
+    side: Literal["b", "s"]
+    order_type: Literal["l", "m"]
+    misc: str
+
+
+#: a well-formed trade frame, types checked in C; anything else takes the general path below,
+#: which says exactly what is wrong
+_decode_trade_frame = msgspec.json.Decoder(
+    tuple[Annotated[int, msgspec.Meta(ge=0)], Annotated[list[_Trade], msgspec.Meta(min_length=1)],
+          Literal["trade"], str]).decode
 _decode_any = msgspec.json.Decoder().decode
 _decode_exact = msgspec.json.Decoder(float_hook=str).decode  # REST times are JSON numbers: keep the text
 _TIMESTAMP = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}", re.ASCII).fullmatch
@@ -110,6 +128,15 @@ class KrakenAdapter(ExchangeAdapter):
 
     # -- parsing ---------------------------------------------------------------------------
     def parse(self, frame: bytes | str, received_us: int) -> Parsed:
+        if frame[:1] in _ARRAY_START:  # the usual frame: a trade list
+            try:
+                channel_id, trades, _, pair = _decode_trade_frame(frame)
+            except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+                pass  # another channel or a bad frame: the general path tells which
+            else:
+                rows = _trade_rows(channel_id, trades, pair, received_us)
+                if rows is not None:
+                    return Parsed(FrameKind.TRADES, rows)
         try:
             msg = _decode_any(frame)
         except msgspec.DecodeError as exc:
@@ -235,6 +262,26 @@ class KrakenAdapter(ExchangeAdapter):
                     base, quote = canonical.split("/", 1)
                     out.append(Instrument(wsname, base, quote))
         return out
+
+
+_ARRAY_START = (b"[", "[")
+
+
+def _trade_rows(channel_id: int, trades: list[_Trade], pair: str, received_us: int) -> list[tuple] | None:
+    """Bronze rows of a decoded trade frame, or None when a value fails a check (the general
+    path then names it)."""
+    if "/" not in pair:
+        return None
+    rows = []
+    for t in trades:
+        p, v, ts = t.price, t.volume, t.time
+        # is_decimal_string() inlined for both values: this is the per-trade hot path
+        if not (p.replace(".", "", 1).isdigit() and v.replace(".", "", 1).isdigit() and p.isascii()
+                and v.isascii() and p[0] != "." and p[-1] != "." and v[0] != "." and v[-1] != "."
+                and len(p) <= 64 and len(v) <= 64 and _TIMESTAMP(ts)):
+            return None
+        rows.append((channel_id, pair, p, v, ts, t.side, t.order_type, t.misc, 0, received_us))
+    return _number_repeats(rows) if len(rows) > 1 else rows
 
 
 def _six_decimals(value: Any) -> str:
