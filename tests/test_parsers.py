@@ -314,3 +314,46 @@ def test_invalid_utf8_has_one_reason_whichever_decoder_finds_it():
     for exc in errors:
         assert describe_decode_error(exc).startswith("malformed frame: not valid utf-8 text (")
     assert describe_decode_error(ValueError("unexpected end")) == "malformed frame: unexpected end"
+
+
+_KRAKEN_VALUES = ["97512.30000", "0.00150000", "1784116800.412345", "b", "s", "l", "m", "", ".5", "5.", "1e5",
+                  "-1", "12.34.5", "\uff11", "1784116800", "x", 5, 1.5, None, [], {}]
+
+
+def _kraken_trade():
+    from hypothesis import strategies as st
+
+    good = ["97512.30000", "0.00150000", "1784116800.412345", "b", "m", ""]
+    return st.lists(st.sampled_from(_KRAKEN_VALUES), min_size=0, max_size=7).map(
+        lambda vals: (vals + good[len(vals):]) if len(vals) < 6 and vals else vals or good)
+
+
+def test_kraken_fast_trade_path_agrees_with_the_general_one():
+    """Kraken trade frames go through a typed decoder first and fall back to the general parser
+    when it declines; both must give the same rows, or the same reason, for any frame."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    adapter = get_adapter("kraken")
+
+    @settings(max_examples=400, deadline=None)
+    @given(channel=st.sampled_from([119930881, 0, -1, "7", 2**70]),
+           trades=st.lists(_kraken_trade(), min_size=0, max_size=4),
+           name=st.sampled_from(["trade", "trade", "book"]), pair=st.sampled_from(["XBT/USD", "XBTUSD", 7]))
+    def check(channel, trades, name, pair):
+        if len(trades) > 1 and trades[0] == trades[1]:
+            trades = trades + [list(trades[0])]
+        frame = json.dumps([channel, trades, name, pair]).encode()
+
+        def outcome(parse):
+            try:
+                parsed = parse()
+                return parsed.kind, parsed.rows
+            except FrameError as exc:
+                return "error", str(exc)
+
+        fast = outcome(lambda: adapter.parse(frame, 5))
+        general = outcome(lambda: adapter._array(json.loads(frame), 5))
+        assert fast == general, frame
+
+    check()
