@@ -60,7 +60,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "kafka_transport_n": 200_000, "kafka_transport_reps": 3, "kafka_e2e_rate": 2_000, "kafka_e2e_seconds": 30,
         "kafka_feed_rate": 20_000, "kafka_feed_seconds": 15,
         "reads_rows": 10_000_000, "reads_reps": 20,
-        "cf_cases": [("binance", 150_000), ("binance", 10_000), ("kraken", 150_000), ("kraken", 2_000)],
+        "cf_cases": [("binance", 300_000), ("binance", 10_000), ("kraken", 150_000), ("kraken", 2_000)],
         "cf_reps": 3, "cf_warmup": 2, "cf_seconds": 8,
     },
     "tiny": {
