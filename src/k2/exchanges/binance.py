@@ -75,6 +75,7 @@ _TRADE_PREFIX = b'{"e":"trade"'
 #: symbols that already passed the symbol check (a set lookup instead of four str methods per trade)
 _CHECKED_SYMBOLS: set[str] = set()
 _COMBINED_PREFIX = b'{"stream"'
+_TRADES = FrameKind.TRADES
 
 
 def _i(base: str, quote: str) -> Instrument:
@@ -142,11 +143,9 @@ class BinanceAdapter(ExchangeAdapter):
         if type(frame) is not bytes:
             frame = bytes(frame, "utf-8") if isinstance(frame, str) else bytes(frame)
         try:
-            if frame.startswith(_TRADE_PREFIX):
-                return Parsed(FrameKind.TRADES, [self._row(_decode_trade(frame), received_us)])
             if frame.startswith(_COMBINED_PREFIX):
                 try:  # the live feed's usual frame: envelope and trade in one decode
-                    return Parsed(FrameKind.TRADES, [self._row(_decode_combined_trade(frame).data, received_us)])
+                    return Parsed(_TRADES, [_row(_decode_combined_trade(frame).data, received_us)])
                 except (msgspec.DecodeError, msgspec.ValidationError, FrameError):
                     pass  # an ack, another event or a bad trade: the steps below tell which
                 env = _decode_combined(frame)
@@ -154,6 +153,8 @@ class BinanceAdapter(ExchangeAdapter):
                 if data.startswith(_TRADE_PREFIX):
                     return Parsed(FrameKind.TRADES, [self._row(_decode_trade(data), received_us)])
                 return self._classify(_decode_any(data), received_us)
+            if frame.startswith(_TRADE_PREFIX):
+                return Parsed(_TRADES, [_row(_decode_trade(frame), received_us)])
             return self._classify(_decode_any(frame), received_us)
         except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError) as exc:
             # invalid UTF-8 inside a string and absurdly deep nesting are malformed frames too
@@ -252,4 +253,5 @@ class BinanceAdapter(ExchangeAdapter):
         ]
 
 
+_row = BinanceAdapter._row  # a plain function: the per-frame call skips the descriptor lookup
 ADAPTER = BinanceAdapter()

@@ -89,6 +89,13 @@ class GapTracker:
         si, ii = self.adapter.symbol_index, self.id_index
         if ii is not None:
             last_id = self.last_id
+            if len(rows) == 1:  # one trade per frame (Binance, Coinbase): the next id, usually
+                row = rows[0]
+                sym, tid = row[si], row[ii]
+                last = last_id.get(sym)
+                if last is not None and tid == last + 1:
+                    last_id[sym] = tid
+                    return
             for row in rows:
                 sym, tid = row[si], row[ii]
                 last = last_id.get(sym)

@@ -54,7 +54,13 @@ class RecentTrades:
             w = windows.get(row[si])
             if w is None:
                 w = windows[row[si]] = RecentKeys(self.limit)
-            return rows if w.add(row[ki]) else []
+            key, current = row[ki], w.current  # RecentKeys.add inlined: this runs per frame
+            if key in current or key in w.previous:
+                return []
+            current.add(key)
+            if len(current) >= w.limit:
+                w.previous, w.current = current, set()
+            return rows
         out = []
         for row in rows:
             w = windows.get(row[si])
