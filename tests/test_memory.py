@@ -101,3 +101,34 @@ def test_a_long_running_writer_opens_leaner_and_still_writes():
     assert lean["written"] == plain["written"] == 1 and int(lean["silver"]) == int(plain["silver"]) == 1
     assert lean["pandas"] is False and lean["pool"] == "system", lean
     assert lean["hwm_open"] < plain["hwm_open"] - 60, runs  # ~270 vs ~390 MB on the bench machine
+
+
+PURGE_PROBE = """
+import json, tempfile
+from pathlib import Path
+from k2.warehouse import open_warehouse
+from k2.exchanges import get_adapter
+from k2.warehouse.sink import BronzeWriter
+adapter = get_adapter("binance")
+wh = open_warehouse(Path(tempfile.mkdtemp()), release_startup_pages=True)
+def anon():
+    return [int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("RssAnon:")][0]
+rows = [("trade", 1768435200001 + i, "BTCUSDT", 1 + i, "97000.01", "0.1", 1768435200000 + i, bool(i % 2), True,
+         1768435200002000 + i * 1000) for i in range(60_000)]
+written = BronzeWriter(wh, adapter).write(rows, source="ws")
+del rows
+before = anon()
+wh.release_freed_memory()
+print(json.dumps({"written": written, "before": before, "after": anon(),
+                  "silver": wh.scalar("SELECT count() FROM k2.silver_trades_v2")}))
+"""
+
+
+def test_the_engine_gives_back_what_a_large_insert_freed():
+    """chDB's allocator keeps freed pages for reuse; the writers hand them back (about once a
+    second, k2.memory.FreedMemoryRelease) so RSS does not stay at the largest batch's high-water."""
+    out = subprocess.run([sys.executable, "-c", PURGE_PROBE], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["written"] == 60_000 and int(r["silver"]) == 60_000, r
+    assert r["after"] < r["before"] - 10, r  # ~60 MB given back on the bench machine

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from k2.exchanges.base import ExchangeAdapter
+from k2.memory import FreedMemoryRelease
 from k2.metrics import observe_ingest, reject_class
 from k2.warehouse.sink import BronzeWriter, Reject, write_rejects
 
@@ -146,12 +147,14 @@ class DirectTransport:
         return taken, rejects
 
     def _run(self) -> None:
+        memory = FreedMemoryRelease(self.wh)
         while True:
             item = self._take()
             if item is None:
                 return
             taken, rejects = item
             self._write_until_done(taken, rejects)
+            memory.after_write()
             if self.paused and self._count < self.high_water // 2:
                 self.paused = False
                 loop = getattr(self, "_loop", None)

@@ -38,6 +38,7 @@ import msgspec
 from k2.errors import K2Error
 from k2.exchanges import ADAPTERS, ALL_ADAPTERS
 from k2.exchanges.base import ExchangeAdapter, is_decimal_string
+from k2.memory import FreedMemoryRelease
 from k2.transport.kafka import (
     DEFAULT_PARTITIONS,
     GAPS_TOPIC,
@@ -186,6 +187,7 @@ class KafkaSink:
                  max_rows: int = 50_000, max_delay_s: float = 0.05, partitions: int = DEFAULT_PARTITIONS,
                  replication_factor: int | None = None):
         self.wh = wh
+        self._memory = FreedMemoryRelease(wh)
         self.bootstrap, self.options, self.group = bootstrap, options, group
         self.max_rows, self.max_delay_s = max(1, max_rows), max(0.0, max_delay_s)
         self.partitions, self.replication_factor = partitions, replication_factor
@@ -314,6 +316,7 @@ class KafkaSink:
                    if full or len(p.msgs) >= self.max_rows or now - p.since >= self.max_delay_s]
         if due:
             self._flush(due)
+            self._memory.after_write()
 
     def _add(self, msgs: list) -> None:
         parts = self._parts

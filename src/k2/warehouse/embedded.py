@@ -172,6 +172,14 @@ class EmbeddedWarehouse(RowReads):
         with self._lock:
             self._session.query(sql, "CSV", params=params or None)
 
+    def release_freed_memory(self) -> None:
+        """Hand the memory ClickHouse has freed back to the OS. chDB allocates with its own
+        jemalloc, which keeps freed pages for reuse for seconds, per arena: after each INSERT of a
+        live feed its RSS stayed at the high-water of the largest batch so far (a 100k-row write
+        left 125 MB of such pages; the purge takes ~10 ms)."""
+        with self._lock:
+            self._session.query("SYSTEM JEMALLOC PURGE", "CSV")
+
     def close(self) -> None:
         with self._lock:
             try:
