@@ -151,7 +151,7 @@ class BinanceAdapter(ExchangeAdapter):
                 env = _decode_combined(frame)
                 data = bytes(env.data)
                 if data.startswith(_TRADE_PREFIX):
-                    return Parsed(FrameKind.TRADES, [self._row(_decode_trade(data), received_us)])
+                    return Parsed(_TRADES, [_row(_decode_trade(data), received_us)])
                 return self._classify(_decode_any(data), received_us)
             if frame.startswith(_TRADE_PREFIX):
                 return Parsed(_TRADES, [_row(_decode_trade(frame), received_us)])

@@ -1,7 +1,7 @@
 """The direct transport: feed -> bounded in-process buffer -> writer thread -> bronze.
 
-The event loop only appends rows under a short lock. One writer thread takes everything
-buffered and inserts it (chDB releases the GIL, so parsing and inserting overlap on two cores).
+The event loop only appends rows under a short lock. One writer thread takes what is buffered
+and inserts it (chDB releases the GIL, so parsing and inserting overlap on two cores).
 A batch is written when it reaches `max_rows` or its oldest row is `max_delay_s` old, so load
 makes batches big and a quiet feed still lands within about a tenth of a second. A batch never
 holds more than `max_rows`: when the feed outruns the writer, the backlog is written in batches of
