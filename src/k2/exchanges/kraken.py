@@ -35,7 +35,6 @@ from k2.exchanges.base import (
     Parsed,
     check_decimal,
     describe_decode_error,
-    is_decimal_string,
 )
 
 
@@ -172,10 +171,8 @@ class KrakenAdapter(ExchangeAdapter):
             if not isinstance(t, list) or len(t) < 6:
                 raise FrameError("malformed frame: a trade is not [price, volume, time, side, orderType, misc]")
             price, volume, ts, side, order_type, misc = t[0], t[1], t[2], t[3], t[4], t[5]
-            if not (type(price) is str and type(volume) is str and is_decimal_string(price)  # noqa: E721
-                    and is_decimal_string(volume)):
-                check_decimal(price, "price")
-                check_decimal(volume, "volume")
+            check_decimal(price, "price")  # this path is cold now: trade frames take _trade_rows
+            check_decimal(volume, "volume")
             if type(ts) is not str or not _TIMESTAMP(ts):
                 raise FrameError(f"time is not a seconds.microseconds string: {ts!r:.40}")
             if type(side) is not str or side not in _SIDES:
