@@ -8,7 +8,7 @@
    Prices are a deterministic walk (cityHash64), quantities and sides hashed; decimals stay strings
    in bronze as Binance sends them.
 2. Times, after one cold run, `reps` runs of:
-   - one symbol, one day, per exchange: `k2.reads.ohlcv(wh, "BTC/USDT", "1m", exchange="binance",
+   - one symbol, one day, per exchange: `k2.read.queries.ohlcv(wh, "BTC/USDT", "1m", exchange="binance",
      since, until, fmt="json")` -- what `k2 ohlcv BTC/USDT --exchange binance --since .. --until ..
      --format json` runs inside the process (symbol resolution included);
    - the same through the cross-exchange view (`--exchange all`, the CLI default);
@@ -77,8 +77,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=1_000_000)
     args = ap.parse_args()
 
-    from k2 import reads
-    from k2.warehouse import open_warehouse
+    from k2.read import queries as reads
+    from k2.warehouse import open_warehouse, stored_query
 
     wh = open_warehouse(Path(args.data_dir))
     out: dict = {"rows": args.rows}
@@ -112,9 +112,9 @@ def main() -> None:
                   "since": f"{DAY} 00:00:00.000000", "until": "2026-01-16 00:00:00.000000", "limit": 1_000_000}
 
         def one_symbol_query_only():  # the candle query alone, symbol already canonical
-            return wh.query(reads.sql("ohlcv"), "JSONEachRow", params)
+            return wh.query(stored_query("ohlcv"), "JSONEachRow", params)
 
-        def resolve_only():  # the symbol check k2.reads does first (instruments + silver's symbols)
+        def resolve_only():  # the symbol check k2.read.queries does first (instruments + silver's symbols)
             return reads.resolve_symbol(wh, "BTC/USDT")
 
         def all_symbols():

@@ -77,7 +77,7 @@ def main() -> None:
 
     from k2.exchanges import get_adapter
     from k2.warehouse import open_warehouse
-    from k2.warehouse.sink import BronzeWriter
+    from k2.warehouse.bronze import BronzeWriter
 
     adapter = get_adapter("binance")
     for size in sizes:

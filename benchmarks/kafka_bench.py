@@ -103,7 +103,7 @@ class Run:
 
 def bench_transport(run: Run, n: int) -> dict:
     from k2.exchanges import get_adapter
-    from k2.transport.kafka import KafkaTransport
+    from k2.transport.kafka_producer import KafkaTransport
 
     bootstrap = run.broker()
     adapter = get_adapter("binance")
@@ -157,7 +157,8 @@ def bench_feed(run: Run, rate: float, duration: float) -> dict:
         if sink.poll() is not None:
             raise SystemExit((run.tmp / "sink.err").read_text()[-2000:])
         try:
-            from k2.httpapi import RemoteReader, read_run_info
+            from k2.read.remote import RemoteReader
+            from k2.runfile import read_run_info
 
             info = read_run_info(data)
             n = int(RemoteReader(info).rows("SELECT (SELECT count() FROM k2.bronze_trades_binance) + "

@@ -262,7 +262,7 @@ def render(r: dict[str, Any]) -> str:
         add("")
         add("| read | rows out | cold ms | median ms (min–max) |")
         add("|---|---:|---:|---:|")
-        names = [("one_symbol_day", "1 symbol, 1 day, per exchange: `k2.reads.ohlcv(BTC/USDT, 1m, binance)` (what `k2 ohlcv` runs)"),
+        names = [("one_symbol_day", "1 symbol, 1 day, per exchange: `k2.read.queries.ohlcv(BTC/USDT, 1m, binance)` (what `k2 ohlcv` runs)"),
                  ("one_symbol_day_cross", "1 symbol, 1 day, cross-exchange view (`--exchange all`, CLI default)"),
                  ("one_symbol_day_query_only", "… the candle query alone (symbol already canonical)"),
                  ("resolve_symbol", "… the symbol check alone (`resolve_symbol`)"),

@@ -99,7 +99,7 @@ class NullTransport:
 def run_k2(args, win: Window) -> dict:
     from k2.config import Settings
     from k2.feed.runtime import FeedRuntime
-    from k2.pipeline import tune_gc_for_streaming
+    from k2.services.lifecycle import tune_gc_for_streaming
 
     settings = Settings(exchanges=[args.exchange], symbols=args.symbols.split(","), backfill=False,
                         exchange_overrides={args.exchange: {"ws_url": args.ws, "rest_url": args.rest}})

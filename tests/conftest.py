@@ -82,7 +82,7 @@ def load_frames(tmp_path) -> Callable:
     """load_frames(wh, exchange, frames_or_path, name=..., batch_size=...) -> LoadReport.
     Frames (bytes) are written one per line to a file first, as `k2 load` reads them."""
     from k2.exchanges import get_adapter
-    from k2.load import load_file
+    from k2.history.load import load_file
 
     def load(wh, exchange: str, frames: Iterable[bytes] | Path, name: str = "frames.jsonl", **kw):
         path = frames if isinstance(frames, Path) else write_lines(tmp_path / name, frames)

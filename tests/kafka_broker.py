@@ -280,7 +280,8 @@ class Reader:
 
     def rows(self, sql: str) -> list[list] | None:
         from k2.errors import K2Error
-        from k2.httpapi import RemoteReader, read_run_info
+        from k2.read.remote import RemoteReader
+        from k2.runfile import read_run_info
 
         info = read_run_info(self.data_dir)
         if info is None:
@@ -292,7 +293,8 @@ class Reader:
 
     def status(self) -> dict | None:
         from k2.errors import K2Error
-        from k2.httpapi import RemoteReader, read_run_info
+        from k2.read.remote import RemoteReader
+        from k2.runfile import read_run_info
 
         info = read_run_info(self.data_dir)
         if info is None:

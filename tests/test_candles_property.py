@@ -23,7 +23,7 @@ from fixtures import k2db
 from fixtures import make_frames as mf
 from fixtures import reference as ref
 from k2.exchanges import get_adapter
-from k2.load import load_file
+from k2.history.load import load_file
 
 DAY_US = 86_400_000_000
 BASE_US = 1784073600_000000  # 2026-07-15 00:00:00 UTC

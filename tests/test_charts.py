@@ -8,7 +8,7 @@ import re
 import pytest
 
 from fixtures import make_frames as mf
-from k2.charts import chart
+from k2.read.charts import chart
 from k2.errors import K2Error
 
 

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import yaml
 
-from k2 import metrics
+from k2.monitoring import metrics
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 PROMQL_FUNCS = {"sum", "rate", "increase", "delta", "histogram_quantile", "count", "vector", "max", "min", "avg",

@@ -291,7 +291,7 @@ MERGE_SCRIPT = r'''
 import sys
 from k2.exchanges import get_adapter
 from k2.warehouse import open_warehouse
-from k2.warehouse.sink import BronzeWriter
+from k2.warehouse.bronze import BronzeWriter
 
 a, b, shared = sys.argv[1:4]
 batches = []
@@ -350,8 +350,8 @@ def test_malformed_messages_and_feed_rejects_land_in_rejects(kafka_broker, procs
     from confluent_kafka import Producer
 
     from k2.exchanges import get_adapter
-    from k2.transport.kafka import KafkaTransport
-    from k2.warehouse.sink import Reject
+    from k2.transport.kafka_producer import KafkaTransport
+    from k2.rejects import Reject
 
     adapter = get_adapter("binance")
     t = KafkaTransport(kafka_broker.bootstrap, {}, [adapter], tmp_path / "spool").connect(timeout_s=30)
@@ -395,7 +395,7 @@ def test_malformed_messages_and_feed_rejects_land_in_rejects(kafka_broker, procs
 
 def test_undeliverable_messages_are_spooled_and_resent(tmp_path):
     from k2.exchanges import get_adapter
-    from k2.transport.kafka import KafkaTransport
+    from k2.transport.kafka_producer import KafkaTransport
 
     adapter = get_adapter("binance")
     rows = [("trade", 1784116800123, "BTCUSDT", i, "97512.34000000", "0.00120000", 1784116800122, True, True,
@@ -425,7 +425,7 @@ def test_undeliverable_messages_are_spooled_and_resent(tmp_path):
 
 def test_full_buffer_pauses_the_feed_until_the_broker_catches_up(kafka_broker, tmp_path):
     from k2.exchanges import get_adapter
-    from k2.transport.kafka import KafkaTransport
+    from k2.transport.kafka_producer import KafkaTransport
 
     class Loop:  # the pause callback is scheduled on the event loop; here: call it at once
         def call_soon_threadsafe(self, fn, *args):

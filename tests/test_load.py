@@ -1,4 +1,4 @@
-"""`k2.load.load_file`: frame files into bronze -> silver -> gold, exactly once, with rejects."""
+"""`k2.history.load.load_file`: frame files into bronze -> silver -> gold, exactly once, with rejects."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fixtures import make_frames as mf
 from fixtures import reference as ref
 from k2.errors import FrameError, K2Error
 from k2.exchanges import get_adapter
-from k2.load import load_file
+from k2.history.load import load_file
 
 GOLD = [f"gold_ohlcv_{i}" for i in ref.INTERVALS]
 VIEWS = [f"ohlcv_{i}{suffix}" for i in ref.INTERVALS for suffix in ("", "_cross")]
@@ -198,7 +198,7 @@ def test_rejects_keep_exact_bytes_of_invalid_utf8(clean_warehouse, load_frames):
 def test_writer_skips_the_probe_only_for_new_trades_without_repeats(clean_warehouse, monkeypatch):
     """`skip_probe_when_newer`: newer trades go in unprobed, older ones are probed; a key repeated
     inside a batch is written once (its first row) without a probe. Nothing is written twice."""
-    from k2.warehouse.sink import BronzeWriter
+    from k2.warehouse.bronze import BronzeWriter
 
     wh, adapter = clean_warehouse, get_adapter("binance")
     session = adapter.session()
@@ -238,7 +238,7 @@ def test_writer_writes_each_key_once_whatever_the_batches(clean_warehouse, batch
     """Batches drawn from 24 trades, three per millisecond: repeats inside a batch, overlaps with
     earlier batches, older replays, batches ending mid-millisecond, and a restart (a new writer
     that knows only what silver says). Bronze ends with each key once, and `write` counts it once."""
-    from k2.warehouse.sink import BronzeWriter
+    from k2.warehouse.bronze import BronzeWriter
 
     wh, adapter = clean_warehouse, get_adapter("binance")
     symbol = f"P{next(_SYMBOL_COUNTER)}USDT"  # a fresh symbol per example: no clean-up between them
@@ -277,7 +277,8 @@ def test_bulk_trade_parse_equals_frame_by_frame_or_declines():
 def test_a_redelivered_kafka_reject_is_kept_once(clean_warehouse):
     """Rejects read from Kafka carry their coordinates; a sink that died before committing reads
     them again, possibly in a differently cut batch (another token): still one row each."""
-    from k2.warehouse.sink import Reject, write_rejects
+    from k2.rejects import Reject
+    from k2.warehouse.bronze import write_rejects
 
     def reject(offset, raw):
         return Reject("binance", "ws", "truncated", raw, 1784116800000000, "", "market.crypto.rejects.raw", 0, offset)

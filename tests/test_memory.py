@@ -1,4 +1,4 @@
-"""Giving back the library pages only startup used (k2.memory), on a real embedded warehouse."""
+"""Giving back the library pages only startup used (k2.warehouse.memory), on a real embedded warehouse."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from k2.memory import _library_mappings
+from k2.warehouse.memory import _library_mappings
 
 SMAPS = """\
 7f0000000000-7f0000100000 r--p 00000000 08:01 123 /venv/chdb/_chdb.abi3.so
@@ -43,7 +43,7 @@ def test_only_clean_private_library_mappings_are_chosen():
 
 PROBE = """
 import json, sys, tempfile
-from k2.memory import release_startup_pages, rss_mb
+from k2.warehouse.memory import release_startup_pages, rss_mb
 from k2.warehouse import open_warehouse
 wh = open_warehouse(tempfile.mkdtemp())
 before = rss_mb()
@@ -75,7 +75,7 @@ release = sys.argv[1] == "1"
 wh = open_warehouse(Path(tempfile.mkdtemp()), release_startup_pages=release)
 hwm_open = [int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
 from k2.exchanges import get_adapter
-from k2.warehouse.sink import BronzeWriter
+from k2.warehouse.bronze import BronzeWriter
 adapter = get_adapter("binance")
 frame = (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1768435200001,"s":"BTCUSDT","t":7,'
          b'"p":"97000.01","q":"0.1","T":1768435200000,"m":true,"M":true}}')
@@ -108,7 +108,7 @@ import json, tempfile
 from pathlib import Path
 from k2.warehouse import open_warehouse
 from k2.exchanges import get_adapter
-from k2.warehouse.sink import BronzeWriter
+from k2.warehouse.bronze import BronzeWriter
 adapter = get_adapter("binance")
 wh = open_warehouse(Path(tempfile.mkdtemp()), release_startup_pages=True)
 def anon():
@@ -126,7 +126,7 @@ print(json.dumps({"written": written, "before": before, "after": anon(),
 
 def test_the_engine_gives_back_what_a_large_insert_freed():
     """chDB's allocator keeps freed pages for reuse; the writers hand them back (about once a
-    second, k2.memory.FreedMemoryRelease) so RSS does not stay at the largest batch's high-water."""
+    second, k2.warehouse.memory.FreedMemoryRelease) so RSS does not stay at the largest batch's high-water."""
     out = subprocess.run([sys.executable, "-c", PURGE_PROBE], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])

@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from k2 import metrics
+from k2.monitoring import metrics
 from k2.simulator.process import SimulatorProcess
 
 REQUIRED = {
@@ -91,9 +91,18 @@ def test_reject_reasons_fall_into_stable_classes(reason, cls):
     assert cls in metrics.REJECT_CLASSES
 
 
-def test_histogram_buckets_are_cumulative_and_le_inclusive():
+@pytest.mark.parametrize("how", ["python", "numpy"])
+def test_histogram_buckets_are_cumulative_and_le_inclusive(how):
+    """The same buckets whether observed one by one (pure Python, what `k2 feed` could use) or a
+    batch at a time in numpy (the writers: k2.monitoring.latency.observe)."""
+    from k2.monitoring import latency
+
     h = metrics.Histogram((0.1, 1.0))
-    h.observe_many("x", [0.05, 0.1, 0.5, 1.0, 7.0, -0.2])  # -0.2: clock skew counts as 0
+    observed = [0.05, 0.1, 0.5, 1.0, 7.0, -0.2]  # -0.2: clock skew counts as 0
+    if how == "python":
+        h.observe_many("x", observed)
+    else:
+        latency.observe(h, "x", observed)
     e = metrics.Exposition()
     e.histogram("t_seconds", "test", h, "exchange")
     parsed = parse_exposition(e.render().decode())
@@ -109,6 +118,7 @@ def test_histogram_buckets_are_cumulative_and_le_inclusive():
 def test_exchange_times_of_every_adapter(fixtures_dir):
     from k2.exchanges import ALL_ADAPTERS, get_adapter
     from k2.exchanges.base import FrameKind
+    from k2.monitoring import latency
 
     assert all(getattr(a, "exchange_time", None) for a in ALL_ADAPTERS), "every adapter names its trade time"
     for name in ("binance", "kraken"):
@@ -118,13 +128,13 @@ def test_exchange_times_of_every_adapter(fixtures_dir):
             parsed = adapter.parse(line, 1_800_000_000_000_000)
             if parsed.kind is FrameKind.TRADES:
                 rows += parsed.rows
-        times = metrics.exchange_times_s(adapter, rows)
+        times = latency.exchange_times_s(adapter, rows)
         assert len(times) == len(rows) > 0
         assert all(1.4e9 < t < 2.2e9 for t in times)
     v2 = get_adapter("kraken", "v2")
     row = [None] * len(v2.columns)
     row[v2.columns.index("timestamp")] = "2026-07-15T12:00:00.412398Z"
-    assert metrics.exchange_times_s(v2, [tuple(row)])[0] == pytest.approx(1784116800.412398, abs=1e-6)
+    assert latency.exchange_times_s(v2, [tuple(row)])[0] == pytest.approx(1784116800.412398, abs=1e-6)
 
 
 def test_sink_lag_family_splits_topic_and_partition():

@@ -399,7 +399,7 @@ def test_silver_rows_equal_the_reference(loaded):
 def test_coinbase_advanced_silver_equals_the_reference(clean_warehouse, load_frames, fixtures_dir):
     wh = clean_warehouse
     path = fixtures_dir / "coinbase_advanced_session.jsonl"
-    from k2.load import load_file
+    from k2.history.load import load_file
 
     report = load_file(wh, ADVANCED, path)
     assert (report.rejects, report.trades, report.written) == (0, 6, 5)  # one repeat of the snapshot
@@ -571,7 +571,7 @@ def test_vendor_data_keeps_only_what_was_sent(clean_warehouse, load_frames):
     wh = clean_warehouse
     rows, _ = COINBASE.parse_rest_trades(b'[{"time":"2026-07-15T12:00:01.101871Z","trade_id":5,"price":"1.5",'
                                          b'"size":"2","side":"buy"}]', "BTC-USD", RECEIVED)
-    from k2.warehouse.sink import BronzeWriter
+    from k2.warehouse.bronze import BronzeWriter
 
     assert BronzeWriter(wh, COINBASE).write(rows, source="rest") == 1
     (r,) = k2db.silver_rows(wh)
@@ -583,7 +583,7 @@ def test_vendor_data_keeps_only_what_was_sent(clean_warehouse, load_frames):
 # -- k2 validate ---------------------------------------------------------------------------------------
 def test_validate_passes_then_names_a_broken_venue(clean_warehouse, fixtures_dir):
     """`k2 validate`'s checks (run here on this module's warehouse: chDB opens one data dir per process)."""
-    from k2.load import load_file
+    from k2.history.load import load_file
     from k2.quality.validate import load_checks, report, run_checks
 
     wh = clean_warehouse
@@ -650,7 +650,7 @@ def test_every_registered_exchange_is_complete(fixtures_dir):
 
 @pytest.mark.parametrize("stem", sorted(v.SESSIONS))
 def test_malformed_fixture_files_load_one_trade_and_reject_the_rest(clean_warehouse, fixtures_dir, stem):
-    from k2.load import load_file
+    from k2.history.load import load_file
 
     wh = clean_warehouse
     report = load_file(wh, adapter_of(stem), fixtures_dir / f"{stem}_malformed.jsonl")

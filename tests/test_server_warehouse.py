@@ -213,7 +213,7 @@ def test_loads_through_the_server_path_equal_embedded_loads(via_server, load_fra
 
 
 def test_reads_and_parameters_through_the_server_path(via_server, load_frames, fixtures_dir):
-    from k2 import reads
+    from k2.read import queries as reads
 
     srv, emb = via_server
     load_frames(srv, "kraken", fixtures_dir / "kraken_session.jsonl")
@@ -241,7 +241,7 @@ def test_query_errors_are_one_line_and_redacted(via_server):
 
 def test_every_bronze_table_has_an_input_structure():
     from k2.exchanges import ALL_ADAPTERS
-    from k2.warehouse.sink import BronzeWriter
+    from k2.warehouse.bronze import BronzeWriter
 
     for adapter in ALL_ADAPTERS:
         schema = BronzeWriter(None, adapter)._schema  # noqa: SLF001

@@ -14,7 +14,7 @@ import pytest
 from fixtures import k2db
 from fixtures import make_frames as mf
 from k2.exchanges import get_adapter
-from k2.load import load_file
+from k2.history.load import load_file
 from k2.warehouse import open_warehouse
 
 SECTIONS = ["[1 bronze]", "[2 silver]", "[3 cross-exchange]", "[4 gold]", "[5 data quality]"]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from k2.errors import K2Error
+from k2.exchanges import get_adapter
 
 DEFAULT_SYMBOLS = {
     "binance": ["BTCUSDT", "ETHUSDT", "SOLUSDT", "ETHBTC"],
@@ -51,8 +52,6 @@ class ExchangeSettings:
 
     @property
     def adapter(self):
-        from k2.exchanges import get_adapter
-
         return get_adapter(self.name, self.api)
 
 
@@ -75,11 +74,9 @@ class Settings:
     instruments_refresh: bool = True
     backfill: bool = True
     backfill_max_trades: int = 50_000
-    release_startup_pages: bool = True  # unmap library code only startup used (k2.memory)
+    release_startup_pages: bool = True  # unmap library code only startup used (k2.warehouse.memory)
 
     def exchange(self, name: str) -> ExchangeSettings:
-        from k2.exchanges import get_adapter
-
         name = name.strip().lower()
         over = self.exchange_overrides.get(name, {})
         env = os.environ

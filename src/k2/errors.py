@@ -13,3 +13,12 @@ class WarehouseBusy(K2Error):
 
 class FrameError(ValueError):
     """A frame that cannot be parsed; its message is the reason stored in the rejects table."""
+
+
+def first_line(exc: BaseException) -> str:
+    """ClickHouse's message without its code prefix and stack: what a user can act on."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if "DB::Exception:" in line:
+        line = line.split("DB::Exception:", 1)[1].strip()
+    return line[:400]

@@ -16,16 +16,20 @@ received is dropped.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from k2.exchanges.base import ExchangeAdapter
-from k2.memory import FreedMemoryRelease
-from k2.metrics import observe_ingest, reject_class
-from k2.warehouse.sink import BronzeWriter, Reject, write_rejects
+from k2.monitoring.latency import observe_ingest
+from k2.monitoring.metrics import reject_class
+from k2.rejects import Reject
+from k2.warehouse.bronze import BronzeWriter, write_rejects
+from k2.warehouse.memory import FreedMemoryRelease
 
 log = logging.getLogger("k2.transport")
 
@@ -40,7 +44,7 @@ class WriterStats:
     last_insert_s: float = 0.0
     insert_errors: int = 0
     last_error: str = ""
-    #: exchange -> reason class -> rejects, for k2_rejects_total{reason} (see k2.metrics.reject_class)
+    #: exchange -> reason class -> rejects, for k2_rejects_total{reason} (see k2.monitoring.metrics.reject_class)
     rejects_by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
@@ -209,9 +213,6 @@ class DirectTransport:
 
     def _spool(self, taken: dict[tuple[str, str], list[tuple]], rejects: list[Reject]) -> None:
         """Last resort at shutdown: keep unwritten rows as JSON lines (bronze column names)."""
-        import json
-        import os
-
         folder = os.path.join(str(getattr(self.wh, "data_dir", ".")), "spool")
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"unwritten-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl")

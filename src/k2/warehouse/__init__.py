@@ -1,11 +1,30 @@
-"""The warehouse: ClickHouse SQL (numbered files in sql/) on embedded chDB or a server."""
+"""The warehouse: ClickHouse SQL (numbered files in sql/) on embedded chDB or a server.
+
+    sql/NN-*.sql     the schema, applied in order (schema.py)
+    queries/*.sql    every other query K2 runs, by name (`stored_query`)
+    embedded.py      chDB in this process (the default); server.py: a ClickHouse server
+    bronze.py        exactly-once inserts into the bronze tables (and the rejects table)
+    journal.py       crash safety of the insert in flight; rebuild.py: silver and gold from bronze
+    instruments.py   native symbol -> base/quote; memory.py: RSS of the long-running writers
+
+Importing this package loads nothing heavy (no chDB, no pyarrow): `open_warehouse` loads the
+backend it chooses, the schema runner and the crash journal when it is called, so a writer process
+sets up its memory first (memory.lean_writer_process: pyarrow reads its allocator from the
+environment when it loads) and a process that only reads through a running pipeline never loads
+chDB.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
-from k2.errors import K2Error
-from k2.warehouse import schema
+import msgspec
+
+from k2.errors import K2Error, first_line
+
+_decode_line = msgspec.json.Decoder().decode
 
 
 class RowReads:
@@ -16,9 +35,7 @@ class RowReads:
         raise NotImplementedError
 
     def rows(self, sql: str, params: dict | None = None) -> list[list]:
-        import msgspec
-
-        decode = msgspec.json.Decoder().decode
+        decode = _decode_line
         return [decode(line) for line in self.query(sql, "JSONCompactEachRow", params).splitlines() if line]
 
     def scalar(self, sql: str, params: dict | None = None):
@@ -26,25 +43,25 @@ class RowReads:
         return r[0][0] if r and r[0] else None
 
 
-def first_line(exc: BaseException) -> str:
-    """ClickHouse's message without its code prefix and stack: what a user can act on."""
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    if "DB::Exception:" in line:
-        line = line.split("DB::Exception:", 1)[1].strip()
-    return line[:400]
+@lru_cache(maxsize=None)
+def stored_query(name: str) -> str:
+    """The text of `queries/<name>.sql`: the SQL K2 runs lives in files, not in Python strings."""
+    return resources.files("k2.warehouse").joinpath("queries", f"{name}.sql").read_text("utf-8")
 
 
 def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema: bool = True,
                    release_startup_pages: bool = False):
     """Open the warehouse: a ClickHouse server when `url` is given, else chDB in `data_dir`.
     The schema is applied (idempotently) unless told otherwise. `release_startup_pages`: the
-    long-running writers give back the chDB library pages only opening it needed (k2.memory),
+    long-running writers give back the chDB library pages only opening it needed (memory.py),
     after each step of the opening, so that the peak is one step's pages, not all of them, and
-    set up their memory use (`k2.memory.lean_writer_process`)."""
+    set up their memory use (`k2.warehouse.memory.lean_writer_process`).
+
+    The backend modules are imported here, when chosen: a server needs the optional
+    clickhouse-connect, and a process reading through a running pipeline never loads chDB."""
     release = _no_release
     if release_startup_pages and not url:
-        from k2.memory import lean_writer_process, release_startup_pages as release
+        from k2.warehouse.memory import lean_writer_process, release_startup_pages as release
 
         lean_writer_process()
     if url:
@@ -57,6 +74,8 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
         wh = EmbeddedWarehouse(Path(data_dir))
         release()  # loading chDB's library and starting its engine
     if apply_schema:
+        from k2.warehouse import schema
+
         try:
             schema.apply(wh, force=False)
         except Exception as exc:  # a damaged or foreign data dir, or an unreachable server

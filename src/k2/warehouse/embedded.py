@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 import msgspec
+from chdb import session
 
-from k2.warehouse import RowReads
 from k2.errors import K2Error, WarehouseBusy
+from k2.warehouse import RowReads
+from k2.warehouse.journal import InflightJournal
 
 #: applied to every session: UTC everywhere, exact decimals and 64-bit ints as JSON strings
 SESSION_SETTINGS = (
@@ -35,8 +38,6 @@ class _captured_stderr:
     there directly, and the user should get one line from k2, not ClickHouse's."""
 
     def __enter__(self) -> "_captured_stderr":
-        import tempfile
-
         self._file = tempfile.TemporaryFile()
         self._saved = os.dup(2)
         os.dup2(self._file.fileno(), 2)
@@ -100,8 +101,6 @@ class EmbeddedWarehouse(RowReads):
     backend = "embedded"
 
     def __init__(self, data_dir: Path):
-        from chdb import session  # imported here: `k2 feed` must never load chDB
-
         self.data_dir = Path(data_dir)
         check_data_dir(self.data_dir)
         if data_dir_is_locked(self.data_dir):
@@ -122,8 +121,6 @@ class EmbeddedWarehouse(RowReads):
             raise K2Error(f"cannot open data dir {self.data_dir}: {detail[0] if detail else error}")
         for stmt in SESSION_SETTINGS:
             self._session.query(stmt)
-        from k2.warehouse.journal import InflightJournal
-
         self.journal = InflightJournal(self.data_dir)
 
     # -- basic calls ------------------------------------------------------------------------

@@ -16,6 +16,9 @@ import logging
 import os
 from pathlib import Path
 
+from k2.exchanges import ALL_ADAPTERS
+from k2.warehouse.rebuild import rebuild_from_us
+
 log = logging.getLogger("k2.warehouse")
 
 JOURNAL = "inflight.json"
@@ -49,9 +52,6 @@ def repair_interrupted_insert(wh) -> str | None:
     entry = journal.pending() if journal else None
     if not entry:
         return None
-    from k2.exchanges import ALL_ADAPTERS
-    from k2.rebuild import rebuild_from_us
-
     adapter = next((a for a in ALL_ADAPTERS if a.bronze_table == entry.get("bronze_table")), None)
     if adapter is None:
         journal.done()

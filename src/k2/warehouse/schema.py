@@ -8,6 +8,9 @@ import hashlib
 from importlib import resources
 from typing import Iterator
 
+from k2.exchanges import ALL_ADAPTERS
+from k2.warehouse.instruments import seed_builtin_instruments
+
 
 def sql_files() -> list[tuple[str, str]]:
     """(file name, text) of every schema file, in apply order."""
@@ -56,8 +59,6 @@ def statements() -> list[tuple[str, str]]:
 
 
 def schema_hash() -> str:
-    from k2.exchanges import ALL_ADAPTERS
-
     h = hashlib.sha256()
     for name, stmt in statements():
         h.update(name.encode())
@@ -78,8 +79,6 @@ def is_current(wh) -> bool:
 def apply(wh, force: bool = True) -> int:
     """Apply every schema statement, then seed the built-in instrument lists. Returns the count
     of statements run (0 when `force` is false and the stored hash says nothing changed)."""
-    from k2.warehouse.instruments import seed_builtin_instruments
-
     if not force and is_current(wh):
         return 0
     done = 0

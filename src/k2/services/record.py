@@ -7,7 +7,6 @@ a tap that writes every text frame before parsing; nothing goes to the warehouse
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 from k2.config import Settings
@@ -16,6 +15,7 @@ from k2.feed.backoff import Backoff
 from k2.feed.connection import FeedConnection
 from k2.feed.recent import RecentTrades
 from k2.feed.runtime import resolve_symbols
+from k2.services.lifecycle import stop_loop_on_signals
 
 
 class _CountingSink:
@@ -46,21 +46,19 @@ def record(settings: Settings, exchange: str, out: Path, duration: float | None)
 
         async def main() -> None:
             stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            conn = FeedConnection(adapter, ex.ws_url, natives, f"{exchange}-record", sink,
-                                  RecentTrades(adapter.symbol_index, adapter.trade_key_index, len(natives)),
-                                  Backoff(settings.reconnect_base_s, settings.reconnect_cap_s,
-                                          settings.reconnect_max_attempts))
-            conn.raw_tap = tap
-            task = asyncio.create_task(conn.run(stop))
-            try:
-                await asyncio.wait_for(stop.wait(), duration)
-            except asyncio.TimeoutError:
-                pass
-            stop.set()
-            await task
+            with stop_loop_on_signals(asyncio.get_running_loop(), stop.set):
+                conn = FeedConnection(adapter, ex.ws_url, natives, f"{exchange}-record", sink,
+                                      RecentTrades(adapter.symbol_index, adapter.trade_key_index, len(natives)),
+                                      Backoff(settings.reconnect_base_s, settings.reconnect_cap_s,
+                                              settings.reconnect_max_attempts))
+                conn.raw_tap = tap
+                task = asyncio.create_task(conn.run(stop))
+                try:
+                    await asyncio.wait_for(stop.wait(), duration)
+                except asyncio.TimeoutError:
+                    pass
+                stop.set()
+                await task
 
         asyncio.run(main())
     return {"frames": frames, "trades": sink.trades}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from k2.errors import K2Error
+from k2.read import queries
 
 FORMATS = (".png", ".html", ".htm")
 UP, DOWN = "#26a69a", "#ef5350"
@@ -73,21 +74,17 @@ def check_output(path: Path) -> str:
 
 def exchanges_arg(value: str | None) -> list[str]:
     """'all' (cross-exchange) or a comma list of exchanges, one panel each."""
-    from k2.reads import check_exchange
-
     if value is None or value.strip().lower() in ("", "all"):
         return ["all"]
-    names = [check_exchange(v) for v in value.split(",") if v.strip()]
+    names = [queries.check_exchange(v) for v in value.split(",") if v.strip()]
     return list(dict.fromkeys(names)) or ["all"]
 
 
 def load_series(reader, symbol: str, interval: str, exchanges: Sequence[str], since: str | None,
                 until: str | None, max_candles: int) -> list[Series]:
-    from k2 import reads
-
     out = []
     for ex in exchanges:
-        text = reads.ohlcv(reader, symbol, interval, ex, since, until, fmt="json")
+        text = queries.ohlcv(reader, symbol, interval, ex, since, until, fmt="json")
         candles = []
         for line in text.splitlines():
             if not line.strip():
@@ -250,10 +247,8 @@ td, th {{ border-bottom: 1px solid #eee; padding: 2px 8px; text-align: right; }}
 def chart(reader, symbol: str, interval: str, out: Path, exchange: str | None = "all", since: str | None = None,
           until: str | None = None, max_candles: int = 1000) -> dict[str, Any]:
     """Draw the chart; returns what was drawn (for the CLI's one-line report)."""
-    from k2.reads import check_interval
-
     kind = check_output(out)
-    check_interval(interval)
+    queries.check_interval(interval)
     if max_candles <= 0:
         raise K2Error("--max-candles must be positive")
     if kind == "png":  # fail before querying when matplotlib is missing

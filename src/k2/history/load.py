@@ -17,7 +17,8 @@ from queue import Queue
 
 from k2.errors import FrameError, K2Error
 from k2.exchanges.base import ExchangeAdapter, FrameKind
-from k2.warehouse.sink import BronzeWriter, Reject, now_us, write_rejects
+from k2.rejects import Reject, now_us
+from k2.warehouse.bronze import BronzeWriter, write_rejects
 
 DEFAULT_BATCH = 100_000
 

@@ -2,28 +2,21 @@
 parameters; the SQL lives in warehouse/queries/*.sql.
 
 A reader is anything with `query(sql, fmt, params)` and `rows(sql, params)`: the warehouse
-itself, or `RemoteReader` asking a running `k2 run` on loopback (chDB lets one process hold a
+itself, or `RemoteReader` (k2.read.remote) asking a running `k2 run` on loopback (chDB lets one process hold a
 data dir, so while the pipeline runs it answers the reads).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from k2.errors import K2Error
+from k2.exchanges import get_adapter
+from k2.times import EPOCH as _EPOCH, FAR_FUTURE as _FAR, parse_time
+from k2.warehouse import stored_query as sql
 
 INTERVALS = ("1m", "5m", "15m", "1h", "1d")
 FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "json": "JSONEachRow"}
-_EPOCH = "1970-01-01 00:00:00.000000"
-_FAR = "2200-01-01 00:00:00.000000"
-
-
-@lru_cache(maxsize=None)
-def sql(name: str) -> str:
-    return resources.files("k2.warehouse").joinpath("queries", f"{name}.sql").read_text("utf-8")
 
 
 def clickhouse_format(fmt: str) -> str:
@@ -31,22 +24,6 @@ def clickhouse_format(fmt: str) -> str:
         return FORMATS[fmt]
     except KeyError:
         raise K2Error(f"unknown format {fmt!r} (choose table, csv or json)") from None
-
-
-def parse_time(value: str | None, what: str, default: str) -> str:
-    """ISO-8601 (2026-07-15, 2026-07-15T12:00:00Z, ...+02:00) -> UTC 'YYYY-MM-DD HH:MM:SS.ffffff'."""
-    if value is None or value == "":
-        return default
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        ts = datetime.fromisoformat(text)
-    except ValueError:
-        raise K2Error(f"{what}: not an ISO-8601 time: {value!r} (e.g. 2026-07-15T12:00:00Z)") from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def resolve_symbol(reader, symbol: str) -> str:
@@ -73,8 +50,6 @@ def check_interval(interval: str) -> str:
 
 
 def check_exchange(exchange: str | None) -> str:
-    from k2.exchanges import get_adapter
-
     if exchange is None or exchange.strip().lower() == "all":
         return "all"
     return get_adapter(exchange).name

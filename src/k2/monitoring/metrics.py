@@ -19,6 +19,7 @@ them; docs/operations/monitoring.md lists them):
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import threading
@@ -84,37 +85,41 @@ class Exposition:
 
 # -- ingest latency -----------------------------------------------------------------------------
 class Histogram:
-    """Bucket counts per label value, updated by writer threads, read by the HTTP thread."""
+    """Bucket counts per label value, updated by writer threads, read by the HTTP thread. Plain
+    Python: observations arrive as bucket counts per batch (k2.monitoring.latency counts a
+    batch's values in numpy), so the processes that only serve metrics never load numpy."""
 
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS):
         self.buckets = buckets
-        self._edges = None  # numpy array, made on first use: `k2 feed` never observes and never loads numpy
         self._lock = threading.Lock()
-        self._data: dict[str, list] = {}  # key -> [counts ndarray (len(buckets)+1), sum, count]
+        self._data: dict[str, list] = {}  # key -> [counts (len(buckets)+1), sum, count]
 
-    def observe_many(self, key: str, values) -> None:
-        """Add an array of observations (seconds) in one vectorized step."""
-        import numpy as np
-
-        values = np.asarray(values, dtype=np.float64)
-        if values.size == 0:
-            return
-        if self._edges is None:
-            self._edges = np.asarray(self.buckets, dtype=np.float64)
-        values = np.maximum(values, 0.0)  # a clock a little behind the exchange's: count as 0
-        idx = np.searchsorted(self._edges, values, side="left")  # bucket i holds v <= edges[i]
-        counts = np.bincount(idx, minlength=len(self.buckets) + 1)
+    def add(self, key: str, counts: Iterable[int], total: float, n: int) -> None:
+        """Add one batch: `counts[i]` observations in bucket i (the last is +Inf), their sum and count."""
         with self._lock:
             slot = self._data.get(key)
             if slot is None:
-                slot = self._data[key] = [np.zeros(len(self.buckets) + 1, dtype=np.int64), 0.0, 0]
-            slot[0] += counts
-            slot[1] += float(values.sum())
-            slot[2] += int(values.size)
+                slot = self._data[key] = [[0] * (len(self.buckets) + 1), 0.0, 0]
+            slot[0] = [a + int(b) for a, b in zip(slot[0], counts)]
+            slot[1] += total
+            slot[2] += n
+
+    def observe_many(self, key: str, values: Iterable[float]) -> None:
+        """Add observations (seconds) one by one; a negative value (a clock a little behind the
+        exchange's) counts as 0. Writers use k2.monitoring.latency.observe instead."""
+        counts = [0] * (len(self.buckets) + 1)
+        total, n = 0.0, 0
+        for v in values:
+            v = max(0.0, float(v))
+            counts[bisect.bisect_left(self.buckets, v)] += 1
+            total += v
+            n += 1
+        if n:
+            self.add(key, counts, total, n)
 
     def snapshot(self) -> dict[str, tuple[list[int], float, int]]:
         with self._lock:
-            return {k: (v[0].tolist(), v[1], v[2]) for k, v in self._data.items()}
+            return {k: (list(v[0]), v[1], v[2]) for k, v in self._data.items()}
 
     def quantile(self, key: str, q: float) -> float | None:
         """The bucket upper bound below which a fraction q of observations lie (like
@@ -136,47 +141,6 @@ class Histogram:
 
 #: the process-wide ingest-latency histogram (one pipeline or sink per process)
 INGEST_LATENCY = Histogram()
-
-
-def exchange_times_s(adapter, rows) -> Any:
-    """Exchange trade times of bronze rows, as a numpy array of epoch seconds (float64), computed
-    column-wise (one list comprehension, then C loops). The adapter says which column holds the
-    time and how it is written: `exchange_time = (column, unit)` with unit "ms" (integer ms),
-    "s" (decimal seconds string, Kraken v1) or "iso" (RFC 3339 string, Kraken v2). None when the
-    adapter declares no time column."""
-    spec = getattr(adapter, "exchange_time", None)
-    if not spec or not rows:
-        return None
-    i = adapter.columns.index(spec[0])
-    return exchange_times_of_column(adapter, [r[i] for r in rows])
-
-
-def exchange_times_of_column(adapter, col) -> Any:
-    """The same from the time column alone (a list, or a pyarrow array of the bronze type)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    spec = getattr(adapter, "exchange_time", None)
-    if not spec:
-        return None
-    unit = spec[1]
-    if unit == "ms":
-        return np.asarray(col, dtype=np.int64) / 1000.0
-    if unit == "s":
-        return pc.cast(pa.array(col, pa.string()), pa.float64()).to_numpy(zero_copy_only=False)
-    if unit == "iso":
-        ts = pc.cast(pa.array(col, pa.string()), pa.timestamp("us", tz="UTC"))
-        return pc.cast(ts, pa.int64()).to_numpy(zero_copy_only=False) / 1e6
-    raise ValueError(f"unknown exchange_time unit {unit!r}")
-
-
-def observe_ingest(exchange: str, times_us, now: float | None = None, hist: Histogram | None = None) -> None:
-    """Record ingest latency (now - exchange time) for trades just written, from the exchange
-    times (µs) their batch was prepared with (`PreparedBatch.times_us`; None: unknown, skipped)."""
-    if times_us is None:
-        return
-    (hist or INGEST_LATENCY).observe_many(exchange, (time.time() if now is None else now) - times_us / 1e6)
 
 
 # -- rejects --------------------------------------------------------------------------------------
@@ -392,7 +356,7 @@ def render(pipeline) -> bytes:
              "by reason class.", (({"exchange": ex, "reason": r}, n) for (ex, r), n in sorted(samples.items())))
     gap_families(e, pipeline, exchanges)
 
-    if getattr(pipeline, "wh", True) is None:  # k2 feed: trades go to Kafka, not to bronze
+    if getattr(pipeline, "store", True) is None:  # k2 feed: trades go to Kafka, not to bronze
         written = getattr(ts, "written", None) or {}
         e.family("k2_trades_published_total", "counter", "Trades handed to Kafka by the feed.",
                  (({"exchange": ex}, n) for ex, n in sorted(written.items())))

@@ -13,10 +13,11 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from k2.exchanges.base import ExchangeAdapter
-from k2.metrics import exchange_times_of_column
-from k2.rejects import Reject, now_us  # noqa: F401 (re-exported: callers import them from here too)
+from k2.monitoring.latency import exchange_times_of_column
+from k2.rejects import Reject
 
 _ARROW_TYPES = {
     "String": pa.string(), "Int64": pa.int64(), "UInt64": pa.uint64(), "Int32": pa.int32(),
@@ -143,8 +144,6 @@ class BronzeWriter:
         """`per_symbol[symbol of each row]`, without a per-row loop. Every symbol of the batch is a
         key of `time_span`; each row's position in it is found once per batch (in C++)."""
         if batch.symbol_pos is None:
-            import pyarrow.compute as pc  # here: `k2 feed` imports this module (Reject) and pc costs 8 MB
-
             batch.symbol_pos = pc.index_in(batch.arrays[self.adapter.symbol_index],
                                            value_set=pa.array(list(batch.time_span))).to_numpy()
         return np.array([per_symbol[sym] for sym in batch.time_span])[batch.symbol_pos]

@@ -96,7 +96,7 @@ class _NoPandas:
 
     def find_spec(self, name, path=None, target=None):
         if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError(f"{name} is kept out of this k2 process (k2.memory)", name=name)
+            raise ModuleNotFoundError(f"{name} is kept out of this k2 process (k2.warehouse.memory)", name=name)
         return None
 
 

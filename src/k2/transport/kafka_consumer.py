@@ -35,11 +35,12 @@ from typing import Annotated, Any
 
 import msgspec
 
-from k2.errors import K2Error
 from k2.exchanges import ADAPTERS, ALL_ADAPTERS
 from k2.exchanges.base import ExchangeAdapter, is_decimal_string
-from k2.memory import FreedMemoryRelease
-from k2.transport.kafka import (
+from k2.monitoring.latency import observe_ingest
+from k2.monitoring.metrics import Exposition, process_families, sink_lag_family, writer_families
+from k2.rejects import Reject, now_us
+from k2.transport.kafka_common import (
     DEFAULT_PARTITIONS,
     GAPS_TOPIC,
     REJECTS_TOPIC,
@@ -47,16 +48,21 @@ from k2.transport.kafka import (
     TABLE_HEADER,
     TRADES_PATTERN,
     BrokerWatch,
-    _new_client,
+    Consumer,
+    KafkaException,
+    TopicPartition,
     admin_client,
     client_config,
     default_topics,
     ensure_topics,
     exchange_of,
+    new_client,
     redact,
     wait_for_broker,
 )
-from k2.warehouse.sink import BronzeWriter, Reject, now_us, write_rejects
+from k2.warehouse import stored_query
+from k2.warehouse.bronze import BronzeWriter, write_rejects
+from k2.warehouse.memory import FreedMemoryRelease
 
 log = logging.getLogger("k2.sink")
 
@@ -213,8 +219,6 @@ class KafkaSink:
 
     # -- setup ------------------------------------------------------------------------------------
     def connect(self, stop: threading.Event | None = None, timeout_s: float | None = None) -> "KafkaSink":
-        from confluent_kafka import Consumer
-
         conf = client_config(self.bootstrap, self.options, "consumer", {
             "group.id": self.group,
             "auto.offset.reset": "earliest",
@@ -235,7 +239,7 @@ class KafkaSink:
         admin = admin_client(self.bootstrap, self.options, self.watch)
         md = wait_for_broker(admin, self.bootstrap, self.watch, stop, timeout_s)
         ensure_topics(admin, default_topics(ADAPTERS), self.partitions, self.replication_factor, md)
-        self.consumer = _new_client(Consumer, conf)
+        self.consumer = new_client(Consumer, conf)
         self.consumer.subscribe([TRADES_PATTERN, REJECTS_TOPIC, GAPS_TOPIC], on_assign=self._on_assign,
                                 on_revoke=self._on_revoke, on_lost=self._on_lost)
         return self
@@ -349,8 +353,6 @@ class KafkaSink:
         partition of that topic (an insert costs the same for 100 rows or 10,000, so fewer and
         bigger is better) - then commit the written offsets in one synchronous call. A failed
         insert keeps its batch (retried with backoff; the consumer is paused meanwhile)."""
-        from confluent_kafka import KafkaException, TopicPartition
-
         topics = list(dict.fromkeys(t for t, _ in keys))
         done: list = []
         failed = False
@@ -407,13 +409,11 @@ class KafkaSink:
     def _write_gaps(self, msgs: list) -> None:
         """Gap ledger versions from the feeds, in order (a gap's versions share a partition). A
         re-delivered version is written again: harmless, the latest version still wins."""
-        from k2.reads import sql
-
         bad = []
         for m in msgs:
             try:
                 params = json.loads(m.value())
-                self.wh.execute(sql("gap_upsert"), {k: params[k] for k in _GAP_KEYS})
+                self.wh.execute(stored_query("gap_upsert"), {k: params[k] for k in _GAP_KEYS})
             except (ValueError, TypeError, KeyError) as exc:
                 bad.append(Reject("", "kafka", f"not a gap event: {exc!r:.200}", m.value() or b"", now_us(), "",
                                   GAPS_TOPIC, m.partition(), m.offset()))
@@ -485,8 +485,6 @@ class KafkaSink:
     @staticmethod
     def _observe(exchange: str, times_us) -> None:
         try:
-            from k2.metrics import observe_ingest
-
             observe_ingest(exchange, times_us)
         except Exception:  # noqa: BLE001 - a metric must never fail an insert
             log.debug("latency observation failed", exc_info=True)
@@ -513,8 +511,6 @@ class KafkaSink:
     # -- shutdown ---------------------------------------------------------------------------------------
     def lag(self) -> int | None:
         """Messages between this sink's position and the end of its assigned partitions."""
-        from confluent_kafka import KafkaException
-
         try:
             assignment = self.consumer.assignment()
             if not assignment:
@@ -587,8 +583,6 @@ class KafkaSink:
     def metrics(self) -> bytes:
         """The same families as `k2 run` for the writer side (docs/operations/monitoring.md), plus
         the sink's own: consumer lag, messages consumed, commit failures, rebalances."""
-        from k2.metrics import Exposition, process_families, sink_lag_family, writer_families
-
         s = self.stats
         e = Exposition()
         writer_families(e, s)  # k2_trades_written_total, duplicates skipped, insert errors, latency
@@ -611,55 +605,6 @@ def _tp_text(partitions) -> str:
     for p in partitions:
         by_topic.setdefault(p.topic, []).append(p.partition)
     return ", ".join(f"{t}{sorted(ps)}" for t, ps in sorted(by_topic.items())) or "none"
-
-
-# -- commands ----------------------------------------------------------------------------------------------
-def run_sink(settings, bootstrap: str, group: str = SINK_GROUP, duration: float | None = None,
-             partitions: int = DEFAULT_PARTITIONS, replication_factor: int | None = None) -> SinkStats:
-    """`k2 sink --kafka`: consume into the warehouse until SIGINT/SIGTERM (or --duration)."""
-    from k2.httpapi import ApiHandlers, ApiServer, remove_run_info, write_run_info
-    from k2.transport.kafka import stop_on_signals
-    from k2.warehouse import open_warehouse
-
-    wh = open_warehouse(settings.data_dir, url=settings.warehouse_url,
-                        release_startup_pages=settings.release_startup_pages)
-    api = None
-    stop = threading.Event()
-    try:
-        sink = KafkaSink(wh, bootstrap, settings.kafka_options, group, settings.batch_max_rows,
-                         settings.batch_max_delay_s, partitions, replication_factor)
-        with stop_on_signals(stop):
-            sink.connect(stop)
-            try:
-                api = ApiServer(settings.metrics_addr, ApiHandlers(wh.query, sink.status, sink.metrics,
-                                                                   sink.healthy)).start()
-            except OSError as exc:
-                log.warning("no /metrics: cannot listen on %s (%s); set K2_METRICS_ADDR", settings.metrics_addr, exc)
-            if api is not None and getattr(wh, "backend", "") == "embedded":  # reads go through this process
-                write_run_info(settings.data_dir, {"pid": os.getpid(), "addr": api.address, "token": api.token,
-                                                   "started_at": time.time(), "role": "kafka-sink"})
-                log.info("serving reads, status and metrics on http://%s", api.address)
-            elif api is not None:
-                log.info("serving status and metrics on http://%s", api.address)
-            started = time.monotonic()
-            last_log = started
-            deadline = started + duration if duration else None
-            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                sink.step()
-                if time.monotonic() - last_log >= 30:
-                    last_log = time.monotonic()
-                    log.info("sink: %s written, %d duplicates skipped, %d rejects, lag %s",
-                             ", ".join(f"{k} {v:,}" for k, v in sink.stats.written.items()),
-                             sum(sink.stats.duplicates.values()), sink.stats.rejects_written,
-                             sum(sink.stats.lag.values()) if sink.stats.lag else "?")
-            sink.close()
-        return sink.stats
-    finally:
-        if api is not None:
-            api.stop()
-            if getattr(wh, "backend", "") == "embedded":
-                remove_run_info(settings.data_dir)
-        wh.close()
 
 
 class KafkaRunTransport:
@@ -717,63 +662,3 @@ class KafkaRunTransport:
         if self.error is None:
             self.sink.drain(self.drain_timeout_s)
         self.sink.close()
-
-
-def run_both(settings, exchanges: list[str], bootstrap: str, duration: float | None = None,
-             group: str = SINK_GROUP, partitions: int = DEFAULT_PARTITIONS,
-             replication_factor: int | None = None, progress: bool | None = None):
-    import asyncio
-    from pathlib import Path
-
-    from k2.pipeline import Pipeline, adapters_for, tune_gc_for_streaming
-    from k2.transport.kafka import KafkaTransport, stop_on_signals
-    from k2.warehouse import open_warehouse
-
-    wh = open_warehouse(settings.data_dir, url=settings.warehouse_url,
-                        release_startup_pages=settings.release_startup_pages)
-    try:
-        producer = KafkaTransport(bootstrap, settings.kafka_options, adapters_for(settings, exchanges),
-                                  Path(settings.data_dir),
-                                  max_buffered=settings.queue_max_rows, partitions=partitions,
-                                  replication_factor=replication_factor)
-        sink = KafkaSink(wh, bootstrap, settings.kafka_options, group, settings.batch_max_rows,
-                         settings.batch_max_delay_s, partitions, replication_factor)
-        transport = KafkaRunTransport(producer, sink)
-        stop = threading.Event()
-        with stop_on_signals(stop):
-            transport.connect(stop)
-        pipeline = Pipeline(settings, exchanges, wh, transport, progress)
-        tune_gc_for_streaming()
-        return asyncio.run(pipeline.run(duration))
-    finally:
-        wh.close()
-
-
-def topics_command(settings, bootstrap: str, action: str, exchanges: list[str], partitions: int,
-                   replication_factor: int | None, timeout_s: float = 60.0) -> str:
-    """`k2 topics create|list`."""
-    watch = BrokerWatch(bootstrap, "admin")
-    admin = admin_client(bootstrap, settings.kafka_options, watch)
-    md = wait_for_broker(admin, bootstrap, watch, timeout_s=timeout_s)
-    wanted = default_topics(exchanges)
-    if action == "create":
-        created = ensure_topics(admin, wanted, partitions, replication_factor, md)
-        md = admin.list_topics(timeout=10)
-        lines = []
-        for t in wanted:
-            tm = md.topics.get(t)
-            n = len(tm.partitions) if tm else 0
-            rf = len(next(iter(tm.partitions.values())).replicas) if tm and tm.partitions else 0
-            state = "created" if t in created else "exists"
-            lines.append(f"{t}: {state}, {n} partitions, replication factor {rf}")
-        return "\n".join(lines)
-    if action == "list":
-        lines = []
-        for t in sorted(md.topics):
-            if not (t in (REJECTS_TOPIC, GAPS_TOPIC) or exchange_of(t)):
-                continue
-            tm = md.topics[t]
-            rf = len(next(iter(tm.partitions.values())).replicas) if tm.partitions else 0
-            lines.append(f"{t}: {len(tm.partitions)} partitions, replication factor {rf}")
-        return "\n".join(lines) or "(no K2 topics)"
-    raise K2Error(f"unknown topics action {action!r}")

@@ -13,7 +13,11 @@ from pathlib import Path
 
 from k2.config import Settings
 from k2.errors import K2Error
+from k2.quality.validate import report, run_checks
+from k2.read import queries
+from k2.services.run import run_direct
 from k2.simulator.process import SimulatorProcess
+from k2.warehouse import open_warehouse
 
 MARKER = ".k2demo"
 DEMO_EXCHANGES = ["binance", "kraken"]
@@ -40,11 +44,6 @@ def point_at_simulator(urls: dict) -> None:
 
 def run_demo(settings: Settings, duration: float = 20.0, rate: float = 200.0, data_dir: Path | None = None,
              exchanges: list[str] | None = None) -> int:
-    from k2 import reads
-    from k2.pipeline import run_embedded
-    from k2.quality.validate import report, run_checks
-    from k2.warehouse import open_warehouse
-
     if duration <= 0 or rate <= 0:
         raise K2Error("--duration and --rate must be positive")
     demo_dir = data_dir or Path("k2demo")
@@ -67,7 +66,7 @@ def run_demo(settings: Settings, duration: float = 20.0, rate: float = 200.0, da
         for name in urls:
             print(f"  {name}: {os.environ[f'K2_{name.upper()}_WS_URL']}")
         print(f"running the pipeline for {duration:g} s into {demo_dir}/ ...")
-        summary = run_embedded(settings, exchanges, duration)
+        summary = run_direct(settings, exchanges, duration)
     finally:
         sim.stop()
     print(summary.text())
@@ -77,7 +76,7 @@ def run_demo(settings: Settings, duration: float = 20.0, rate: float = 200.0, da
             venues = wh.rows("SELECT DISTINCT toString(exchange) FROM k2.gold_ohlcv_1m WHERE canonical_symbol = "
                              "{s:String} ORDER BY 1", {"s": symbol})
             print(f"\n{symbol} 1m candles, all venues ({', '.join(v[0] for v in venues) or 'none'}):")
-            text = reads.ohlcv(wh, symbol, "1m", exchange, fmt="table")
+            text = queries.ohlcv(wh, symbol, "1m", exchange, fmt="table")
             print(text.rstrip() if text.strip() else "(none)")
         text, ok = report(run_checks(wh))
     finally:

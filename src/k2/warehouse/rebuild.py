@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from k2.errors import K2Error
 from k2.exchanges import ALL_ADAPTERS
 from k2.exchanges.base import ExchangeAdapter
-from k2.reads import parse_time
+from k2.times import parse_time
 
 GOLD_TABLES = ("gold_ohlcv_1m", "gold_ohlcv_1h")
 _HOUR_US = 3_600_000_000

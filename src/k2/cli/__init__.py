@@ -1,0 +1,75 @@
+"""The `k2` command line. Thin: parse arguments, call one function, print.
+
+Commands are grouped by job, one module each: run.py (run, demo, feed, sink, record, simulate),
+read.py (ohlcv, trades, query, chart), history.py (load), operate.py (status, validate, gaps,
+rejects, rebuild, schema, topics); options.py holds what they share. A handler imports the module
+that does its job when it runs, so `k2 feed` loads no warehouse and `k2 --help` no service.
+
+A mistake the user can make (bad flag, unknown exchange, missing file) is one line on stderr
+and exit status 2; an unexpected error is one line on the terminal and a traceback in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from k2 import __version__
+from k2.cli import history, operate, read, run
+from k2.cli.options import ArgumentParser
+from k2.errors import K2Error, first_line
+
+log = logging.getLogger("k2")
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="k2", description="K2: crypto trades -> bronze -> silver -> gold candles.")
+    p.add_argument("--version", action="version", version=f"k2 {__version__}")
+    p.add_argument("--config", help="settings file (env K2_CONFIG, default ./k2.toml)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    for group in (run, read, history, operate):
+        group.register(sub)
+    return p
+
+
+def _crash_log(exc: BaseException) -> str:
+    path = Path(os.environ.get("K2_LOG_DIR", tempfile.gettempdir())) / "k2-error.log"
+    try:
+        with path.open("a") as f:
+            f.write("".join(traceback.format_exception(exc)))
+            f.write("\n")
+    except OSError:
+        return "(could not write the log)"
+    return str(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        logging.basicConfig(level=os.environ.get("K2_LOG_LEVEL", "INFO").upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        return int(args.func(args) or 0)
+    except K2Error as exc:
+        print(f"k2: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("k2: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except SystemExit:
+        raise
+    except Exception as exc:
+        where = _crash_log(exc)
+        print(f"k2: internal error: {first_line(exc)} (traceback in {where})", file=sys.stderr)
+        return 1

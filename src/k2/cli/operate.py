@@ -1,0 +1,190 @@
+"""Commands that look after a running or stored K2: status, validate, gaps, rejects, rebuild,
+schema, topics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from k2.cli.options import kafka_option, reader_for, run_read, settings_from, storage_options, topic_options
+from k2.errors import K2Error
+from k2.exchanges import parse_exchange_list
+
+
+# -- status -----------------------------------------------------------------------------------------
+def _age(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 120:
+        return f"{value:.1f}s"
+    return f"{value / 60:.0f}m"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The running pipeline's connections, from its loopback endpoint; exit 1 if a feed is down."""
+    from k2.read.remote import RemoteReader, read_run_info
+
+    settings = settings_from(args)
+    info = read_run_info(settings.data_dir)
+    if info is None:
+        if args.format == "json":
+            print(json.dumps({"running": False, "data_dir": str(settings.data_dir)}))
+        else:
+            print(f"k2 is not running on {settings.data_dir} (start it with: k2 run)")
+        return 1
+    st = RemoteReader(info).status()
+    conns = st.get("connections", [])
+    down = [c for c in conns if not c["connected"]]
+    writer = st.get("writer") or {}  # a sink-only process has a writer and no feed connections
+    if args.format == "json":
+        print(json.dumps({"running": True, **st}, default=str))
+        return 1 if down or not (conns or writer) else 0
+    now = st.get("now", time.time())
+    print(f"k2 running (pid {st.get('pid')}) for {_age(now - st.get('started_at', now))}, "
+          f"transport {st.get('transport')}, {st.get('buffered', 0)} rows buffered")
+    header = f"{'connection':<12} {'state':<5} {'since':>7} {'trades':>10} {'trades/s':>9} {'reconn':>6} " \
+             f"{'last msg':>8}  last error"
+    print(header)
+    for c in conns:
+        since = now - c["connected_since"] if c.get("connected_since") else None
+        rate = c["trades"] / since if since else 0.0
+        failed = f" failed: {', '.join(c['failed'])}" if c.get("failed") else ""
+        print(f"{c['connection']:<12} {'up' if c['connected'] else 'DOWN':<5} {_age(since):>7} {c['trades']:>10,} "
+              f"{rate:>9,.0f} {c['reconnects']:>6} {_age(c.get('last_message_age_s')):>8}  "
+              f"{(c.get('last_error') or '')[:80]}{failed}")
+    for ex, skipped in (st.get("skipped") or {}).items():
+        for sym, why in skipped.items():
+            print(f"{ex}: {sym} skipped ({why})")
+    gaps = st.get("gaps") or {}
+    if gaps:
+        print("gaps: " + ", ".join(f"{k} {v}" for k, v in sorted(gaps.items()))
+              + f"; {st.get('gaps_recovered', 0):,} trades recovered by backfill (details: k2 gaps)")
+    if writer:
+        print("written: " + ", ".join(f"{k} {v:,}" for k, v in writer.get("written", {}).items())
+              + f"; insert errors {writer.get('insert_errors', 0)}")
+    return 1 if down or not (conns or writer) else 0
+
+
+# -- checks and ledgers -------------------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    from k2.quality.validate import report, run_checks
+
+    reader = reader_for(args)
+    try:
+        text, ok = report(run_checks(reader))
+    finally:
+        reader.close()
+    print(text)
+    return 0 if ok else 1
+
+
+def cmd_gaps(args: argparse.Namespace) -> int:
+    from k2.read import queries
+
+    queries.check_exchange(args.exchange)
+    return run_read(args, lambda r: queries.gaps(r, args.exchange, args.state, args.format, args.limit))
+
+
+def cmd_rejects(args: argparse.Namespace) -> int:
+    from k2.read import queries
+    from k2.times import parse_time
+
+    queries.check_exchange(args.exchange)
+    parse_time(args.since, "--since", "")
+    return run_read(args, lambda r: queries.rejects(r, args.exchange, args.since, args.format, args.limit))
+
+
+# -- the store itself -----------------------------------------------------------------------------------
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from k2.runfile import read_run_info
+    from k2.times import parse_time
+    from k2.warehouse import open_warehouse
+    from k2.warehouse.rebuild import rebuild
+
+    s = settings_from(args)
+    exchanges = parse_exchange_list(args.exchange)
+    if args.since:
+        parse_time(args.since, "--since", "")
+    if not s.warehouse_url and read_run_info(s.data_dir):
+        raise K2Error(f"k2 run is running on {s.data_dir}; stop it before rebuilding")
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url)
+    try:
+        replayed = rebuild(wh, exchanges, args.since, progress=sys.stderr.isatty() or args.progress)
+    finally:
+        wh.close()
+    print("rebuilt silver and gold from bronze: "
+          + ", ".join(f"{t} {n:,} rows" for t, n in replayed.items()))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from k2.warehouse import open_warehouse, schema
+
+    s = settings_from(args)
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url, apply_schema=False)
+    try:
+        n = schema.apply(wh)
+    finally:
+        wh.close()
+    where = s.warehouse_url and "the ClickHouse server" or str(s.data_dir)
+    print(f"schema applied: {n} statements from {len(schema.sql_files())} files ({where})")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from k2.cli.run import bootstrap_of
+    from k2.transport.kafka_common import topics_command
+
+    s = settings_from(args)
+    exchanges = parse_exchange_list(args.exchange or "all")
+    print(topics_command(s, bootstrap_of(args.kafka, s), args.action, exchanges, args.partitions,
+                         args.replication_factor))
+    return 0
+
+
+def register(sub) -> None:
+    sp = sub.add_parser("status", help="show the running pipeline's connections; exit 1 if a feed is down")
+    sp.add_argument("--format", default="table", choices=("table", "json"))
+    storage_options(sp)
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("validate", help="check bronze, silver and gold; exit 1 on any failure")
+    storage_options(sp)
+    sp.set_defaults(func=cmd_validate)
+
+    sp = sub.add_parser("gaps", help="list the gaps found in trade streams and what backfill recovered")
+    storage_options(sp)
+    sp.add_argument("--exchange", default="all")
+    sp.add_argument("--state", default="all", choices=("all", "open", "filled", "unfillable"))
+    sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    sp.add_argument("--limit", type=int, default=1000)
+    sp.set_defaults(func=cmd_gaps)
+
+    sp = sub.add_parser("rejects", help="list frames that could not be parsed, with raw text and reason")
+    storage_options(sp)
+    sp.add_argument("--exchange", default="all")
+    sp.add_argument("--since", help="only rejects received from this time on (ISO-8601)")
+    sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    sp.add_argument("--limit", type=int, default=1000)
+    sp.set_defaults(func=cmd_rejects)
+
+    sp = sub.add_parser("rebuild", help="recompute silver and gold from bronze (after a normalization fix)")
+    storage_options(sp)
+    sp.add_argument("--exchange", help="exchange(s) to rebuild (default: all)")
+    sp.add_argument("--since", help="rebuild from the UTC hour of this time on (default: everything)")
+    sp.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    sp.set_defaults(func=cmd_rebuild)
+
+    sp = sub.add_parser("schema", help="apply the warehouse schema (idempotent)")
+    sp.add_argument("action", choices=("apply",))
+    storage_options(sp)
+    sp.set_defaults(func=cmd_schema)
+
+    sp = sub.add_parser("topics", help="create or list K2's Kafka topics")
+    sp.add_argument("action", choices=("create", "list"))
+    kafka_option(sp)
+    sp.add_argument("--exchange", help="exchanges whose topics to create (default all)")
+    topic_options(sp)
+    sp.set_defaults(func=cmd_topics)

@@ -1,0 +1,151 @@
+"""Commands that run something until stopped: run, demo, feed, sink, record, simulate.
+
+Each handler imports its service when the command runs, so a process loads only what its job
+needs (`k2 feed` never loads the warehouse; `k2 --help` loads no service).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from k2.cli.options import (
+    feed_options,
+    feed_settings,
+    kafka_option,
+    settings_from,
+    storage_options,
+    topic_options,
+)
+from k2.errors import K2Error
+from k2.exchanges import parse_exchange_list
+from k2.simulator.command import add_arguments as simulate_arguments
+
+
+def writer_process(settings) -> None:
+    """A long-running writer's memory settings, made before the warehouse layer loads pyarrow
+    (which reads its allocator from the environment once; docs/adr/0008)."""
+    if settings.release_startup_pages and not settings.warehouse_url:
+        from k2.warehouse.memory import lean_writer_process
+
+        lean_writer_process()
+
+
+def bootstrap_of(flag: str | None, settings) -> str:
+    bootstrap = flag or settings.kafka_bootstrap
+    if not bootstrap:
+        raise K2Error("no Kafka bootstrap servers: pass --kafka HOST:PORT or set K2_KAFKA_BOOTSTRAP_SERVERS")
+    return bootstrap
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    s, exchanges = feed_settings(args)
+    writer_process(s)
+    if args.kafka is not None:
+        from k2.services.run_kafka import run_kafka
+
+        summary = run_kafka(s, exchanges, bootstrap_of(args.kafka, s), args.duration, args.group,
+                            args.partitions, args.replication_factor)
+    else:
+        from k2.services.run import run_direct
+
+        summary = run_direct(s, exchanges, args.duration)
+    print(summary.text())
+    return 0
+
+
+def cmd_feed(args: argparse.Namespace) -> int:
+    from k2.services.feed import run_feed
+
+    s, exchanges = feed_settings(args)
+    summary = run_feed(s, exchanges, bootstrap_of(args.kafka, s), args.duration, args.partitions,
+                       args.replication_factor)
+    print(summary.text())
+    return 0
+
+
+def cmd_sink(args: argparse.Namespace) -> int:
+    s = settings_from(args)
+    if args.duration is not None and args.duration <= 0:
+        raise K2Error("--duration must be positive")
+    writer_process(s)
+    from k2.services.sink import run_sink
+
+    stats = run_sink(s, bootstrap_of(args.kafka, s), args.group, args.duration, args.partitions,
+                     args.replication_factor)
+    print("sink: " + ", ".join(f"{k} {v:,} written" for k, v in stats.written.items())
+          + f"; {sum(stats.duplicates.values()):,} re-delivered trades skipped; {stats.rejects_written:,} rejects")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from k2.services.record import record
+
+    s, exchanges = feed_settings(args)
+    if len(exchanges) != 1:
+        raise K2Error("k2 record takes exactly one --exchange")
+    n = record(s, exchanges[0], Path(args.out), args.duration)
+    print(f"recorded {n['frames']:,} frames ({n['trades']:,} trades) to {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    s = settings_from(args)
+    exchanges = parse_exchange_list(args.exchange, default=["binance", "kraken"])
+    writer_process(s)
+    from k2.services.demo import run_demo
+
+    return run_demo(s, duration=args.duration, rate=args.rate,
+                    data_dir=Path(args.data_dir) if args.data_dir else None, exchanges=exchanges)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from k2.simulator.command import run_command
+
+    return run_command(args)
+
+
+def register(sub) -> None:
+    sp = sub.add_parser("run", help="ingest live trades into the warehouse (the main job)")
+    feed_options(sp)
+    sp.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    sp.add_argument("--kafka", nargs="?", const="", metavar="BOOTSTRAP",
+                    help="run through Kafka/Redpanda: feed and sink in one process "
+                         "(bootstrap HOST:PORT, or env K2_KAFKA_BOOTSTRAP_SERVERS)")
+    sp.add_argument("--group", default="k2-bronze-sink", help="sink consumer group (with --kafka)")
+    topic_options(sp)
+    storage_options(sp)
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("demo", help="run the whole pipeline on the built-in simulator, then show candles")
+    sp.add_argument("--duration", type=float, default=20.0, help="seconds of simulated trading (default 20)")
+    sp.add_argument("--rate", type=float, default=200.0, help="simulated trades per second per exchange")
+    sp.add_argument("--data-dir", help="where to keep the demo warehouse (default ./k2demo, reset each run)")
+    sp.add_argument("--exchange", help="simulated exchanges: a comma list or all (default binance,kraken)")
+    sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("feed", help="publish live trades to Kafka/Redpanda (no warehouse in this process)")
+    feed_options(sp)
+    kafka_option(sp)
+    sp.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    sp.add_argument("--data-dir", help="where undeliverable messages are spooled (default ./k2data)")
+    topic_options(sp)
+    sp.set_defaults(func=cmd_feed)
+
+    sp = sub.add_parser("sink", help="write the Kafka/Redpanda trade topics into the warehouse (consumer group)")
+    kafka_option(sp)
+    sp.add_argument("--group", default="k2-bronze-sink", help="consumer group (default k2-bronze-sink)")
+    sp.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    topic_options(sp)
+    storage_options(sp)
+    sp.set_defaults(func=cmd_sink)
+
+    sp = sub.add_parser("record", help="write an exchange's raw frames to a file that k2 load reads")
+    feed_options(sp)
+    sp.add_argument("--out", required=True, help="output file (one frame per line)")
+    sp.add_argument("--duration", type=float, help="stop after this many seconds")
+    sp.set_defaults(func=cmd_record)
+
+    sp = sub.add_parser("simulate", help="run local exchange servers (seeded trades, replay, faults)")
+    simulate_arguments(sp)
+    sp.set_defaults(func=cmd_simulate)

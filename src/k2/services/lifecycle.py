@@ -1,0 +1,128 @@
+"""What every long-running service shares, written once: stopping on SIGINT/SIGTERM, the
+loopback API server and its run file, and the process settings of a streaming service.
+
+`k2 run`, `k2 feed`, `k2 sink` (and `k2 record`) differ in which parts they plug together; the
+way they start, announce themselves and stop is this module's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from k2.runfile import remove_run_info, write_run_info
+from k2.services.api import ApiHandlers, ApiServer
+
+log = logging.getLogger("k2.service")
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+# -- stopping ---------------------------------------------------------------------------------------
+class stop_on_signals:
+    """Context manager: SIGINT/SIGTERM set a threading.Event (a service whose main loop is a plain
+    thread, or the wait for a broker before the event loop starts). Restores the old handlers."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self._old: dict = {}
+
+    def __enter__(self) -> "stop_on_signals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in _STOP_SIGNALS:
+                self._old[sig] = signal.signal(sig, lambda *_: self.stop.set())
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        return False
+
+
+class stop_loop_on_signals:
+    """Context manager: SIGINT/SIGTERM call `on_stop` on the running event loop (asyncio services)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_stop: Callable[[], Any]):
+        self.loop, self.on_stop = loop, on_stop
+        self._installed: list = []
+
+    def __enter__(self) -> "stop_loop_on_signals":
+        for sig in _STOP_SIGNALS:
+            try:
+                self.loop.add_signal_handler(sig, self.on_stop)
+                self._installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        for sig in self._installed:
+            try:
+                self.loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass
+        return False
+
+
+# -- the API server and the run file -----------------------------------------------------------------
+class ServiceEndpoint:
+    """The service's loopback API (reads, status, /metrics, /healthz) for the life of a `with`.
+
+    `run_info`: the service holds an embedded data dir, so the read commands must find it: its
+    address and token go to `<data dir>/k2.run.json` (0600) and are removed at the end. A service
+    that holds no data dir (k2 feed, a sink on a ClickHouse server) can live without /metrics:
+    when the address is taken it says so and goes on (`required=False`)."""
+
+    def __init__(self, addr: str, handlers: ApiHandlers, *, data_dir: Path | None = None,
+                 run_info: dict[str, Any] | None = None, required: bool = True):
+        self.addr, self.handlers, self.data_dir = addr, handlers, data_dir
+        self.run_info, self.required = run_info, required
+        self.server: ApiServer | None = None
+
+    @property
+    def address(self) -> str | None:
+        return self.server.address if self.server else None
+
+    def __enter__(self) -> "ServiceEndpoint":
+        try:
+            self.server = ApiServer(self.addr, self.handlers).start()
+        except OSError as exc:
+            if self.required:
+                raise
+            log.warning("no /metrics: cannot listen on %s (%s); set K2_METRICS_ADDR", self.addr, exc)
+            return self
+        if self.run_info is not None and self.data_dir is not None:
+            write_run_info(self.data_dir, {"pid": os.getpid(), "addr": self.server.address,
+                                           "token": self.server.token, **self.run_info})
+            log.info("serving reads, status and metrics on http://%s", self.server.address)
+        else:
+            log.info("serving status and metrics on http://%s", self.server.address)
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        self.close()
+        return False
+
+    def close(self) -> None:
+        if self.server is None:
+            return
+        self.server.stop()
+        self.server = None
+        if self.run_info is not None and self.data_dir is not None:
+            remove_run_info(self.data_dir)
+
+
+# -- process settings ---------------------------------------------------------------------------------
+def tune_gc_for_streaming() -> None:
+    """A feed allocates a few objects per trade, nearly all short-lived and acyclic. The objects
+    made at startup are frozen out of the cyclic collector's scans and young collections run
+    every 50,000 allocations instead of 700; cycles are still collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)

@@ -1,0 +1,198 @@
+"""The feed side of a service: the feed runtime handing trades to a transport, with live progress
+on a terminal, an orderly stop (everything received is handed on before exit) and an end-of-run
+summary.
+
+It knows nothing of the warehouse. `k2 feed` runs it with the Kafka producer and no store; `k2 run`
+(k2.services.run) plugs in a `store` that keeps instruments and gap-ledger versions, says what
+bronze already holds, answers reads and measures the ingest latency at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from k2.config import Settings
+from k2.exchanges.base import ExchangeAdapter, Instrument
+from k2.feed.gaps import Gap
+from k2.feed.runtime import FeedRuntime
+from k2.monitoring.metrics import render
+from k2.services.api import ApiHandlers
+from k2.services.lifecycle import ServiceEndpoint, stop_loop_on_signals
+
+log = logging.getLogger("k2.run")
+
+
+@dataclass
+class RunSummary:
+    seconds: float = 0.0
+    received: dict[str, int] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
+    rejects: int = 0
+    reconnects: int = 0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    def text(self) -> str:
+        lines = [f"ran {self.seconds:.1f} s"]
+        for ex in sorted(self.received):
+            rate = self.written.get(ex, 0) / self.seconds if self.seconds else 0.0
+            lines.append(f"  {ex}: {self.received[ex]:,} trades received, {self.written.get(ex, 0):,} written "
+                         f"({rate:,.0f}/s), {self.duplicates.get(ex, 0):,} duplicates dropped")
+        lines.append(f"  rejects: {self.rejects}, reconnects: {self.reconnects}")
+        if self.latency_ms:
+            lines.append("  ingest latency (ingested_at - exchange time): "
+                         + ", ".join(f"{k} {v:.1f} ms" for k, v in self.latency_ms.items()))
+        return "\n".join(lines)
+
+
+class Store(Protocol):
+    """What a pipeline with a warehouse gets from it (k2.services.run.WarehouseStore)."""
+
+    def store_instruments(self, exchange: str, instruments: list[Instrument]) -> None: ...
+
+    def known_instruments(self, exchange: str) -> set[str]: ...
+
+    def store_gap(self, gap: Gap) -> None: ...
+
+    def stored_history(self, adapter: ExchangeAdapter) -> tuple[dict[str, int], dict[str, int]]: ...
+
+    def query(self, sql: str, fmt: str, params: dict | None) -> str: ...
+
+    async def drain(self) -> None: ...
+
+    def latency_percentiles(self, since_us: int) -> dict[str, float]: ...
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, exchanges: list[str], transport, store: Store | None = None,
+                 progress: bool | None = None):
+        self.settings = settings
+        self.exchanges = exchanges
+        self.transport = transport
+        self.store = store
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.runtime = FeedRuntime(
+            settings, transport, exchanges,
+            on_instruments=store.store_instruments if store else None,
+            known_instruments=store.known_instruments if store else None,
+            # without a warehouse (k2 feed) gap-ledger versions travel to the sink through Kafka
+            on_gap=store.store_gap if store else getattr(transport, "submit_gap", None),
+            stored_history=store.stored_history if store else None)
+        self.endpoint: ServiceEndpoint | None = None
+        self.stop_event: asyncio.Event | None = None
+
+    # -- status for `k2 status` and the API -----------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        st = self.runtime.status()
+        st["pid"] = os.getpid()
+        st["exchanges"] = self.exchanges
+        st["transport"] = self.transport.name
+        ts = getattr(self.transport, "stats", None)
+        if ts is not None:
+            st["writer"] = {k: v for k, v in vars(ts).items()}
+            st["buffered"] = self.transport.buffered
+        return st
+
+    def _query(self, sql: str, fmt: str, params: dict | None) -> str:
+        if self.store is None:
+            raise RuntimeError("this process has no warehouse (k2 feed)")
+        return self.store.query(sql, fmt, params)
+
+    def _metrics(self) -> bytes:
+        return render(self)
+
+    # -- run ------------------------------------------------------------------------------------
+    async def run(self, duration: float | None = None) -> RunSummary:
+        loop = asyncio.get_running_loop()
+        self.stop_event = stop = asyncio.Event()
+        with stop_loop_on_signals(loop, stop.set):
+            started = time.time()
+            started_us = time.time_ns() // 1000
+            await self.runtime.plan()
+            self.transport.set_pause_callback(self.runtime.pause)
+            self.transport.start(loop)
+            handlers = ApiHandlers(self._query, self.status, self._metrics, self.runtime.healthy)
+            # with a warehouse the endpoint is where reads go while this process holds the data dir
+            self.endpoint = ServiceEndpoint(
+                self.settings.metrics_addr, handlers, data_dir=self.settings.data_dir,
+                run_info={"started_at": started, "exchanges": self.exchanges} if self.store else None,
+                required=self.store is not None)
+            with self.endpoint:
+                feed = asyncio.create_task(self.runtime.run(stop))
+                shower = asyncio.create_task(self._show_progress(stop))
+                try:
+                    if duration:
+                        try:
+                            await asyncio.wait_for(stop.wait(), duration)
+                        except asyncio.TimeoutError:
+                            pass
+                    else:
+                        await stop.wait()
+                finally:
+                    stop.set()
+                    await asyncio.gather(feed, shower, return_exceptions=True)
+                    if self.store is not None:
+                        await self.store.drain()
+                    await asyncio.to_thread(self.transport.close)
+                    if self.progress:
+                        sys.stderr.write("\n")
+                return self._summary(time.time() - started, started_us)
+
+    def _summary(self, seconds: float, started_us: int) -> RunSummary:
+        s = RunSummary(seconds=seconds)
+        for st in self.runtime.connection_stats():
+            s.received[st.exchange] = s.received.get(st.exchange, 0) + st.trades
+            s.rejects += st.rejects
+            s.reconnects += st.reconnects
+        ts = getattr(self.transport, "stats", None)
+        if ts is not None:
+            s.written = dict(ts.written)
+            s.duplicates = dict(ts.duplicates)
+        if self.store is not None:
+            s.latency_ms = self.store.latency_percentiles(started_us)
+        return s
+
+    async def _show_progress(self, stop: asyncio.Event) -> None:
+        last: dict[str, int] = {}
+        last_t = time.monotonic()
+        last_log = last_t
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+            now = time.monotonic()
+            per_ex: dict[str, list] = {}
+            for st in self.runtime.connection_stats():
+                agg = per_ex.setdefault(st.exchange, [0, 0, 0, None, 0])
+                agg[0] += st.trades
+                agg[1] += st.reconnects
+                agg[2] += int(st.connected)
+                if st.last_message_at is not None:
+                    agg[3] = max(agg[3] or 0, st.last_message_at)
+                agg[4] += 1
+            parts = []
+            for ex, (trades, reconnects, up, last_msg, n) in per_ex.items():
+                rate = (trades - last.get(ex, trades)) / max(1e-6, now - last_t)
+                last[ex] = trades
+                age = f"{time.time() - last_msg:.1f}s" if last_msg else "-"
+                parts.append(f"{ex} {up}/{n} up {trades:,} trades {rate:,.0f}/s reconnects {reconnects} last msg {age}")
+            last_t = now
+            line = " | ".join(parts)
+            if self.progress:
+                sys.stderr.write("\r\x1b[2K" + line[:200])
+                sys.stderr.flush()
+            elif now - last_log >= 30:
+                last_log = now
+                log.info("%s", line)
+
+
+def adapters_for(settings: Settings, exchanges: list[str]) -> list[ExchangeAdapter]:
+    """The adapter each exchange runs with (its API variant included)."""
+    return [settings.exchange(e).adapter for e in exchanges]
