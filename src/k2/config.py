@@ -56,6 +56,22 @@ class ExchangeSettings:
 
 
 @dataclass
+class ReadSettings:
+    """Limits of every read (k2.warehouse.reads: the read door). A read runs in a session of its
+    own with ClickHouse's `readonly = 1`, so none of these can be raised by the query itself."""
+
+    timeout_s: float = 30.0          # K2_READ_TIMEOUT_S: ClickHouse max_execution_time
+    max_memory_mb: int = 512         # K2_READ_MAX_MEMORY_MB: max_memory_usage of one read
+    max_threads: int = 2             # K2_READ_MAX_THREADS: ClickHouse threads of one read
+    max_result_mb: int = 256         # K2_READ_MAX_RESULT_MB: results that cannot be streamed (JSON, Parquet...)
+    max_concurrent: int = 4          # K2_READ_MAX_CONCURRENT: reads running at once; more wait
+    queue_timeout_s: float = 10.0    # K2_READ_QUEUE_TIMEOUT_S: how long a read waits for a slot
+    max_connections: int = 32        # K2_READ_MAX_CONNECTIONS: open HTTP connections of the endpoint
+    idle_timeout_s: float = 30.0     # K2_READ_IDLE_TIMEOUT_S: an idle connection is closed after this
+    password: str = field(default="", repr=False)  # K2_READ_PASSWORD(_FILE): the endpoint's password
+
+
+@dataclass
 class Settings:
     data_dir: Path = Path("k2data")
     warehouse_url: str | None = None
@@ -75,6 +91,7 @@ class Settings:
     backfill: bool = True
     backfill_max_trades: int = 50_000
     release_startup_pages: bool = True  # unmap library code only startup used (k2.warehouse.memory)
+    read: ReadSettings = field(default_factory=ReadSettings)
 
     def exchange(self, name: str) -> ExchangeSettings:
         name = name.strip().lower()
@@ -144,9 +161,35 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
         s.instruments_refresh = env["K2_INSTRUMENTS_REFRESH"].lower() not in ("0", "false", "no")
     if env.get("K2_BACKFILL"):
         s.backfill = env["K2_BACKFILL"].lower() not in ("0", "false", "no")
+    _read_settings(s.read, env)
     if env.get("K2_RELEASE_STARTUP_PAGES"):
         s.release_startup_pages = env["K2_RELEASE_STARTUP_PAGES"].lower() not in ("0", "false", "no")
     return s
+
+
+_READ_ENV = (
+    ("K2_READ_TIMEOUT_S", "timeout_s", float), ("K2_READ_MAX_MEMORY_MB", "max_memory_mb", int),
+    ("K2_READ_MAX_THREADS", "max_threads", int), ("K2_READ_MAX_RESULT_MB", "max_result_mb", int),
+    ("K2_READ_MAX_CONCURRENT", "max_concurrent", int), ("K2_READ_QUEUE_TIMEOUT_S", "queue_timeout_s", float),
+    ("K2_READ_MAX_CONNECTIONS", "max_connections", int), ("K2_READ_IDLE_TIMEOUT_S", "idle_timeout_s", float),
+)
+
+
+def _read_settings(r: ReadSettings, env: Mapping[str, str]) -> None:
+    for name, attr, kind in _READ_ENV:
+        if env.get(name):
+            setattr(r, attr, _number(name, env[name], kind))
+    for name, attr, kind in _READ_ENV:
+        if getattr(r, attr) <= 0:
+            raise K2Error(f"{name} must be positive, got {getattr(r, attr)}")
+    if env.get("K2_READ_PASSWORD"):
+        r.password = env["K2_READ_PASSWORD"]
+    elif env.get("K2_READ_PASSWORD_FILE"):
+        path = env["K2_READ_PASSWORD_FILE"]
+        try:
+            r.password = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise K2Error(f"cannot read K2_READ_PASSWORD_FILE {path}: {exc.strerror}") from None
 
 
 def _apply_toml(s: Settings, doc: dict[str, Any]) -> None:
@@ -167,6 +210,11 @@ def _apply_toml(s: Settings, doc: dict[str, Any]) -> None:
     s.reconnect_base_s = float(rc.get("base_s", s.reconnect_base_s))
     s.reconnect_cap_s = float(rc.get("cap_s", s.reconnect_cap_s))
     s.reconnect_max_attempts = int(rc.get("max_attempts", s.reconnect_max_attempts))
+    for key, value in doc.get("read", {}).items():
+        known = {attr: kind for _, attr, kind in _READ_ENV}
+        if key not in known:
+            raise K2Error(f"[read] {key}: unknown setting (known: {', '.join(sorted(known))})")
+        setattr(s.read, key, _number(f"[read] {key}", str(value), known[key]))
     kafka = doc.get("kafka", {})
     if "bootstrap_servers" in kafka:
         s.kafka_bootstrap = kafka["bootstrap_servers"]

@@ -11,6 +11,15 @@ class WarehouseBusy(K2Error):
     """The embedded data dir is held by another process that does not serve reads."""
 
 
+class QueryError(K2Error):
+    """A query the warehouse refused or could not finish: ClickHouse's error code and name (read
+    by the ClickHouse-compatible endpoint, which answers with them) and a one-line message."""
+
+    def __init__(self, message: str, code: int = 0, name: str = ""):
+        super().__init__(message)
+        self.code, self.name = code, name
+
+
 class FrameError(ValueError):
     """A frame that cannot be parsed; its message is the reason stored in the rejects table."""
 

@@ -81,7 +81,7 @@ def reader_for(args: argparse.Namespace):
     from k2.read.remote import open_reader  # loads the warehouse layer: only the read commands need it
 
     s = settings_from(args)
-    return open_reader(s.data_dir, s.warehouse_url)
+    return open_reader(s.data_dir, s.warehouse_url, s.read)
 
 
 def run_read(args: argparse.Namespace, fn: Callable) -> int:

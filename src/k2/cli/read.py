@@ -35,7 +35,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     reader = reader_for(args)
     try:
         try:
-            text = queries.adhoc(reader, args.sql, args.format)
+            text = queries.adhoc(reader, args.sql, args.format, write=args.write)
         except K2Error:
             raise
         except Exception as exc:  # ClickHouse's own message is what the user needs
@@ -75,6 +75,9 @@ def register(sub) -> None:
     sp = sub.add_parser("query", help="run SQL against the warehouse (database k2)")
     sp.add_argument("sql")
     sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    sp.add_argument("--write", action="store_true",
+                    help="run one writing statement (CREATE VIEW, INSERT into your own table...) in a session of "
+                         "its own; without it a query is read-only")
     storage_options(sp)
     sp.set_defaults(func=cmd_query)
 

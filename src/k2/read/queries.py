@@ -1,9 +1,9 @@
 """Read commands: candles, trades, ad-hoc SQL. User input is validated here and bound as query
 parameters; the SQL lives in warehouse/queries/*.sql.
 
-A reader is anything with `query(sql, fmt, params)` and `rows(sql, params)`: the warehouse
-itself, or `RemoteReader` (k2.read.remote) asking a running `k2 run` on loopback (chDB lets one process hold a
-data dir, so while the pipeline runs it answers the reads).
+A reader (k2.read.remote) is the read door of a warehouse this process opened, or `RemoteReader`
+asking a running `k2 run` on loopback (chDB lets one process hold a data dir, so while the pipeline
+runs it answers the reads); both are read-only and limited (k2.warehouse.reads).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from k2.times import EPOCH as _EPOCH, FAR_FUTURE as _FAR, parse_time
 from k2.warehouse import stored_query as sql
 
 INTERVALS = ("1m", "5m", "15m", "1h", "1d")
+#: counts print as JSON numbers in `--format json` (the read door applies output settings per read)
+COUNTS_AS_NUMBERS = {"output_format_json_quote_64bit_integers": 0}
 FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "json": "JSONEachRow"}
 
 
@@ -87,26 +89,31 @@ def _query_symbol(reader, query: str, ch_fmt: str, params: dict[str, Any], symbo
     with data, one round trip); only when nothing comes back is the symbol resolved -- a native
     name is mapped and asked again, an unknown one is an error."""
     text = symbol.strip().upper()
-    out = reader.query(sql(query), ch_fmt, {**params, "symbol": text}) if text else ""
+    out = reader.query(sql(query), ch_fmt, {**params, "symbol": text}, COUNTS_AS_NUMBERS) if text else ""
     if out.count("\n") > (1 if ch_fmt == "CSVWithNames" else 0):
         return out
     canonical = resolve_symbol(reader, symbol)
-    return out if canonical == text else reader.query(sql(query), ch_fmt, {**params, "symbol": canonical})
+    return out if canonical == text else reader.query(sql(query), ch_fmt, {**params, "symbol": canonical},
+                                                      COUNTS_AS_NUMBERS)
 
 
 def gaps(reader, exchange: str | None = "all", state: str = "all", fmt: str = "table", limit: int = 1000) -> str:
     params = {"exchange": check_exchange(exchange), "state": state, "limit": int(limit)}
-    return reader.query(sql("gaps"), clickhouse_format(fmt), params)
+    return reader.query(sql("gaps"), clickhouse_format(fmt), params, COUNTS_AS_NUMBERS)
 
 
 def rejects(reader, exchange: str | None = "all", since: str | None = None, fmt: str = "table",
             limit: int = 1000) -> str:
     params = {"exchange": check_exchange(exchange), "since": parse_time(since, "--since", _EPOCH),
               "limit": int(limit)}
-    return reader.query(sql("rejects"), clickhouse_format(fmt), params)
+    return reader.query(sql("rejects"), clickhouse_format(fmt), params, COUNTS_AS_NUMBERS)
 
 
-def adhoc(reader, text: str, fmt: str = "table") -> str:
+def adhoc(reader, text: str, fmt: str = "table", write: bool = False) -> str:
+    """`k2 query`: any reading statement through the read door (checked, read-only, limited);
+    with `write`, one statement in a session of its own that may change the user's own tables."""
     if not text.strip():
         raise K2Error("query is empty")
-    return reader.query(text, clickhouse_format(fmt), None)
+    if write:
+        return reader.write(text, clickhouse_format(fmt))
+    return b"".join(reader.stream(text, clickhouse_format(fmt))).decode("utf-8", "replace")

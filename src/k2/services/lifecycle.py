@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from k2.config import ReadSettings
 from k2.runfile import remove_run_info, write_run_info
 from k2.services.api import ApiHandlers, ApiServer
 
@@ -80,9 +81,9 @@ class ServiceEndpoint:
     when the address is taken it says so and goes on (`required=False`)."""
 
     def __init__(self, addr: str, handlers: ApiHandlers, *, data_dir: Path | None = None,
-                 run_info: dict[str, Any] | None = None, required: bool = True):
+                 run_info: dict[str, Any] | None = None, required: bool = True, limits: ReadSettings | None = None):
         self.addr, self.handlers, self.data_dir = addr, handlers, data_dir
-        self.run_info, self.required = run_info, required
+        self.run_info, self.required, self.limits = run_info, required, limits
         self.server: ApiServer | None = None
 
     @property
@@ -91,7 +92,7 @@ class ServiceEndpoint:
 
     def __enter__(self) -> "ServiceEndpoint":
         try:
-            self.server = ApiServer(self.addr, self.handlers).start()
+            self.server = ApiServer(self.addr, self.handlers, self.limits).start()
         except OSError as exc:
             if self.required:
                 raise
@@ -100,7 +101,7 @@ class ServiceEndpoint:
         if self.run_info is not None and self.data_dir is not None:
             write_run_info(self.data_dir, {"pid": os.getpid(), "addr": self.server.address,
                                            "token": self.server.token, **self.run_info})
-            log.info("serving reads, status and metrics on http://%s", self.server.address)
+            log.info("serving reads (ClickHouse HTTP interface), status and metrics on http://%s", self.server.address)
         else:
             log.info("serving status and metrics on http://%s", self.server.address)
         return self

@@ -62,7 +62,10 @@ class Store(Protocol):
 
     def stored_history(self, adapter: ExchangeAdapter) -> tuple[dict[str, int], dict[str, int]]: ...
 
-    def query(self, sql: str, fmt: str, params: dict | None) -> str: ...
+    #: the read door on the warehouse (k2.warehouse.reads): what the endpoint serves reads from
+    reads: Any
+
+    def write(self, sql: str, fmt: str) -> str: ...
 
     async def drain(self) -> None: ...
 
@@ -99,11 +102,6 @@ class Pipeline:
             st["buffered"] = self.transport.buffered
         return st
 
-    def _query(self, sql: str, fmt: str, params: dict | None) -> str:
-        if self.store is None:
-            raise RuntimeError("this process has no warehouse (k2 feed)")
-        return self.store.query(sql, fmt, params)
-
     def _metrics(self) -> bytes:
         return render(self)
 
@@ -117,12 +115,14 @@ class Pipeline:
             await self.runtime.plan()
             self.transport.set_pause_callback(self.runtime.pause)
             self.transport.start(loop)
-            handlers = ApiHandlers(self._query, self.status, self._metrics, self.runtime.healthy)
+            handlers = ApiHandlers(self.status, self._metrics, self.runtime.healthy,
+                                   reads=self.store.reads if self.store else None,
+                                   write=self.store.write if self.store else None)
             # with a warehouse the endpoint is where reads go while this process holds the data dir
             self.endpoint = ServiceEndpoint(
                 self.settings.metrics_addr, handlers, data_dir=self.settings.data_dir,
                 run_info={"started_at": started, "exchanges": self.exchanges} if self.store else None,
-                required=self.store is not None)
+                required=self.store is not None, limits=self.settings.read)
             with self.endpoint:
                 feed = asyncio.create_task(self.runtime.run(stop))
                 shower = asyncio.create_task(self._show_progress(stop))

@@ -24,7 +24,7 @@ def run_direct(settings: Settings, exchanges: list[str], duration: float | None 
     try:
         transport = DirectTransport(wh, adapters_for(settings, exchanges), settings.batch_max_rows,
                                     settings.batch_max_delay_s, settings.queue_max_rows)
-        pipeline = Pipeline(settings, exchanges, transport, WarehouseStore(wh), progress)
+        pipeline = Pipeline(settings, exchanges, transport, WarehouseStore(wh, settings.read), progress)
         tune_gc_for_streaming()
         return asyncio.run(pipeline.run(duration))
     finally:

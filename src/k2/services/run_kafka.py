@@ -34,7 +34,7 @@ def run_kafka(settings: Settings, exchanges: list[str], bootstrap: str, duration
         stop = threading.Event()
         with stop_on_signals(stop):
             transport.connect(stop)
-        pipeline = Pipeline(settings, exchanges, transport, WarehouseStore(wh), progress)
+        pipeline = Pipeline(settings, exchanges, transport, WarehouseStore(wh, settings.read), progress)
         tune_gc_for_streaming()
         return asyncio.run(pipeline.run(duration))
     finally:

@@ -32,9 +32,10 @@ def run_sink(settings: Settings, bootstrap: str, group: str = SINK_GROUP, durati
         with stop_on_signals(stop):
             sink.connect(stop)
             embedded = getattr(wh, "backend", "") == "embedded"  # then reads go through this process
-            endpoint = ServiceEndpoint(settings.metrics_addr, ApiHandlers(wh.query, sink.status, sink.metrics,
-                                                                         sink.healthy),
-                                       data_dir=settings.data_dir, required=False,
+            reads = wh.reads(settings.read)
+            endpoint = ServiceEndpoint(settings.metrics_addr,
+                                       ApiHandlers(sink.status, sink.metrics, sink.healthy, reads=reads, write=reads.write),
+                                       data_dir=settings.data_dir, required=False, limits=settings.read,
                                        run_info={"started_at": time.time(), "role": "kafka-sink"} if embedded else None)
             with endpoint:
                 started = time.monotonic()

@@ -24,8 +24,9 @@ class WarehouseStore:
     versions, the last stored trade per symbol (to find gaps since the previous run), reads for
     the API, and the measured ingest latency at the end."""
 
-    def __init__(self, wh):
+    def __init__(self, wh, read_limits=None):
         self.wh = wh
+        self.reads = wh.reads(read_limits)
         self._pending_writes: set = set()
 
     def store_instruments(self, exchange: str, instruments: list[Instrument]) -> None:
@@ -53,8 +54,9 @@ class WarehouseStore:
         if self._pending_writes:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
 
-    def query(self, sql: str, fmt: str, params: dict | None) -> str:
-        return self.wh.query(sql, fmt, params)
+    def write(self, sql: str, fmt: str) -> str:
+        """`k2 query --write`: in a session of its own, never the writer's (k2.warehouse.reads)."""
+        return self.reads.write(sql, fmt)
 
     def latency_percentiles(self, since_us: int) -> dict[str, float]:
         rows = self.wh.rows(stored_query("ingest_latency"), {"s": since_us})

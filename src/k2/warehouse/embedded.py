@@ -122,14 +122,19 @@ class EmbeddedWarehouse(RowReads):
         for stmt in SESSION_SETTINGS:
             self._session.query(stmt)
         self.journal = InflightJournal(self.data_dir)
+        self._door = None
 
     # -- basic calls ------------------------------------------------------------------------
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         with self._lock:
             return self._session.query(sql, "CSV", params=params or None)
 
-    def query(self, sql: str, fmt: str = "TabSeparated", params: dict[str, Any] | None = None) -> str:
-        """Run a read and return ClickHouse's formatted text (CSVWithNames, JSONEachRow, ...)."""
+    def query(self, sql: str, fmt: str = "TabSeparated", params: dict[str, Any] | None = None,
+              settings: dict[str, Any] | None = None) -> str:
+        """Run a read and return ClickHouse's formatted text (CSVWithNames, JSONEachRow, ...).
+        With `settings` (output settings), it runs through the read door, which applies them."""
+        if settings:
+            return self.reads().query(sql, fmt, params, settings)
         with self._lock:
             res = self._session.query(sql, fmt, params=params or None)
         return res.bytes().decode("utf-8", "replace") if hasattr(res, "bytes") else str(res)
@@ -168,6 +173,17 @@ class EmbeddedWarehouse(RowReads):
         )
         with self._lock:
             self._session.query(sql, "CSV", params=params or None)
+
+    def reads(self, limits=None):
+        """The read door on this engine (k2.warehouse.reads): reads in sessions of their own,
+        read-only, limited, never through the writer's session or its lock."""
+        from k2.warehouse.reads import EmbeddedReads
+
+        if limits is None:
+            if self._door is None:
+                self._door = EmbeddedReads(chdb_dir(self.data_dir))
+            return self._door
+        return EmbeddedReads(chdb_dir(self.data_dir), limits)
 
     def release_freed_memory(self) -> None:
         """Hand the memory ClickHouse has freed back to the OS. chDB allocates with its own

@@ -24,13 +24,16 @@ import io
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import msgspec
 
+from k2.config import ReadSettings
+from k2.errors import K2Error, QueryError
 from k2.warehouse import RowReads
-from k2.errors import K2Error
+from k2.warehouse.reads import (ARROW_FORMATS, STREAMING_FORMATS, ReadDoor, ReadStream, database_name, inspect_ast,
+                                query_error, read_settings)
 
 _decode_line = msgspec.json.Decoder().decode
 
@@ -256,8 +259,10 @@ class ServerWarehouse(RowReads):
             return None
         return self._call(self._client.command, self._sql(sql), parameters=params or None)
 
-    def query(self, sql: str, fmt: str = "TabSeparated", params: dict[str, Any] | None = None) -> str:
-        data = self._call(self._client.raw_query, self._sql(sql), parameters=params or None, fmt=fmt)
+    def query(self, sql: str, fmt: str = "TabSeparated", params: dict[str, Any] | None = None,
+              settings: dict[str, Any] | None = None) -> str:
+        data = self._call(self._client.raw_query, self._sql(sql), parameters=params or None, fmt=fmt,
+                          settings=settings or None)
         return data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
 
 
@@ -300,8 +305,132 @@ class ServerWarehouse(RowReads):
         sql = self.insert_sql(table, batch, select_exprs, target_columns, where, token)
         self._call(self._client.command, sql, parameters=params or None, data=arrow_stream(batch))
 
+    def reads(self, limits: ReadSettings | None = None) -> "ServerReads":
+        """The read door on this server (k2.warehouse.reads)."""
+        return ServerReads(self, limits)
+
     def close(self) -> None:
         try:
             self._client.close()
         except Exception:
             pass
+
+
+class ServerReads(ReadDoor):
+    """Reads on a ClickHouse server: the same read settings (limits, then readonly = 1) travel with
+    each request, so the server refuses writes and caps the read as chDB does; the statement check
+    asks the server's own parser. The server also keeps its own rules (grants, user_files_path)."""
+
+    backend = "server"
+
+    def __init__(self, wh: ServerWarehouse, limits: ReadSettings | None = None):
+        super().__init__(limits)
+        self.wh = wh
+
+    def _settings(self, settings: dict[str, Any] | None, buffered: bool) -> dict[str, Any]:
+        out = read_settings(self.limits, settings, buffered=buffered)
+        out.pop("readonly")
+        out["readonly"] = 1  # last: the server applies the limits before it turns read-only
+        return out
+
+    def _raw(self, sql: str, fmt: str, params, settings, database: str):
+        if database not in ("k2", self.wh.database):  # one database per server URL
+            database_name(database)
+            raise QueryError(f"this endpoint reads database {self.wh.database} of the ClickHouse server only",
+                             81, "UNKNOWN_DATABASE")
+        try:
+            return self.wh._client.raw_stream(self.wh._sql(sql), parameters=params or None, settings=settings, fmt=fmt)
+        except Exception as exc:
+            raise query_error(scrub(str(exc), *self.wh._secrets), self.limits) from None
+
+    def _statement(self, sql: str):
+        st = self._checked.get(sql)
+        if st is None:
+            try:
+                self.wh._client.raw_query("SELECT formatQuerySingleLine({q:String})", parameters={"q": sql},
+                                          settings=self._settings(None, False), fmt="TSVRaw")
+                dump = self.wh._client.raw_query("EXPLAIN AST " + sql, settings=self._settings(None, False), fmt="TSVRaw")
+            except Exception as exc:
+                raise query_error(scrub(str(exc), *self.wh._secrets), self.limits) from None
+            st = inspect_ast(dump.decode("utf-8", "replace") if isinstance(dump, (bytes, bytearray)) else str(dump))
+            self._checked.put(sql, st)
+        return st
+
+    def stream(self, sql: str, fmt: str = "TabSeparated", params: dict[str, Any] | None = None,
+               settings: dict[str, Any] | None = None, database: str = "k2", check: bool = True) -> ReadStream:
+        release = self._take_slot()
+        try:
+            st = self._statement(sql) if check else None
+            out_fmt = (st.fmt if st and st.fmt else fmt) or "TabSeparated"
+            buffered = out_fmt not in STREAMING_FORMATS and out_fmt not in ARROW_FORMATS
+            body = self._raw(sql, out_fmt, params, self._settings(settings, buffered), database)
+        except BaseException:
+            release()
+            raise
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                for data in body:
+                    if data:
+                        yield bytes(data)
+            except Exception as exc:
+                raise query_error(scrub(str(exc), *self.wh._secrets), self.limits) from None
+
+        def finish() -> None:
+            try:
+                body.close()
+            except Exception:
+                pass
+            release()
+
+        return ReadStream(out_fmt, chunks(), {}, finish)
+
+    def write(self, sql: str, fmt: str = "TabSeparated") -> str:
+        from k2.warehouse.reads import write_settings
+
+        release = self._take_slot()
+        try:
+            settings = write_settings(self.limits)
+            self.wh._client.raw_query("SELECT formatQuerySingleLine({q:String})", parameters={"q": sql},
+                                      settings=settings, fmt="TSVRaw")
+            data = self.wh._client.raw_query(self.wh._sql(sql), settings=settings, fmt=fmt)
+        except Exception as exc:
+            raise query_error(scrub(str(exc), *self.wh._secrets), self.limits) from None
+        finally:
+            release()
+        return data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
+
+    def arrow_batches(self, sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+                      check: bool = False):
+        import pyarrow as pa
+
+        from k2.warehouse.reads import _ClosingBatches
+
+        stream = self.stream(sql, "ArrowStream", params, settings, check=check)
+        try:
+            reader = pa.ipc.open_stream(pa.PythonFile(_IterFile(iter(stream)), mode="r"))
+        except Exception as exc:
+            stream.close()
+            raise query_error(exc, self.limits) from None
+        return reader.schema, _ClosingBatches(iter(reader), stream.close, self.limits)
+
+
+class _IterFile(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (pyarrow reads the stream from it)."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks, self._buf = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n

@@ -9,4 +9,3 @@ WHERE ({exchange:String} = 'all' OR exchange = {exchange:String})
   AND ({state:String} = 'all' OR toString(state) = {state:String})
 ORDER BY detected_at DESC
 LIMIT {limit:UInt64}
-SETTINGS output_format_json_quote_64bit_integers = 0

@@ -22,4 +22,3 @@ WHERE canonical_symbol = {symbol:String}
   AND window_start < {until:DateTime64(6, 'UTC')}
 ORDER BY window_start, exchange
 LIMIT {limit:UInt64}
-SETTINGS output_format_json_quote_64bit_integers = 0  -- counts print as JSON numbers

@@ -6,4 +6,3 @@ WHERE ({exchange:String} = 'all' OR exchange = {exchange:String})
   AND received_at >= {since:DateTime64(6, 'UTC')}
 ORDER BY received_at DESC
 LIMIT {limit:UInt64}
-SETTINGS output_format_json_quote_64bit_integers = 0

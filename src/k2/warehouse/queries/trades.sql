@@ -22,4 +22,3 @@ FROM
 )
 ORDER BY ts, exchange, length(id), id
 LIMIT {limit:UInt64}
-SETTINGS output_format_json_quote_64bit_integers = 0  -- counts print as JSON numbers
