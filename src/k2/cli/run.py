@@ -1,4 +1,4 @@
-"""Commands that run something until stopped: run, demo, feed, sink, record, simulate.
+"""Commands that run something until stopped: run, demo, feed, sink, record, serve, simulate.
 
 Each handler imports its service when the command runs, so a process loads only what its job
 needs (`k2 feed` never loads the warehouse; `k2 --help` loads no service).
@@ -99,6 +99,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     data_dir=Path(args.data_dir) if args.data_dir else None, exchanges=exchanges)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import sys
+
+    from k2.services.api import parse_addr
+    from k2.services.serve import run_serve
+
+    s = settings_from(args)
+    if args.duration is not None and args.duration <= 0:
+        raise K2Error("--duration must be positive")
+    if args.addr:
+        parse_addr(args.addr)
+    if not s.warehouse_url and not (s.data_dir / "chdb").is_dir():
+        raise K2Error(f"no K2 data in {s.data_dir} (run k2 run or k2 load first, or pass --data-dir)")
+
+    def ready(address: str) -> None:
+        print(f"k2 serve: ClickHouse HTTP interface on http://{address} (database k2, read-only); "
+              "Ctrl-C stops", file=sys.stderr, flush=True)
+
+    run_serve(s, args.addr, args.duration, on_ready=ready)
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from k2.simulator.command import run_command
 
@@ -145,6 +167,12 @@ def register(sub) -> None:
     sp.add_argument("--out", required=True, help="output file (one frame per line)")
     sp.add_argument("--duration", type=float, help="stop after this many seconds")
     sp.set_defaults(func=cmd_record)
+
+    sp = sub.add_parser("serve", help="serve the ClickHouse-compatible read endpoint over a data dir (no ingest)")
+    sp.add_argument("--addr", help="HOST:PORT to listen on (env K2_METRICS_ADDR, default 127.0.0.1:9108)")
+    sp.add_argument("--duration", type=float, help="stop after this many seconds")
+    storage_options(sp)
+    sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("simulate", help="run local exchange servers (seeded trades, replay, faults)")
     simulate_arguments(sp)

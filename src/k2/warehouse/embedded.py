@@ -11,6 +11,7 @@ import fcntl
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +19,7 @@ import msgspec
 from chdb import session
 
 from k2.errors import K2Error, WarehouseBusy
+from k2.runfile import READER_FILE, RELEASE_FILE, read_reader_info, request_release
 from k2.warehouse import RowReads
 from k2.warehouse.journal import InflightJournal
 
@@ -78,6 +80,21 @@ def data_dir_is_locked(data_dir: Path) -> bool:
         os.close(fd)
 
 
+def wait_for_reader_release(data_dir: Path, timeout: float = 15.0) -> bool:
+    """When the process holding the data dir is a reader (the Python API between calls), ask it to
+    close its engine and wait until the lock is free (it answers within ~0.1 s, after the read it
+    may be running). False when the holder is not a reader, or did not let go in time."""
+    if read_reader_info(data_dir) is None:
+        return False
+    request_release(data_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not data_dir_is_locked(data_dir):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def check_data_dir(data_dir: Path) -> None:
     """Refuse a path that is not a K2 data dir before chDB sees it."""
     d = Path(data_dir)
@@ -85,7 +102,8 @@ def check_data_dir(data_dir: Path) -> None:
         raise K2Error(f"data dir {d} exists and is not a directory")
     if d.is_dir():
         entries = {p.name for p in d.iterdir()}
-        foreign = entries - {"chdb", "k2.run.json", "logs", "k2.lock", "exports", ".k2demo", "spool", "inflight.json"}
+        foreign = entries - {"chdb", "k2.run.json", "logs", "k2.lock", "exports", ".k2demo", "spool", "inflight.json",
+                             READER_FILE, RELEASE_FILE}
         if entries and "chdb" not in entries and foreign:
             raise K2Error(
                 f"{d} is not a K2 data dir (it holds {', '.join(sorted(foreign)[:3])}...); "
@@ -103,7 +121,7 @@ class EmbeddedWarehouse(RowReads):
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
         check_data_dir(self.data_dir)
-        if data_dir_is_locked(self.data_dir):
+        if data_dir_is_locked(self.data_dir) and not wait_for_reader_release(self.data_dir):
             raise WarehouseBusy(
                 f"data dir {self.data_dir} is in use by another k2 process; "
                 "stop it or use a different --data-dir"
