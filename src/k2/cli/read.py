@@ -1,4 +1,4 @@
-"""Commands that read the warehouse: ohlcv, trades, query, chart.
+"""Commands that read the warehouse: ohlcv, trades, query, export, chart.
 
 They read through the running pipeline when one holds the data dir (k2.read.remote), else open it.
 """
@@ -46,6 +46,32 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from k2.read.export import check_out, export, progress_printer
+    from k2.read.queries import check_interval
+    from k2.times import parse_time
+
+    out = check_out(Path(args.out))
+    if args.layer == "gold":
+        check_interval(args.interval)
+    parse_time(args.since, "--since", "")
+    parse_time(args.until, "--until", "")
+    exchanges = [x.strip() for x in args.exchange.split(",") if x.strip()] if args.exchange else None
+    if exchanges:
+        from k2.exchanges import parse_exchange_list
+
+        exchanges = parse_exchange_list(",".join(exchanges))
+    symbols = [x.strip() for x in args.symbols.split(",") if x.strip()] if args.symbols else None
+    reader = reader_for(args)
+    try:
+        report = export(reader, out, args.layer, exchanges, symbols, args.since, args.until, args.interval,
+                        args.force, args.row_group_rows, progress_printer())
+    finally:
+        reader.close()
+    print(report.text(out))
+    return 0
+
+
 def cmd_chart(args: argparse.Namespace) -> int:
     from k2.read.charts import chart, check_output
 
@@ -80,6 +106,19 @@ def register(sub) -> None:
                          "its own; without it a query is read-only")
     storage_options(sp)
     sp.set_defaults(func=cmd_query)
+
+    sp = sub.add_parser("export", help="write a layer to Parquet files (Hive partitions by exchange and date)")
+    sp.add_argument("--out", required=True, help="output directory (created; a previous export is updated)")
+    sp.add_argument("--layer", default="silver", choices=("bronze", "silver", "gold"))
+    sp.add_argument("--exchange", help="exchanges, comma-separated (default: all)")
+    sp.add_argument("--symbols", help="canonical or native symbols, comma-separated (silver, gold)")
+    sp.add_argument("--since", help="start, ISO-8601 UTC (inclusive)")
+    sp.add_argument("--until", help="end, ISO-8601 UTC (exclusive)")
+    sp.add_argument("--interval", default="1m", help="gold: 1m, 5m, 15m, 1h or 1d (default 1m)")
+    sp.add_argument("--force", action="store_true", help="re-export partitions that are already up to date")
+    sp.add_argument("--row-group-rows", type=int, default=256 * 1024, help="rows per Parquet row group")
+    storage_options(sp)
+    sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("chart", help="draw candlesticks with volume to a PNG or self-contained HTML file")
     sp.add_argument("symbol", help="canonical symbol, e.g. BTC/USD")

@@ -1,0 +1,329 @@
+"""`k2 export`: the warehouse as Parquet files that pyarrow, polars, duckdb and Spark read as they are.
+
+    OUT/silver/trades/exchange=binance/date=2026-12-05/data.parquet
+    OUT/gold/ohlcv_1m/exchange=kraken/date=2026-12-05/data.parquet
+    OUT/bronze/binance/date=2026-12-05/data.parquet          (bronze: one dataset per venue's format)
+
+* Hive-style partitions by exchange and UTC date (silver: trade time; gold: window start; bronze:
+  the time K2 received the frame); the partition values live in the path, not in the file.
+* Exact types: decimals stay decimal128(38, 18) (a wider stored decimal is narrowed only when that
+  is exact, else the export fails), times are UTC timestamps, enums are their names.
+* zstd, row groups of `row_group_rows` rows (256 Ki by default: ~100 MB uncompressed for silver,
+  what readers like to scan in one piece).
+* One file per partition, written to a temporary file beside it and renamed over the old one:
+  re-exporting a day replaces it atomically, an interrupted export leaves no half file.
+* Resumable: a partition whose file already holds the rows the warehouse has for it (row count
+  and filters, kept in the file's metadata) is skipped; `force` re-exports everything.
+
+Reads go through the read door (read-only, limited; through `k2 run` while it runs, Arrow IPC on
+the wire); a large day is read in hour slices, so that no single read runs into the time limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from k2.errors import K2Error
+from k2.exchanges import ALL_ADAPTERS, get_adapter
+from k2.read.queries import check_interval, resolve_symbol
+from k2.times import EPOCH, FAR_FUTURE, parse_time
+from k2.warehouse import stored_query
+
+LAYERS = ("bronze", "silver", "gold")
+#: rows per Parquet row group
+ROW_GROUP_ROWS = 256 * 1024
+#: a day with more rows than this is read in hour slices (each read stays well inside its limits)
+SLICE_ROWS = 2_000_000
+#: the file-level metadata key that makes an export resumable
+META_KEY = b"k2.export"
+
+
+@dataclass(frozen=True)
+class Source:
+    """What one layer exports from: a table or view, its time column, and how rows are ordered."""
+
+    layer: str
+    table: str
+    dataset: str           # path under OUT
+    time_column: str
+    exchange_column: str | None
+    symbol_column: str | None
+    order_by: str
+
+
+@dataclass
+class Partition:
+    source: Source
+    exchange: str
+    day: str
+    rows: int
+
+    def path(self, out: Path) -> Path:
+        base = out / self.source.layer / self.source.dataset
+        if self.source.exchange_column:
+            base = base / f"exchange={self.exchange}"
+        return base / f"date={self.day}" / "data.parquet"
+
+
+def sources(layer: str, interval: str, exchanges: list[str] | None) -> list[tuple[Source, str | None]]:
+    """(source, fixed exchange or None) of a layer."""
+    if layer == "silver":
+        return [(Source("silver", "silver_trades_v2", "trades", "timestamp", "exchange", "canonical_symbol",
+                        "canonical_symbol, timestamp, exchange, trade_id"), None)]
+    if layer == "gold":
+        interval = check_interval(interval)
+        return [(Source("gold", f"ohlcv_{interval}", f"ohlcv_{interval}", "window_start", "exchange",
+                        "canonical_symbol", "canonical_symbol, window_start"), None)]
+    if layer == "bronze":
+        names = exchanges or sorted({a.name for a in ALL_ADAPTERS})
+        out = []
+        for name in names:
+            tables = sorted({a.bronze_table for a in ALL_ADAPTERS if a.name == name}) or [get_adapter(name).bronze_table]
+            for table in tables:
+                dataset = table.removeprefix("bronze_trades_")
+                out.append((Source("bronze", table, dataset, "received_at", None, None, ""), name))
+        return out
+    raise K2Error(f"unknown layer {layer!r} (choose {', '.join(LAYERS)})")
+
+
+# -- SQL built from the table's own columns ---------------------------------------------------------------
+def _ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def column_exprs(columns: list[list[str]], skip: set[str]) -> list[str]:
+    """A select list that Arrow and Parquet take exactly: enums as their names, DateTime as UTC
+    timestamps, decimals wider than 38 digits narrowed to Decimal(38, 18) only when that is exact
+    (else the read fails with the reason), everything else as stored."""
+    out = []
+    for name, ctype in columns:
+        if name in skip:
+            continue
+        col = _ident(name)
+        base = ctype.removeprefix("LowCardinality(").removeprefix("Nullable(")
+        if base.startswith("Enum"):
+            out.append(f"toString({col}) AS {col}")
+        elif base.startswith("DateTime(") or base == "DateTime":
+            out.append(f"toDateTime64({col}, 0, 'UTC') AS {col}")
+        elif base.startswith("Decimal(") and int(base[8:].split(",")[0]) > 38:
+            out.append(f"toDecimal128({col}, 18) + throwIf(toDecimal128({col}, 18) != {col}, "
+                       f"'{name} has more than 18 decimal places: it cannot be exported exactly as Decimal(38, 18)') "
+                       f"AS {col}")
+        else:
+            out.append(col)
+    return out
+
+
+def select_sql(src: Source, columns: list[list[str]]) -> str:
+    """One partition (or an hour of it) of a source, in the source's order."""
+    skip = {src.exchange_column} if src.exchange_column else set()
+    where = [f"{_ident(src.time_column)} >= {{lo:DateTime64(6, 'UTC')}}",
+             f"{_ident(src.time_column)} < {{hi:DateTime64(6, 'UTC')}}"]
+    if src.exchange_column:
+        where.append(f"{_ident(src.exchange_column)} = {{exchange:String}}")
+    if src.symbol_column:
+        where.append(f"(empty({{symbols:Array(String)}}) OR {_ident(src.symbol_column)} IN {{symbols:Array(String)}})")
+    order = src.order_by or _ident(src.time_column)
+    return (f"SELECT {', '.join(column_exprs(columns, skip))} FROM k2.{_ident(src.table)} "
+            f"WHERE {' AND '.join(where)} ORDER BY {order}")
+
+
+def plan_sql(src: Source) -> str:
+    """Rows per (exchange, UTC day) of a source within the filters: the export's plan."""
+    ex = f"toString({_ident(src.exchange_column)})" if src.exchange_column else "{exchange:String}"
+    where = [f"{_ident(src.time_column)} >= {{since:DateTime64(6, 'UTC')}}",
+             f"{_ident(src.time_column)} < {{until:DateTime64(6, 'UTC')}}"]
+    if src.exchange_column:
+        where.append(f"(empty({{exchanges:Array(String)}}) OR {_ident(src.exchange_column)} IN {{exchanges:Array(String)}})")
+    if src.symbol_column:
+        where.append(f"(empty({{symbols:Array(String)}}) OR {_ident(src.symbol_column)} IN {{symbols:Array(String)}})")
+    return (f"SELECT {ex} AS ex, toString(toDate({_ident(src.time_column)}, 'UTC')) AS day, count() AS n "
+            f"FROM k2.{_ident(src.table)} WHERE {' AND '.join(where)} GROUP BY ex, day ORDER BY ex, day")
+
+
+def _array(values: Iterable[str]) -> str:
+    return "[" + ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values) + "]"
+
+
+# -- the export ------------------------------------------------------------------------------------------
+@dataclass
+class ExportReport:
+    partitions: int = 0
+    written: int = 0
+    skipped: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+
+    def text(self, out: Path) -> str:
+        rate = self.rows / self.seconds if self.seconds else 0.0
+        return (f"exported {self.rows:,} rows in {self.written} partition files to {out} "
+                f"({self.skipped} of {self.partitions} partitions already up to date) in {self.seconds:.1f} s "
+                f"({rate:,.0f} rows/s)")
+
+
+def check_out(out: Path) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise K2Error(f"--out {out} exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not any((out / layer).is_dir() for layer in LAYERS):
+        raise K2Error(f"--out {out} holds other files; choose an empty directory or a previous export")
+    return out
+
+
+def export(reader, out: Path, layer: str = "silver", exchanges: list[str] | None = None,
+           symbols: list[str] | None = None, since: str | None = None, until: str | None = None,
+           interval: str = "1m", force: bool = False, row_group_rows: int = ROW_GROUP_ROWS,
+           progress: Callable[[str], None] | None = None) -> ExportReport:
+    """Export one layer (see the module docstring). `progress(line)` hears about each partition."""
+    import pyarrow as pa  # noqa: F401  (fail here, not mid-export, if pyarrow is broken)
+
+    if layer not in LAYERS:
+        raise K2Error(f"unknown layer {layer!r} (choose {', '.join(LAYERS)})")
+    if row_group_rows <= 0:
+        raise K2Error("--row-group-rows must be positive")
+    if layer == "bronze" and symbols:
+        raise K2Error("--symbols filters silver and gold; bronze is exported per exchange, whole")
+    out = check_out(out)
+    exchanges = [get_adapter(e).name for e in exchanges] if exchanges else None
+    canon = sorted({resolve_symbol(reader, s) for s in symbols}) if symbols else []
+    lo, hi = parse_time(since, "--since", EPOCH), parse_time(until, "--until", FAR_FUTURE)
+    filt = {"layer": layer, "symbols": canon, "since": lo, "until": hi, "interval": interval if layer == "gold" else None}
+    say = progress or (lambda _line: None)
+    report = ExportReport()
+    started = time.monotonic()
+
+    todo: list[Partition] = []
+    columns: dict[str, list[list[str]]] = {}
+    for src, fixed in sources(layer, interval, exchanges):
+        columns[src.table] = reader.rows(stored_query("export_columns"), {"table": src.table})
+        if not columns[src.table]:
+            continue  # a venue's table this data dir does not have
+        params = {"since": lo, "until": hi, "symbols": _array(canon), "exchanges": _array(exchanges or []),
+                  "exchange": fixed or ""}
+        for ex, day, n in reader.rows(plan_sql(src), params):
+            todo.append(Partition(src, ex, day, int(n)))
+    report.partitions = len(todo)
+    for i, part in enumerate(todo, 1):
+        path = part.path(out)
+        label = f"[{i}/{len(todo)}] {part.source.layer} {part.source.dataset} {part.exchange} {part.day}"
+        if not force and _up_to_date(path, part.rows, filt):
+            report.skipped += 1
+            say(f"{label}: {part.rows:,} rows, up to date")
+            continue
+        t0 = time.monotonic()
+        n = _write_partition(reader, part, columns[part.source.table], path, filt, canon, lo, hi, row_group_rows)
+        dt = time.monotonic() - t0
+        report.written += 1
+        report.rows += n
+        say(f"{label}: {n:,} rows in {dt:.1f} s ({n / dt if dt else 0:,.0f} rows/s)")
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _up_to_date(path: Path, rows: int, filt: dict) -> bool:
+    if not path.is_file():
+        return False
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+    except Exception:
+        return False
+    stored = (meta.metadata or {}).get(META_KEY)
+    try:
+        doc = json.loads(stored) if stored else {}
+    except ValueError:
+        return False
+    return meta.num_rows == rows and doc.get("filter") == filt
+
+
+def _slices(part: Partition, lo: str, hi: str) -> list[tuple[str, str]]:
+    """The time ranges one partition is read in: the day (clipped to the filters), or its hours."""
+    day_lo = f"{part.day} 00:00:00.000000"
+    from datetime import datetime, timedelta
+
+    start = datetime.strptime(part.day, "%Y-%m-%d")
+    day_hi = (start + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    a, b = max(day_lo, lo), min(day_hi, hi)
+    if part.rows <= SLICE_ROWS:
+        return [(a, b)]
+    out = []
+    for h in range(24):
+        s = (start + timedelta(hours=h)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        e = (start + timedelta(hours=h + 1)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        s, e = max(s, a), min(e, b)
+        if s < e:
+            out.append((s, e))
+    return out
+
+
+def _write_partition(reader, part: Partition, columns: list[list[str]], path: Path, filt: dict,
+                     canon: list[str], lo: str, hi: str, row_group_rows: int) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(".data.parquet.tmp-*"):  # left by an export that was killed
+        stale.unlink(missing_ok=True)
+    tmp = path.parent / f".data.parquet.tmp-{os.getpid()}"
+    sql = select_sql(part.source, columns)
+    writer = None
+    pending: list[Any] = []
+    pending_rows = written = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_rows, written
+        if pending:
+            table = pa.Table.from_batches(pending)
+            writer.write_table(table, row_group_size=row_group_rows)
+            written += table.num_rows
+            pending, pending_rows = [], 0
+
+    try:
+        for a, b in _slices(part, lo, hi):
+            schema, batches = reader.arrow_batches(sql, {"lo": a, "hi": b, "exchange": part.exchange,
+                                                         "symbols": _array(canon)})
+            try:
+                if writer is None:
+                    meta = {META_KEY: json.dumps({"filter": filt, "source": part.source.table}).encode()}
+                    writer = pq.ParquetWriter(tmp, schema.with_metadata(meta), compression="zstd",
+                                              write_statistics=True)
+                for batch in batches:
+                    pending.append(batch)
+                    pending_rows += batch.num_rows
+                    if pending_rows >= row_group_rows:
+                        flush()
+            finally:
+                close = getattr(batches, "close", None)
+                if close:
+                    close()
+        if writer is None:
+            raise K2Error(f"{part.source.table} {part.exchange} {part.day}: no rows came back")
+        flush()
+        writer.close()
+        writer = None
+        if written < part.rows:  # more is fine: trades of that day arrived meanwhile
+            raise K2Error(f"{part.source.table} {part.exchange} {part.day}: read {written:,} rows, the plan counted "
+                          f"{part.rows:,}; nothing was replaced, run it again")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return written
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp.exists():
+            tmp.unlink()
+
+
+def progress_printer(stream=sys.stderr) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        print(line, file=stream, flush=True)
+
+    return say
