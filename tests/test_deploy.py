@@ -124,13 +124,18 @@ def test_dashboard_is_generated_from_its_script():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.build() == dashboard(), "run deploy/grafana/make_dashboard.py after editing it"
+    embedded = json.loads((DEPLOY / "grafana" / "dashboards" / "k2-embedded.json").read_text())
+    assert mod.build_embedded() == embedded, "run deploy/grafana/make_dashboard.py after editing it"
+    sources = {t["datasource"]["uid"] for p in embedded["panels"] for t in p.get("targets", [])}
+    assert "k2-embedded" in sources and "k2-clickhouse" not in sources
 
 
 def test_dashboard_datasources_and_promql():
     board = dashboard()
     provisioned = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "k2.yml").read_text())
     uids = {d["uid"]: d["type"] for d in provisioned["datasources"]}
-    assert uids == {"k2-prometheus": "prometheus", "k2-clickhouse": "grafana-clickhouse-datasource"}
+    assert uids == {"k2-prometheus": "prometheus", "k2-clickhouse": "grafana-clickhouse-datasource",
+                    "k2-embedded": "grafana-clickhouse-datasource"}
     names = exposed_metric_names()
     panels = [p for p in board["panels"] if p["type"] != "row"]
     assert {p["type"] for p in panels} >= {"candlestick", "timeseries", "stat"}

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes deploy/grafana/dashboards/k2.json, the provisioned "K2" dashboard (the JSON is committed;
 edit this file and run it again). Panels over K2's Prometheus metrics (feeds, ingest, sink,
-process) and over the ClickHouse warehouse (candles, trades/s per exchange, rejects).
+process) and over the ClickHouse warehouse (candles, trades/s per exchange, rejects); and
+k2-embedded.json, the same with its warehouse panels on K2's own read endpoint (k2 run, k2 serve).
 tests/test_deploy.py checks that every PromQL expression names metrics K2 exposes."""
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from pathlib import Path
 
 PROM = {"type": "prometheus", "uid": "k2-prometheus"}
 CH = {"type": "grafana-clickhouse-datasource", "uid": "k2-clickhouse"}
+#: the embedded store's datasource: K2's own ClickHouse-compatible endpoint (k2 run, k2 serve)
+EMBEDDED = {"type": "grafana-clickhouse-datasource", "uid": "k2-embedded"}
 OUT = Path(__file__).parent / "dashboards" / "k2.json"
+OUT_EMBEDDED = Path(__file__).parent / "dashboards" / "k2-embedded.json"
 CH_TIMESERIES, CH_TABLE = 0, 1  # the ClickHouse plugin's query formats
 
 _ids = iter(range(1, 1000))
@@ -163,10 +167,19 @@ def build() -> dict:
     }
 
 
+def build_embedded() -> dict:
+    """The same dashboard with its warehouse panels on the "K2 (embedded)" datasource: the
+    ClickHouse-compatible read endpoint of `k2 run` / `k2 serve` (no ClickHouse server needed)."""
+    board = json.loads(json.dumps(build()).replace(f'"uid": "{CH["uid"]}"', f'"uid": "{EMBEDDED["uid"]}"'))
+    board.update(uid="k2-embedded", title="K2 (embedded: k2 run / k2 serve)")
+    return board
+
+
 def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(build(), indent=2) + "\n")
-    print(f"wrote {OUT}")
+    OUT_EMBEDDED.write_text(json.dumps(build_embedded(), indent=2) + "\n")
+    print(f"wrote {OUT} and {OUT_EMBEDDED}")
 
 
 if __name__ == "__main__":

@@ -138,8 +138,10 @@ def ast_nodes(dump: str) -> list[tuple[int, str, str]]:
     return out
 
 
-def inspect_ast(dump: str) -> Statement:
-    """Decide from ClickHouse's AST whether a statement may run as a read; raise QueryError if not."""
+def inspect_ast(dump: str, formats: frozenset[str] | None = None) -> Statement:
+    """Decide from ClickHouse's AST whether a statement may run as a read; raise QueryError if not.
+    `formats`: ClickHouse's output format names (a FORMAT clause is an identifier child of the root;
+    so is the database of SHOW ... FROM db)."""
     nodes = ast_nodes(dump)
     if not nodes:
         raise refused(62, "SYNTAX_ERROR", "empty query")
@@ -157,7 +159,7 @@ def inspect_ast(dump: str) -> Statement:
         if depth == 1 and node == "Literal":  # the only literal child of a query with output: INTO OUTFILE
             raise refused(358, "INTO_OUTFILE_NOT_ALLOWED", "INTO OUTFILE is not allowed on the read endpoint "
                                                            "(use k2 export, or a FORMAT and the response)")
-        if depth == 1 and node == "Identifier":
+        if depth == 1 and node == "Identifier" and (formats is None or rest.split(" ")[0] in formats):
             fmt = rest.split(" ")[0]
         if node == "Function":
             name = rest.split(" ")[0]
@@ -202,8 +204,9 @@ class _StatementCache:
 def read_settings(limits: ReadSettings, requested: dict[str, Any] | None = None,
                   buffered: bool = False) -> dict[str, Any]:
     """The settings a read's session starts with, `readonly = 1` last: K2's output settings, the
-    output settings the client asked for, and K2's limits (a client may lower, never raise them).
-    A request to change anything else is refused as ClickHouse refuses it in read-only mode."""
+    output settings the client asked for, and K2's limits (a client may lower them; a higher value,
+    as Grafana sends its own query timeout, leaves K2's ceiling in force). A request to change
+    anything else is refused as ClickHouse refuses it in read-only mode."""
     ours: dict[str, int] = {
         "max_execution_time": max(1, int(round(limits.timeout_s))),
         "max_memory_usage": int(limits.max_memory_mb) * 1024 * 1024,
@@ -226,11 +229,8 @@ def read_settings(limits: ReadSettings, requested: dict[str, Any] | None = None,
             except ValueError:
                 raise refused(36, "BAD_ARGUMENTS", f"setting '{name}' must be a number") from None
             limit = ours.get(name)
-            if limit is None or 0 < asked <= limit:
-                ours[name] = asked
-            elif asked != limit:
-                raise refused(164, "READONLY", f"Cannot modify '{name}' setting in readonly mode "
-                                               f"(the read endpoint allows at most {limit})")
+            if asked > 0 and (limit is None or asked < limit):
+                ours[name] = asked  # lower than K2's: taken; higher or 0 (unlimited): K2's ceiling stays
             continue
         if _OUTPUT_SETTINGS.match(name):
             out[name] = text
@@ -288,6 +288,7 @@ class ReadDoor(RowReads):
         self.limits = limits or ReadSettings()
         self._slots = threading.BoundedSemaphore(self.limits.max_concurrent)
         self._checked = _StatementCache()
+        self._formats: frozenset[str] | None = None
 
     # -- slots ---------------------------------------------------------------------------------------
     def _take_slot(self) -> Callable[[], None]:
@@ -392,9 +393,12 @@ class EmbeddedReads(ReadDoor):
             raise syntax_error(exc, self.limits) from None
         try:
             dump = conn.query("EXPLAIN AST " + sql, "TSVRaw", params=params).bytes().decode("utf-8", "replace")
+            if self._formats is None:
+                names = conn.query("SELECT name FROM system.formats WHERE is_output", "TSVRaw").bytes()
+                self._formats = frozenset(names.decode().split())
         except Exception as exc:
             raise query_error(exc, self.limits) from None
-        st = inspect_ast(dump)
+        st = inspect_ast(dump, self._formats)
         self._checked.put(sql, st)
         return st
 

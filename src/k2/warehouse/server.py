@@ -350,9 +350,13 @@ class ServerReads(ReadDoor):
                 self.wh._client.raw_query("SELECT formatQuerySingleLine({q:String})", parameters={"q": sql},
                                           settings=self._settings(None, False), fmt="TSVRaw")
                 dump = self.wh._client.raw_query("EXPLAIN AST " + sql, settings=self._settings(None, False), fmt="TSVRaw")
+                if self._formats is None:
+                    names = self.wh._client.raw_query("SELECT name FROM system.formats WHERE is_output", fmt="TSVRaw")
+                    self._formats = frozenset(bytes(names).decode().split())
             except Exception as exc:
                 raise query_error(scrub(str(exc), *self.wh._secrets), self.limits) from None
-            st = inspect_ast(dump.decode("utf-8", "replace") if isinstance(dump, (bytes, bytearray)) else str(dump))
+            st = inspect_ast(dump.decode("utf-8", "replace") if isinstance(dump, (bytes, bytearray)) else str(dump),
+                             self._formats)
             self._checked.put(sql, st)
         return st
 
