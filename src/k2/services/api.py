@@ -103,6 +103,7 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     503 and closed by the accepting thread, so a flood of idle clients cannot pile up threads."""
 
     daemon_threads = True
+    request_queue_size = 128  # accept promptly, so a connection past the ceiling is told so at once
     busy_body = b"Code: 202. DB::Exception: too many open connections to K2's endpoint. (TOO_MANY_SIMULTANEOUS_QUERIES)\n"
 
     def __init__(self, addr: tuple[str, int], handler: type, max_connections: int):
