@@ -130,3 +130,43 @@ def k2_main(capsys, monkeypatch, tmp_path) -> Callable[..., tuple[int, str, str]
         return rc, out, err
 
     return run
+
+
+# -- a few days of history (Python API, export, examples) -------------------------------------------
+HISTORY_START = 1784073600  # 2026-07-15 00:00:00 UTC
+
+
+def write_history_frames(folder: Path) -> dict[str, Path]:
+    """Three UTC days of trades as the exchanges send them: Binance BTCUSDT and ETHUSDT every
+    minute, Kraken XBT/USD every 90 s with 10-decimal prices; deterministic."""
+    from fixtures.make_frames import KTrade, binance_trade, kraken_time, kraken_trades
+
+    binance, kraken = [], []
+    for i in range(3 * 1440):
+        t_ms = (HISTORY_START + 60 * i) * 1000 + 123
+        for k, (sym, base) in enumerate((("BTCUSDT", 97000), ("ETHUSDT", 3500))):
+            price = f"{base + (i * 7919 + k) % 1000 / 100:.8f}"
+            qty = f"0.{(i * 104729 + k) % 99999991 + 1:08d}"
+            binance.append(binance_trade(sym, 1_000_000 + 2 * i + k, price, qty, t_ms + k, i % 3 == 0))
+    for j in range(3 * 960):
+        us = (HISTORY_START + 90 * j) * 1_000_000 + 250_001
+        price = f"{97000 + (j * 31) % 5000 / 1000:.10f}"
+        kraken.append(kraken_trades(119930881, "XBT/USD", [KTrade(price, f"{(j % 97 + 1) / 1000:.8f}", kraken_time(us),
+                                                                 "b" if j % 2 else "s")]))
+    paths = {}
+    for name, frames in (("binance", binance), ("kraken", kraken)):
+        path = folder / f"history_{name}.jsonl"
+        write_lines(path, frames)
+        paths[name] = path
+    return paths
+
+
+@pytest.fixture(scope="session")
+def history_dir(tmp_path_factory, k2_cli) -> Path:
+    """A data dir holding `write_history_frames` (loaded with `k2 load`); tests only read it."""
+    folder = tmp_path_factory.mktemp("history")
+    data = folder / "k2data"
+    for name, path in write_history_frames(folder).items():
+        r = k2_cli("load", path, "--exchange", name, "--data-dir", data)
+        assert r.returncode == 0, r.stderr
+    return data

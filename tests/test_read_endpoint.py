@@ -301,4 +301,6 @@ def test_python_api_reads_through_the_running_pipeline(live):
     with pytest.raises(k2.QueryError) as info:
         db.query("TRUNCATE TABLE k2.silver_trades_v2")
     assert info.value.code == 164
-    assert "chdb" not in sys.modules  # the notebook never opened the data dir: the pipeline answered
+    from k2.read.api import _HeldEngine
+
+    assert _HeldEngine.current is None  # this process never opened the data dir: the pipeline answered
