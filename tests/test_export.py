@@ -1,0 +1,176 @@
+"""`k2 export`: Parquet that pyarrow.dataset, polars and duckdb read back equal to the warehouse,
+partitioned by exchange and day, exact types; re-exports are idempotent, resumable and atomic.
+
+The warehouse is `history_dir` (three days of Binance and Kraken trades). Exports run as the
+`k2` command in a subprocess; the reference rows come from the warehouse through the Python API.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+import k2
+from k2.read.api import _close_held_engine
+
+
+@pytest.fixture(scope="module", autouse=True)
+def give_up_the_engine():
+    _close_held_engine()
+    yield
+    _close_held_engine()
+
+
+def reference(history_dir, sql: str) -> pa.Table:
+    with k2.connect(history_dir, keep_open_s=0) as db:
+        return db.query(sql)
+
+
+def run_export(k2_cli, history_dir, out: Path, *args) -> str:
+    _close_held_engine()  # the export opens the data dir itself
+    r = k2_cli("export", "--out", out, "--data-dir", history_dir, *args, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout + r.stderr
+
+
+def sorted_rows(table: pa.Table, keys: list[str]) -> list[dict]:
+    return table.sort_by([(k, "ascending") for k in keys]).to_pylist()
+
+
+SILVER_COLUMNS = ("exchange, trade_id, toString(canonical_symbol) AS canonical_symbol, price, quantity, "
+                  "toString(side) AS side, timestamp, vendor_data, is_valid")
+
+
+@pytest.fixture(scope="module")
+def silver_export(k2_cli, history_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export")
+    run_export(k2_cli, history_dir, out, "--layer", "silver")
+    return out
+
+
+def test_silver_reads_back_equal_with_pyarrow_polars_and_duckdb(silver_export, history_dir):
+    root = silver_export / "silver" / "trades"
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet"))
+    assert files == [f"exchange={ex}/date=2026-07-{d}/data.parquet" for ex in ("binance", "kraken") for d in (15, 16, 17)]
+    want = sorted_rows(reference(history_dir, f"SELECT {SILVER_COLUMNS} FROM silver_trades_v2"), ["exchange", "trade_id"])
+    assert len(want) == 3 * 1440 * 2 + 3 * 960
+
+    got = ds.dataset(root, partitioning="hive").to_table()
+    assert str(got.schema.field("price").type) == "decimal128(38, 18)"
+    assert str(got.schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+    got = got.select(["exchange", "trade_id", "canonical_symbol", "price", "quantity", "side", "timestamp",
+                      "vendor_data", "is_valid"])
+    assert sorted_rows(got, ["exchange", "trade_id"]) == want
+
+    pl = pytest.importorskip("polars")
+    frame = pl.read_parquet(str(root / "**" / "*.parquet"), hive_partitioning=True)
+    assert str(frame.schema["price"]) == "Decimal(precision=38, scale=18)"
+    assert sorted(zip(frame["exchange"].to_list(), frame["trade_id"].to_list(), frame["price"].to_list())) == \
+        [(w["exchange"], w["trade_id"], w["price"]) for w in want]
+
+    duckdb = pytest.importorskip("duckdb")
+    rows = duckdb.sql(f"SELECT exchange, trade_id, price, quantity, side FROM read_parquet('{root}/**/*.parquet', "
+                      "hive_partitioning = true) ORDER BY exchange, trade_id").fetchall()
+    assert rows == [(w["exchange"], w["trade_id"], w["price"], w["quantity"], w["side"]) for w in want]
+    assert isinstance(rows[0][2], Decimal)
+
+
+def test_files_are_zstd_with_sized_row_groups(silver_export):
+    meta = pq.read_metadata(next((silver_export / "silver").rglob("*.parquet")))
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert meta.num_rows == sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+
+
+def test_reexport_is_idempotent_and_resumable(silver_export, k2_cli, history_dir):
+    root = silver_export / "silver" / "trades"
+    stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*.parquet")}
+    log = run_export(k2_cli, history_dir, silver_export, "--layer", "silver")
+    assert "6 of 6 partitions already up to date" in log
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.parquet")} == stamps
+    gone = root / "exchange=kraken" / "date=2026-07-16" / "data.parquet"
+    gone.unlink()
+    log = run_export(k2_cli, history_dir, silver_export, "--layer", "silver")
+    assert "1 partition files" in log and "5 of 6 partitions already up to date" in log
+    assert pq.read_metadata(gone).num_rows == 960
+    assert not list(root.rglob(".data.parquet.tmp-*"))
+
+
+def test_an_interrupted_export_leaves_the_old_file_whole(silver_export, history_dir, monkeypatch):
+    from k2.read import export as export_mod
+    from k2.read.remote import open_reader
+
+    target = silver_export / "silver" / "trades" / "exchange=binance" / "date=2026-07-15" / "data.parquet"
+    before = target.read_bytes()
+    real = pq.ParquetWriter.write_table
+
+    def fail_midway(self, table, *a, **kw):
+        real(self, table, *a, **kw)
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fail_midway)
+    _close_held_engine()
+    reader = open_reader(history_dir)
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            export_mod.export(reader, silver_export, "silver", ["binance"], since="2026-07-15", until="2026-07-16",
+                              force=True)
+    finally:
+        reader.close()
+    assert target.read_bytes() == before
+    assert not list(target.parent.glob(".data.parquet.tmp-*"))
+
+
+def test_gold_and_bronze_and_filters(k2_cli, history_dir, tmp_path):
+    run_export(k2_cli, history_dir, tmp_path, "--layer", "gold", "--interval", "1h", "--symbols", "BTC/USDT,XBT/USD",
+               "--since", "2026-07-16")
+    gold = ds.dataset(tmp_path / "gold" / "ohlcv_1h", partitioning="hive").to_table()
+    want = reference(history_dir, "SELECT exchange, toString(canonical_symbol) AS s, "
+                                  "toDateTime64(window_start, 0, 'UTC') AS window_start, close_price, "
+                                  "toDecimal128(quote_volume, 18) AS qv FROM ohlcv_1h WHERE window_start >= "
+                                  "'2026-07-16' AND canonical_symbol IN ('BTC/USDT', 'BTC/USD')")
+    assert gold.num_rows == want.num_rows == 2 * 48
+    assert str(gold.schema.field("window_start").type) == "timestamp[ms, tz=UTC]"  # Parquet's coarsest unit
+    assert str(gold.schema.field("quote_volume").type) == "decimal128(38, 18)"
+    got = {(r["exchange"], r["canonical_symbol"], r["window_start"]): (r["close_price"], r["quote_volume"])
+           for r in gold.to_pylist()}
+    assert got == {(r["exchange"], r["s"], r["window_start"]): (r["close_price"], r["qv"]) for r in want.to_pylist()}
+
+    run_export(k2_cli, history_dir, tmp_path, "--layer", "bronze", "--exchange", "kraken")
+    bronze = ds.dataset(tmp_path / "bronze" / "kraken", partitioning="hive").to_table()
+    assert bronze.num_rows == 3 * 960
+    assert set(bronze["side"].to_pylist()) == {"b", "s"}  # the venue's own values, as stored
+    assert isinstance(bronze["price"][0].as_py(), str)  # bronze keeps the exchange's strings
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layer", "platinum"], "invalid choice"),
+    (["--layer", "bronze", "--symbols", "BTC/USDT"], "--symbols filters silver and gold"),
+    (["--since", "last week"], "--since: not an ISO-8601 time"),
+    (["--layer", "gold", "--interval", "2m"], "unknown interval"),
+    (["--exchange", "nasdaq"], "nasdaq"),
+    (["--symbols", "NOPE/USD"], "unknown symbol"),
+])
+def test_bad_input_is_one_line_and_exit_2(k2_cli, history_dir, tmp_path, args, message):
+    _close_held_engine()
+    r = k2_cli("export", "--out", tmp_path / "out", "--data-dir", history_dir, *args)
+    assert r.returncode == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert not (tmp_path / "out" / "silver").exists()
+
+
+def test_out_must_be_a_directory_for_exports(k2_cli, history_dir, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    r = k2_cli("export", "--out", afile, "--data-dir", history_dir)
+    assert r.returncode == 2 and "not a directory" in r.stderr
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_text("meow")
+    r = k2_cli("export", "--out", other, "--data-dir", history_dir)
+    assert r.returncode == 2 and "holds other files" in r.stderr
+    assert os.listdir(other) == ["cat.jpg"]
