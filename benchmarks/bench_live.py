@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from _common import (
     Sampler,
@@ -76,9 +77,18 @@ def _metric(s: dict, name: str) -> float | None:
 
 
 def live_run(rate: float, seconds: float, warmup: float, work: Path, profile: Path | None = None,
-             extra_env: dict[str, str] | None = None) -> dict[str, Any]:
-    """One `k2 run` against the simulator at `rate` trades/s. Returns the measurements."""
+             extra_env: dict[str, str] | None = None, prepare: Callable[[Path], Any] | None = None,
+             during: Callable[[Path, float], Any] | None = None) -> dict[str, Any]:
+    """One `k2 run` against the simulator at `rate` trades/s. Returns the measurements.
+
+    `prepare(data_dir)` fills the data dir before `k2 run` opens it; `during(data_dir, seconds)`
+    runs in a thread over the measured window (reads while ingesting); its result is `during`."""
     data = Path(tempfile.mkdtemp(prefix="live-", dir=work))
+    if prepare is not None:
+        result_prepare = prepare(data / "wh")
+    else:
+        result_prepare = None
+    during_out: dict[str, Any] = {}
     port = free_port()
     result: dict[str, Any] = {"offered_rate": rate, "seconds": seconds, "warmup": warmup}
     with Simulator("--exchange", "binance", "--rate", str(rate), "--no-bursts", "--binance-message-limit", "0",
@@ -104,7 +114,13 @@ def live_run(rate: float, seconds: float, warmup: float, work: Path, profile: Pa
                 from profiles import profile_pid
 
                 spy = profile_pid(k2.pid, seconds, profile)
+            reader = None
+            if during is not None:
+                reader = threading.Thread(target=lambda: during_out.update(result=during(data / "wh", seconds)))
+                reader.start()
             time.sleep(seconds)
+            if reader is not None:
+                reader.join(seconds + 300)
             t1, t1_us = time.monotonic(), time.time_ns() // 1000
             threads = thread_share(threads0, thread_cpu(k2.pid), t1 - t0)
             time.sleep(0.6)
@@ -163,6 +179,10 @@ def live_run(rate: float, seconds: float, warmup: float, work: Path, profile: Pa
         "k2_summary": summary_text.strip()[-600:],
         "buffer_series": [round(v) for v in buf_v],
     })
+    if prepare is not None:
+        result["prepare"] = result_prepare
+    if during is not None:
+        result["during"] = during_out.get("result")
     result["cpu_pct_per_1k"] = round(100 * result["cpu_cores"] / (offered / 1000), 2) if offered else None
     result["verdict"] = verdict(result)
     result["sustained"] = not result["verdict"]

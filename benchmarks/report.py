@@ -20,6 +20,7 @@ HEADINGS = [
     "## 7. Reads: 1m candles",
     "## 8. Side by side with cryptofeed",
     "## 9. Where the time goes",
+    "## 10. The read door: Python API, `k2 export`, reads beside ingest",
 ]
 
 
@@ -328,6 +329,52 @@ def render(r: dict[str, Any]) -> str:
     if not any_prof:
         add("_No py-spy profile in this run (`--profile` adds them)._")
         add("")
+    # -- 10 the read door --
+    add(HEADINGS[10])
+    add("")
+    sec = S.get("api")
+    st = _status(sec)
+    if st:
+        add(st)
+    else:
+        o = sec["ohlcv"]
+        add(f"{sec['fill']['rows']:,} synthetic Binance trades (6 symbols, one UTC day), as in section 7. "
+            "`k2.connect(dir).ohlcv(\"BTC/USDT\", \"1m\", exchange=\"binance\", one day)` in a fresh Python process, "
+            "pipeline not running (the API holds the engine between calls), against the same SQL and parameters "
+            "on a plain chDB connection to the same engine (`ArrowTable`).")
+        add("")
+        add("| read | rows | cold ms | median ms (min–max) |")
+        add("|---|---:|---:|---:|")
+        for key, label in (("api", "Python API, end to end"), ("chdb_direct", "chDB directly, same query")):
+            x = o[key]
+            add(f"| {label} | {fmt_num(x['rows'])} | {x['cold_ms']:.1f} | {x['median_ms']:.1f} "
+                f"({x['min_ms']:.1f}–{x['max_ms']:.1f}) |")
+        add(f"\nAPI / direct: **{o['ratio']}×**; first call including `import k2`, pyarrow and opening the data dir: "
+            f"{o['api'].get('first_call_ms', '–')} ms.")
+        e = sec["export"]
+        add("")
+        add(f"`k2 export --layer silver` of those rows: {e['rows']:,} rows in {e['wall_s']:.1f} s = "
+            f"**{e['rows_per_s']:,.0f} rows/s**, peak RSS **{e['maxrss_mb']:.0f} MB** (wait4), "
+            f"{e['files']} files, {e['bytes'] / 2**20:,.1f} MB of Parquet.")
+        add("")
+        add("`k2 run` ingesting 10,000 trades/s from the simulator into a data dir prefilled with "
+            f"{sec['prefill_rows']:,} BTC/USDT trades, with and without readers during the measured window:")
+        add("")
+        add("| case | ingest p50 ms | ingest p99 ms | written/s | readers |")
+        add("|---|---:|---:|---:|---|")
+        for key, label in (("baseline", "no reads"), ("trades", "`trades` of 1M rows, repeated (Arrow IPC via the endpoint)"),
+                           ("heavy", "heavy SQL in 4 threads (scans, GROUP BY, 200k-row sorts)")):
+            r = sec["live"].get(key)
+            if not r:
+                continue
+            d = r.get("during") or {}
+            what = (f"{d.get('rows_per_s_median', 0):,.0f} rows/s" if key == "trades" else
+                    f"{d.get('reads', 0)} reads, median {d.get('read_ms_median')} ms, errors {d.get('errors')}"
+                    if key == "heavy" else "–")
+            add(f"| {label} | {r['latency_ms']['p50']} | **{r['latency_ms']['p99']}** | {r['written_per_s']:,.0f} | {what} |")
+        add("")
+        add(_la(sec))
+    add("")
     analysis = BENCH / "ANALYSIS.md"
     if analysis.exists():
         add(analysis.read_text().strip())

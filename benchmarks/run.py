@@ -8,7 +8,7 @@
 
 Writes `<out>/report.md` and `<out>/report.json` (default out: benchmarks/results). Sections:
 parse, load, live (ramp + latency + k2 run resources), feed (k2 feed in Kafka mode), kafka,
-reads, cryptofeed. Every figure is the median of repeated runs with its min-max; the load average
+reads, cryptofeed, api (the read door: Python API, export, reads beside ingest). Every figure is the median of repeated runs with its min-max; the load average
 is recorded before and after each section (other work on the machine shows up there). Scratch
 data (frame files, data dirs) goes to `--work` (default benchmarks/results/tmp, git-ignored) and
 data dirs are deleted after each section. Needs the `bench` extra (`pip install -e '.[bench]'`:
@@ -46,7 +46,7 @@ from _common import (  # noqa: E402
     summary,
 )
 
-SECTIONS = ("parse", "load", "live", "feed", "kafka", "reads", "cryptofeed")
+SECTIONS = ("parse", "load", "live", "feed", "kafka", "reads", "cryptofeed", "api")
 EXCHANGES = ("binance", "kraken", "coinbase", "bybit", "okx", "bitfinex", "gemini")
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -60,6 +60,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "kafka_transport_n": 200_000, "kafka_transport_reps": 3, "kafka_e2e_rate": 2_000, "kafka_e2e_seconds": 30,
         "kafka_feed_rate": 20_000, "kafka_feed_seconds": 15,
         "reads_rows": 10_000_000, "reads_reps": 20,
+        "api_rows": 10_000_000, "api_reps": 20, "api_prefill": 1_100_000, "api_trades_rows": 1_000_000,
+        "api_live_warmup": 5, "api_live_seconds": 20,
         "cf_cases": [("binance", 300_000), ("binance", 10_000), ("kraken", 150_000), ("kraken", 2_000)],
         "cf_reps": 3, "cf_warmup": 2, "cf_seconds": 8,
     },
@@ -72,6 +74,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "kafka_transport_n": 5_000, "kafka_transport_reps": 1, "kafka_e2e_rate": 300, "kafka_e2e_seconds": 3,
         "kafka_feed_rate": 0, "kafka_feed_seconds": 0,
         "reads_rows": 100_000, "reads_reps": 3,
+        "api_rows": 100_000, "api_reps": 3, "api_prefill": 20_000, "api_trades_rows": 20_000,
+        "api_live_warmup": 1, "api_live_seconds": 3,
         "cf_cases": [("binance", 5_000), ("kraken", 2_000)], "cf_reps": 1, "cf_warmup": 0.5, "cf_seconds": 1.5,
     },
 }
@@ -87,6 +91,13 @@ FLOORS = [
     ("feed_rss_10k", "`k2 feed` (Kafka mode, no chDB) peak RSS at 10,000 trades/s", "MB", "<", 100),
     ("run_rss", "`k2 run` embedded peak RSS (worst run at 1k/10k/s or a sustained rate up to 50,000/s)", "MB", "<", 400),
     ("candles_1sym_day", "1m candles, one symbol, one day, from 10M trades", "ms", "<", 50),
+    ("api_ohlcv", "`k2.connect().ohlcv` one symbol, one day, 1m, embedded, pipeline not running", "ms", "<", 50),
+    ("api_vs_chdb", "… within 2× of the same query through chDB directly", "x", "<=", 2.0),
+    ("api_trades", "`trades` of 1M rows into a pyarrow.Table while `k2 run` ingests 10,000/s", "rows/s", ">=", 1_000_000),
+    ("api_trades_p99", "… ingest p99 during that read", "ms", "<", 250),
+    ("heavy_reads_p99", "ingest p99 at 10,000/s with heavy reads running", "ms", "<", 250),
+    ("export_rate", "`k2 export` of 10M silver rows", "rows/s", ">=", 1_000_000),
+    ("export_rss", "`k2 export` peak RSS", "MB", "<", 400),
 ]
 
 
@@ -330,6 +341,55 @@ class Bench:
             shutil.rmtree(data, ignore_errors=True)
         return res
 
+    # -- 8. the read door (issues 16, 19) ---------------------------------------------------------------
+    def run_api(self) -> dict[str, Any]:
+        from bench_live import live_run
+
+        p = self.p
+        script = str(BENCH / "bench_api.py")
+        env = clean_env(K2_LOG_LEVEL="WARNING")
+        out: dict[str, Any] = {"prefill_rows": p["api_prefill"]}
+        data = self.scratch("api-")
+        try:
+            out["fill"] = run_json([PY, script, "fill", str(data / "wh"), "--rows", str(p["api_rows"])], 3600, env)
+            out["ohlcv"] = run_json([PY, script, "ohlcv", str(data / "wh"), "--reps", str(p["api_reps"])], 900, env)
+            ex = run_measured([*k2_cmd(), "export", "--out", str(data / "export"), "--layer", "silver",
+                               "--data-dir", str(data / "wh")], 3600, env)
+            if ex["rc"] != 0:
+                raise RuntimeError(f"k2 export failed: {ex['stderr'][-1500:]}")
+            files = list((data / "export").rglob("*.parquet"))
+            rows = out["fill"]["rows"]
+            out["export"] = {"rows": rows, "wall_s": round(ex["wall_s"], 2), "rows_per_s": round(rows / ex["wall_s"]),
+                             "maxrss_mb": round(ex["maxrss_mb"], 1), "cpu_s": round(ex["cpu_s"], 2),
+                             "files": len(files), "bytes": sum(f.stat().st_size for f in files)}
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+
+        def prefill(wh: Path) -> dict:
+            return run_json([PY, script, "fill", str(wh), "--rows", str(p["api_prefill"]), "--symbols", "1"], 1800, env)
+
+        def trades(wh: Path, seconds: float) -> dict:
+            time.sleep(min(1.0, seconds / 4))
+            return run_json([PY, script, "trades", str(wh), "--rows", str(p["api_trades_rows"]), "--reps", "3"],
+                            600, env)
+
+        def heavy(wh: Path, seconds: float) -> dict:
+            return run_json([PY, script, "heavy", str(wh), "--seconds", str(seconds), "--workers", "4"], 600, env)
+
+        live: dict[str, Any] = {}
+        for key, during in (("baseline", None), ("trades", trades), ("heavy", heavy)):
+            work = self.scratch("api-live-")
+            try:
+                r = live_run(10_000, p["api_live_seconds"], p["api_live_warmup"], work, prepare=prefill, during=during)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            live[key] = {k: r.get(k) for k in ("latency_ms", "written_per_s", "rss_peak_mb", "sustained", "verdict",
+                                               "during", "prepare")}
+            print(f"[bench]   api live {key}: p99 {r['latency_ms']['p99']} ms, written {r['written_per_s']:,.0f}/s, "
+                  f"during {json.dumps(r.get('during'))[:200]}", file=sys.stderr, flush=True)
+        out["live"] = live
+        return out
+
     # -- 7. side by side with cryptofeed -----------------------------------------------------------
     def run_cryptofeed(self) -> dict[str, Any]:
         try:
@@ -426,10 +486,17 @@ class Bench:
                 got["feed_rss_10k"] = row["rss_peak_mb"]["median"]
         got["run_rss"] = get(["live", "rss_peak_max_mb"])
         got["candles_1sym_day"] = get(["reads", "one_symbol_day", "median_ms"])
+        got["api_ohlcv"] = get(["api", "ohlcv", "api", "median_ms"])
+        got["api_vs_chdb"] = get(["api", "ohlcv", "ratio"])
+        got["api_trades"] = get(["api", "live", "trades", "during", "rows_per_s_median"])
+        got["api_trades_p99"] = get(["api", "live", "trades", "latency_ms", "p99"])
+        got["heavy_reads_p99"] = get(["api", "live", "heavy", "latency_ms", "p99"])
+        got["export_rate"] = get(["api", "export", "rows_per_s"])
+        got["export_rss"] = get(["api", "export", "maxrss_mb"])
         floors = []
         for key, text, unit, cmp, threshold in FLOORS:
             v = got.get(key)
-            ok = None if v is None else (v >= threshold if cmp == ">=" else v < threshold)
+            ok = None if v is None else (v >= threshold if cmp == ">=" else v <= threshold if cmp == "<=" else v < threshold)
             floors.append({"key": key, "floor": text, "unit": unit, "target": f"{cmp} {threshold:,}", "measured": v,
                            "pass": ok})
         self.report["floors"] = floors

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
-SECTIONS = ("parse", "load", "live", "feed", "kafka", "reads", "cryptofeed")
+SECTIONS = ("parse", "load", "live", "feed", "kafka", "reads", "cryptofeed", "api")
 
 
 @pytest.mark.slow
@@ -49,7 +49,11 @@ def test_benchmark_suite_tiny(tmp_path: Path) -> None:
 
     floors = {f["key"]: f for f in report["floors"]}
     assert set(floors) == {"load_binance", "live_sustained", "p99_10k", "feed_vs_cryptofeed", "feed_rss_10k",
-                           "run_rss", "candles_1sym_day"}
+                           "run_rss", "candles_1sym_day", "api_ohlcv", "api_vs_chdb", "api_trades", "api_trades_p99",
+                           "heavy_reads_p99", "export_rate", "export_rss"}
+    assert s["api"]["ohlcv"]["api"]["rows"] == 1440 and s["api"]["export"]["files"] == 1
+    assert s["api"]["live"]["trades"]["during"]["runs"][0]["rows"] > 0
+    assert s["api"]["live"]["heavy"]["during"]["reads"] > 0
     assert all(f["measured"] is not None for k, f in floors.items() if k != "live_sustained")
 
     text = md.read_text()

@@ -62,9 +62,9 @@ class ReadSettings:
 
     timeout_s: float = 30.0          # K2_READ_TIMEOUT_S: ClickHouse max_execution_time
     max_memory_mb: int = 512         # K2_READ_MAX_MEMORY_MB: max_memory_usage of one read
-    max_threads: int = 2             # K2_READ_MAX_THREADS: ClickHouse threads of one read
+    max_threads: int = 1             # K2_READ_MAX_THREADS: ClickHouse threads of one read
     max_result_mb: int = 256         # K2_READ_MAX_RESULT_MB: results that cannot be streamed (JSON, Parquet...)
-    max_concurrent: int = 4          # K2_READ_MAX_CONCURRENT: reads running at once; more wait
+    max_concurrent: int = 2          # K2_READ_MAX_CONCURRENT: reads running at once; more wait
     queue_timeout_s: float = 10.0    # K2_READ_QUEUE_TIMEOUT_S: how long a read waits for a slot
     max_connections: int = 32        # K2_READ_MAX_CONNECTIONS: open HTTP connections of the endpoint
     idle_timeout_s: float = 30.0     # K2_READ_IDLE_TIMEOUT_S: an idle connection is closed after this

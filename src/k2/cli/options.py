@@ -76,12 +76,12 @@ def feed_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
 
 
 # -- reads -------------------------------------------------------------------------------------------
-def reader_for(args: argparse.Namespace):
+def reader_for(args: argparse.Namespace, lean: bool = False):
     """The running pipeline when one holds the data dir, else the warehouse itself."""
     from k2.read.remote import open_reader  # loads the warehouse layer: only the read commands need it
 
     s = settings_from(args)
-    return open_reader(s.data_dir, s.warehouse_url, s.read)
+    return open_reader(s.data_dir, s.warehouse_url, s.read, lean=lean and s.release_startup_pages)
 
 
 def run_read(args: argparse.Namespace, fn: Callable) -> int:

@@ -62,7 +62,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         exchanges = parse_exchange_list(",".join(exchanges))
     symbols = [x.strip() for x in args.symbols.split(",") if x.strip()] if args.symbols else None
-    reader = reader_for(args)
+    reader = reader_for(args, lean=True)
     try:
         report = export(reader, out, args.layer, exchanges, symbols, args.since, args.until, args.interval,
                         args.force, args.row_group_rows, progress_printer())

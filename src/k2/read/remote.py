@@ -195,13 +195,16 @@ class LocalReader(RowReads):
         self.wh.close()
 
 
-def open_reader(data_dir: Path, warehouse_url: str | None = None, limits: ReadSettings | None = None):
-    """The running pipeline when one holds this data dir, else the warehouse itself."""
+def open_reader(data_dir: Path, warehouse_url: str | None = None, limits: ReadSettings | None = None,
+                lean: bool = False):
+    """The running pipeline when one holds this data dir, else the warehouse itself. `lean`: a
+    long read (k2 export) opens the data dir like the long-running writers do, giving back the
+    library pages only opening needed (docs/adr/0008)."""
     if not warehouse_url:
         info = read_run_info(data_dir)
         if info is not None:
             return RemoteReader(info)
-    return LocalReader(open_warehouse(data_dir, url=warehouse_url), limits)
+    return LocalReader(open_warehouse(data_dir, url=warehouse_url, release_startup_pages=lean), limits)
 
 
 __all__ = ["ClickHouseHTTP", "LocalReader", "QueryError", "RemoteReader", "open_reader"]
