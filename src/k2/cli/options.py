@@ -76,12 +76,19 @@ def feed_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
 
 
 # -- reads -------------------------------------------------------------------------------------------
-def reader_for(args: argparse.Namespace, lean: bool = False):
-    """The running pipeline when one holds the data dir, else the warehouse itself."""
+def reader_for(args: argparse.Namespace, lean: bool = False, batch_job: bool = False):
+    """The running pipeline when one holds the data dir, else the warehouse itself. `batch_job`
+    (k2 export): when this process opens the data dir itself, no writer shares it, so the read
+    may use two threads and ten minutes; through a running pipeline its limits apply."""
+    from dataclasses import replace
+
     from k2.read.remote import open_reader  # loads the warehouse layer: only the read commands need it
 
     s = settings_from(args)
-    return open_reader(s.data_dir, s.warehouse_url, s.read, lean=lean and s.release_startup_pages)
+    limits = s.read
+    if batch_job:
+        limits = replace(s.read, max_threads=max(2, s.read.max_threads), timeout_s=max(600.0, s.read.timeout_s))
+    return open_reader(s.data_dir, s.warehouse_url, limits, lean=lean and s.release_startup_pages)
 
 
 def run_read(args: argparse.Namespace, fn: Callable) -> int:

@@ -62,7 +62,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         exchanges = parse_exchange_list(",".join(exchanges))
     symbols = [x.strip() for x in args.symbols.split(",") if x.strip()] if args.symbols else None
-    reader = reader_for(args, lean=True)
+    reader = reader_for(args, lean=True, batch_job=True)
     try:
         report = export(reader, out, args.layer, exchanges, symbols, args.since, args.until, args.interval,
                         args.force, args.row_group_rows, progress_printer())
@@ -116,7 +116,7 @@ def register(sub) -> None:
     sp.add_argument("--until", help="end, ISO-8601 UTC (exclusive)")
     sp.add_argument("--interval", default="1m", help="gold: 1m, 5m, 15m, 1h or 1d (default 1m)")
     sp.add_argument("--force", action="store_true", help="re-export partitions that are already up to date")
-    sp.add_argument("--row-group-rows", type=int, default=256 * 1024, help="rows per Parquet row group")
+    sp.add_argument("--row-group-rows", type=int, default=128 * 1024, help="rows per Parquet row group")
     storage_options(sp)
     sp.set_defaults(func=cmd_export)
 

@@ -13,6 +13,8 @@ ClickHouse server alike.
 from __future__ import annotations
 
 import base64
+import http.client
+import io
 import json
 import urllib.error
 import urllib.request
@@ -45,8 +47,9 @@ class ClickHouseHTTP(RowReads):
         return {"Authorization": f"Basic {auth}", "Content-Type": "text/plain; charset=utf-8"}
 
     def open(self, sql: str, fmt: str, params: dict[str, Any] | None = None,
-             settings: dict[str, Any] | None = None):
-        """The HTTP response of one query (a file: read it, then close it)."""
+             settings: dict[str, Any] | None = None) -> "_Response":
+        """The HTTP response of one query (a file: read it, then close it). A read that fails
+        midway raises the error the endpoint ended the response with."""
         url_params: dict[str, str] = {"database": self.database, "default_format": fmt}
         for k, v in (settings or {}).items():
             url_params[k] = str(int(v)) if isinstance(v, bool) else str(v)
@@ -55,7 +58,7 @@ class ClickHouseHTTP(RowReads):
         req = urllib.request.Request(f"{self.base}/?{urlencode(url_params)}", data=sql.encode("utf-8"),
                                      method="POST", headers=self._headers())
         try:
-            return urllib.request.urlopen(req, timeout=self.timeout)
+            return _Response(urllib.request.urlopen(req, timeout=self.timeout))
         except urllib.error.HTTPError as exc:
             text = exc.read().decode("utf-8", "replace").strip()
             code = exc.headers.get("X-ClickHouse-Exception-Code")
@@ -69,19 +72,13 @@ class ClickHouseHTTP(RowReads):
     def query(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None,
               settings: dict[str, Any] | None = None) -> str:
         with self.open(sql, fmt, params, settings) as resp:
-            try:
-                return resp.read().decode("utf-8", "replace")
-            except OSError as exc:  # cut midway: the endpoint said why before it cut
-                raise K2Error(f"the read failed midway: {exc}") from None
+            return resp.read().decode("utf-8", "replace")
 
     def stream(self, sql: str, fmt: str = "TabSeparated", params: dict | None = None,
                settings: dict[str, Any] | None = None) -> Iterator[bytes]:
         with self.open(sql, fmt, params, settings) as resp:
             while True:
-                try:
-                    data = resp.read1(1 << 20) if hasattr(resp, "read1") else resp.read(1 << 20)
-                except OSError as exc:
-                    raise K2Error(f"the read failed midway: {exc}") from None
+                data = resp.read(1 << 20)
                 if not data:
                     return
                 yield data
@@ -113,6 +110,42 @@ class ClickHouseHTTP(RowReads):
         pass
 
 
+class _Response(io.RawIOBase):
+    """An HTTP response body as a file; when the endpoint cut it midway (after writing ClickHouse's
+    error text, the way ClickHouse does), reading raises that error as a QueryError."""
+
+    def __init__(self, resp):
+        self._resp = resp
+        self._tail = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        try:
+            n = self._resp.readinto(b)
+        except http.client.IncompleteRead as exc:
+            raise self._failed(exc.partial) from None
+        except OSError as exc:
+            raise K2Error(f"the read failed midway: {exc}") from None
+        if n >= 4096:
+            self._tail = bytes(b[n - 4096:n])
+        elif n:
+            self._tail = (self._tail + bytes(b[:n]))[-4096:]
+        return n
+
+    def _failed(self, partial: bytes) -> K2Error:
+        text = (self._tail + (partial or b""))[-4096:].decode("utf-8", "replace")
+        at = text.rfind("Code: ")
+        if at >= 0:
+            return query_error(text[at:])
+        return K2Error("the read failed midway: the endpoint cut the response")
+
+    def close(self) -> None:
+        self._resp.close()
+        super().close()
+
+
 class _ResponseBatches:
     def __init__(self, reader, resp):
         self._reader, self._resp = reader, resp
@@ -124,6 +157,9 @@ class _ResponseBatches:
         try:
             return self._reader.read_next_batch()
         except StopIteration:
+            self.close()
+            raise
+        except K2Error:
             self.close()
             raise
         except Exception as exc:  # the endpoint cut the stream: a timeout or error midway

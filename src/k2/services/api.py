@@ -329,7 +329,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for chunk in _pieces(resp.body):
                 data = packer.compress(chunk) if packer else chunk
-                if data:
+                if len(data) >= 65536:  # large: header, body and CRLF apart, the body not copied
+                    self.wfile.write(b"%x\r\n" % len(data))
+                    self.wfile.write(data)
+                    self.wfile.write(b"\r\n")
+                elif data:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             if packer:
                 tail = packer.flush()
@@ -347,13 +351,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
 
 
-def _pieces(body: Iterable[bytes]) -> Iterator[bytes]:
-    """A streamed body in pieces of at most 1 MiB (a chunk of Arrow batches can be large)."""
-    step = 1 << 20
+def _pieces(body: Iterable[bytes]) -> Iterator[bytes | memoryview]:
+    """A streamed body in pieces of at most 4 MiB (views, not copies: a chunk can be large)."""
+    step = 4 << 20
     for chunk in body:
         if len(chunk) <= step:
             yield chunk
         else:
             view = memoryview(chunk)
             for i in range(0, len(view), step):
-                yield view[i:i + step].tobytes()
+                yield view[i:i + step]

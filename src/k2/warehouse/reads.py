@@ -448,7 +448,10 @@ class EmbeddedReads(ReadDoor):
                 summary = {"read_rows": res.rows_read(), "read_bytes": res.bytes_read(),
                            "elapsed_ns": int(res.elapsed() * 1e9)}
                 return ReadStream(out_fmt, iter([data] if data else []), summary, finish)
-            if out_fmt in ARROW_FORMATS:
+            if out_fmt == "ArrowStream":
+                holder["stream"] = conn.send_query(sql, "ArrowStream", params=params)
+                chunks = self._arrow_stream(conn, sql, params, holder)
+            elif out_fmt == "Arrow":
                 chunks = self._arrow_chunks(conn, sql, params, out_fmt, holder)
             else:
                 holder["stream"] = conn.send_query(sql, out_fmt, params=params)
@@ -481,6 +484,33 @@ class EmbeddedReads(ReadDoor):
         except Exception as exc:
             raise query_error(exc, self.limits) from None
 
+    def _arrow_stream(self, conn, sql: str, params, holder: dict) -> Iterator[bytes]:
+        """chDB's ArrowStream chunks as one stream, without re-encoding a byte: each chunk is a
+        complete stream (schema, batches, end marker), so the first keeps its schema, the others
+        lose theirs, and one end marker closes the whole (a chunk whose schema differs, which
+        one query does not produce, is an error). An empty result gets its schema unstreamed."""
+        schema_msg = None
+        for chunk in holder["stream"]:
+            data = memoryview(chunk.bytes())
+            if not data:
+                continue
+            msg_len = _first_message_length(data)
+            if schema_msg is None:
+                schema_msg = bytes(data[:msg_len])
+                yield data[:-len(_EOS)] if bytes(data[-len(_EOS):]) == _EOS else data
+                continue
+            if bytes(data[:msg_len]) != schema_msg or bytes(data[-len(_EOS):]) != _EOS:
+                raise refused(1002, "UNKNOWN_EXCEPTION", "the engine changed the Arrow schema between blocks of "
+                                                         "one result; read it as Arrow or Native")
+            yield data[msg_len:-len(_EOS)]
+        if schema_msg is None:
+            holder.pop("stream", None)
+            data = conn.query(sql, "ArrowStream", params=params).bytes()
+            if data:
+                yield data
+            return
+        yield _EOS
+
     def _arrow_chunks(self, conn, sql: str, params, out_fmt: str, holder: dict) -> Iterator[bytes]:
         """chDB streams ArrowStream as one complete stream per chunk; a client expects one stream
         (or one file): the batches are written again, without copying their buffers twice."""
@@ -498,8 +528,6 @@ class EmbeddedReads(ReadDoor):
     def _batches(self, conn, sql: str, params, holder: dict):
         """(schema, batches) from chDB's ArrowStream chunks. An empty result has no chunk, so its
         schema comes from running it once more unstreamed (it found nothing: cheap)."""
-        import pyarrow as pa
-
         holder["stream"] = conn.send_query(sql, "ArrowStream", params=params)
         first = None
         for chunk in holder["stream"]:
@@ -562,6 +590,18 @@ class EmbeddedReads(ReadDoor):
             finish()
             raise query_error(exc, self.limits) from None
         return schema, _ClosingBatches(batches, finish, self.limits)
+
+
+#: the end-of-stream marker of the Arrow IPC stream format
+_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def _first_message_length(data: memoryview) -> int:
+    """Bytes of the first message (the schema) of an Arrow IPC stream: continuation marker,
+    metadata length, metadata; a schema message has no body."""
+    if bytes(data[:4]) != b"\xff\xff\xff\xff":
+        raise ValueError("not an Arrow IPC stream")
+    return 8 + int.from_bytes(data[4:8], "little")
 
 
 def _ipc(data: bytes):
