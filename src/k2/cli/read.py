@@ -6,6 +6,7 @@ They read through the running pipeline when one holds the data dir (k2.read.remo
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from k2.cli.options import read_options, reader_for, run_read, storage_options, emit
@@ -52,6 +53,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from k2.times import parse_time
 
     out = check_out(Path(args.out))
+    if args.layer == "bronze" and args.symbols:
+        raise K2Error("--symbols filters silver and gold; bronze is exported per exchange, whole")
+    if args.row_group_rows <= 0:
+        raise K2Error("--row-group-rows must be positive")
     if args.layer == "gold":
         check_interval(args.interval)
     parse_time(args.since, "--since", "")
@@ -62,6 +67,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         exchanges = parse_exchange_list(",".join(exchanges))
     symbols = [x.strip() for x in args.symbols.split(",") if x.strip()] if args.symbols else None
+    logging.getLogger("k2.memory").setLevel(logging.WARNING)  # the writers' page-release notes: noise here
     reader = reader_for(args, lean=True, batch_job=True)
     try:
         report = export(reader, out, args.layer, exchanges, symbols, args.since, args.until, args.interval,
