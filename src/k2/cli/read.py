@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from k2.cli.options import read_options, reader_for, run_read, storage_options, emit
-from k2.errors import K2Error, first_line
+from k2.errors import K2Error, QueryError, first_line
 
 
 def cmd_ohlcv(args: argparse.Namespace) -> int:
@@ -37,6 +37,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     try:
         try:
             text = queries.adhoc(reader, args.sql, args.format, write=args.write)
+        except QueryError as exc:  # refused or failed in the warehouse: ClickHouse's reason, one line
+            raise K2Error(f"query failed: {exc}") from None
         except K2Error:
             raise
         except Exception as exc:  # ClickHouse's own message is what the user needs
