@@ -74,7 +74,7 @@ def test_rebuild_reproduces_live_silver_and_gold(tmp_path):
     before = _snapshot(data)
     assert before[0] and before[1]
     # damage gold, then rebuild everything
-    assert _k2("query", "ALTER TABLE gold_ohlcv_1m DELETE WHERE 1 SETTINGS mutations_sync = 2",
+    assert _k2("query", "--write", "ALTER TABLE gold_ohlcv_1m DELETE WHERE 1 SETTINGS mutations_sync = 2",
                "--data-dir", str(data)).returncode == 0
     assert _snapshot(data)[1] == []
     res = _k2("rebuild", "--data-dir", str(data), "--progress")
@@ -96,7 +96,7 @@ def test_rebuild_applies_a_changed_normalization(tmp_path):
     (tmp_path / "f.jsonl").write_text(frame + "\n")
     assert _k2("load", str(tmp_path / "f.jsonl"), "--exchange", "binance", "--data-dir", str(data)).returncode == 0
     assert _rows(data, "SELECT is_valid, canonical_symbol FROM silver_trades_v2") == [[False, "NEWCOINUSDT"]]
-    assert _k2("query", "INSERT INTO instruments VALUES ('binance', 'NEWCOINUSDT', 'NEWCOIN', 'USDT', 'exchange', now64(6))",
+    assert _k2("query", "--write", "INSERT INTO instruments VALUES ('binance', 'NEWCOINUSDT', 'NEWCOIN', 'USDT', 'exchange', now64(6))",
                "--data-dir", str(data)).returncode == 0
     assert _k2("rebuild", "--data-dir", str(data)).returncode == 0
     assert _rows(data, "SELECT is_valid, canonical_symbol, toString(price) FROM silver_trades_v2") == [

@@ -154,6 +154,9 @@ class ChdbStandIn:
 
     def raw_query(self, query: str, parameters=None, settings=None, fmt=None, external_data=None):
         self.calls.append(query)
+        if settings:  # a server takes them per request; the stand-in's session takes them per query
+            query = query.rstrip().rstrip(";") + "\nSETTINGS " + ", ".join(
+                f"{k} = {v if isinstance(v, (int, float)) else repr(str(v))}" for k, v in settings.items())
         self._check_binding(query, parameters)
         batch = None
         if external_data is not None:
