@@ -31,6 +31,9 @@ class ApiHandlers:
     status: Callable[[], dict]
     metrics: Callable[[], bytes]
     healthy: Callable[[], bool]
+    #: history jobs handed to the process holding the data dir (k2 import/backfill/load while
+    #: k2 run runs); None where the service has no warehouse
+    history: Callable[[dict], dict] | None = None
 
 
 class ApiServer:
@@ -67,6 +70,8 @@ class ApiServer:
                     self._send(404, b'{"error":"not found"}')
 
             def do_POST(self) -> None:
+                if self.path == "/api/history":
+                    return self._history()
                 if self.path != "/api/query":
                     return self._send(404, b'{"error":"not found"}')
                 if self.headers.get("X-K2-Token") != token:
@@ -79,6 +84,22 @@ class ApiServer:
                     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                     return self._send(400, json.dumps({"error": msg[:2000]}).encode())
                 self._send(200, text.encode(), "text/plain; charset=utf-8")
+
+            def _history(self) -> None:
+                """A history job run here, in the process holding the data dir (one at a time per
+                request thread; the job itself serializes with the live writer)."""
+                if self.headers.get("X-K2-Token") != token:
+                    return self._send(403, b'{"error":"bad token"}')
+                if handlers_ref.history is None:
+                    return self._send(404, b'{"error":"this service takes no history jobs"}')
+                try:
+                    length = int(self.headers.get("Content-Length", "0"))
+                    req = json.loads(self.rfile.read(min(length, 200_000_000)))
+                    result = handlers_ref.history(req)
+                except Exception as exc:
+                    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    return self._send(400, json.dumps({"error": msg[:2000]}).encode())
+                self._send(200, json.dumps(result, default=str).encode())
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True

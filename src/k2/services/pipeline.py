@@ -104,6 +104,15 @@ class Pipeline:
             raise RuntimeError("this process has no warehouse (k2 feed)")
         return self.store.query(sql, fmt, params)
 
+    def _history_jobs(self):
+        """k2 import/backfill/load sent here while this process holds the data dir (direct transport)."""
+        wh = getattr(self.store, "wh", None)
+        if wh is None or not hasattr(self.transport, "write_now"):
+            return None
+        from k2.services.history_jobs import HistoryJobs
+
+        return HistoryJobs(wh, self.transport).handle
+
     def _metrics(self) -> bytes:
         return render(self)
 
@@ -117,7 +126,8 @@ class Pipeline:
             await self.runtime.plan()
             self.transport.set_pause_callback(self.runtime.pause)
             self.transport.start(loop)
-            handlers = ApiHandlers(self._query, self.status, self._metrics, self.runtime.healthy)
+            handlers = ApiHandlers(self._query, self.status, self._metrics, self.runtime.healthy,
+                                   history=self._history_jobs())
             # with a warehouse the endpoint is where reads go while this process holds the data dir
             self.endpoint = ServiceEndpoint(
                 self.settings.metrics_addr, handlers, data_dir=self.settings.data_dir,
