@@ -208,7 +208,7 @@ def test_archive_rest_and_resume_under_rate_limits_give_each_trade_once(tmp_path
     data = tmp_path / "data"
     # a tight REST limit (2 pages a second) so the backfill meets 429s and must wait them out
     with SimulatorProcess("--exchange", "binance", "--symbols", "BTCUSDT", "--port", "0", "--history-days", "3",
-                          "--history-trades-per-day", "4000", "--archive-dir", str(archive),
+                          "--history-trades-per-day", "6000", "--archive-dir", str(archive),
                           "--rest-weight-limit", "50", "--rest-window", "1") as sim:
         urls = sim.start()
         env = _env(urls)
@@ -222,9 +222,12 @@ def test_archive_rest_and_resume_under_rate_limits_give_each_trade_once(tmp_path
         proc = subprocess.Popen([sys.executable, "-m", "k2", "backfill", "--exchange", "binance", "--symbols",
                                  "BTCUSDT", "--since", since, "--data-dir", str(data)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        time.sleep(4)
+        deadline = time.monotonic() + 60
+        while not list((data / "history").glob("backfill-*.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0 and not out, out  # stopped before the end
         state = list((data / "history").glob("backfill-*.json"))
         assert state, "an interrupted backfill leaves its cursor"
         res = _k2("backfill", "--exchange", "binance", "--symbols", "BTCUSDT", "--since", since,
