@@ -78,6 +78,13 @@ def test_import_daily_and_monthly_archives_once_each_trade(clean_warehouse, tmp_
     assert [d.day for d in cov.days] == complete_days and not cov.holes
     # the first day has nothing before it and the last nothing after: the days between are proven
     assert [d.proven for d in cov.days] == [False] + [True] * (len(complete_days) - 2) + [False]
+    # k2 validate: archive rows pass the silver checks and the proven days are reported
+    from k2.quality.validate import run_checks
+
+    results = {r.label: r for r in run_checks(wh)}
+    assert not [r.label for r in results.values() if r.status == "FAIL"]
+    assert results["history.proven_days"].detail.startswith(f"{len(complete_days) - 2} of {len(complete_days)} ")
+    assert results["history.open_holes"].status == "PASS"
 
 
 def test_microsecond_files_keep_every_digit_and_a_row_in_the_wrong_unit_is_rejected(clean_warehouse, tmp_path):
