@@ -38,7 +38,7 @@ from typing import BinaryIO, Callable, Iterable
 from k2.errors import K2Error
 from k2.warehouse import stored_query
 
-DEFAULT_CHUNK_LINES = 1_000_000
+DEFAULT_CHUNK_LINES = 500_000
 _BLOCK = 1 << 20
 
 #: name pattern, kind and expected field counts per (exchange, kind)
@@ -406,6 +406,8 @@ class Importer:
         sql = stored_query(_QUERY[(f.exchange, f.kind)])
         settings = (" SETTINGS max_threads = 1, input_format_parallel_parsing = 0, max_block_size = 65536,"
                     " min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 0,"
+                    " min_insert_block_size_rows_for_materialized_views = 65536,"
+                    " min_insert_block_size_bytes_for_materialized_views = 0,"
                     " insert_deduplicate = 1, deduplicate_blocks_in_dependent_materialized_views = 1,"
                     " insert_deduplication_token = {token:String}")
         first_line = 1
