@@ -46,7 +46,7 @@ from _common import (  # noqa: E402
     summary,
 )
 
-SECTIONS = ("parse", "load", "live", "feed", "kafka", "reads", "cryptofeed", "api")
+SECTIONS = ("parse", "load", "live", "feed", "kafka", "reads", "cryptofeed", "api", "history")
 EXCHANGES = ("binance", "kraken", "coinbase", "bybit", "okx", "bitfinex", "gemini")
 
 SIZES: dict[str, dict[str, Any]] = {
@@ -64,6 +64,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "api_live_warmup": 5, "api_live_seconds": 20,
         "cf_cases": [("binance", 300_000), ("binance", 10_000), ("kraken", 150_000), ("kraken", 2_000)],
         "cf_reps": 3, "cf_warmup": 2, "cf_seconds": 8,
+        "history_import_rows": 10_000_000, "history_backfill_trades": 200_000,
     },
     "tiny": {
         "parse_trades": 2_000, "parse_passes": 2,
@@ -77,6 +78,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "api_rows": 100_000, "api_reps": 3, "api_prefill": 20_000, "api_trades_rows": 20_000,
         "api_live_warmup": 1, "api_live_seconds": 3,
         "cf_cases": [("binance", 5_000), ("kraken", 2_000)], "cf_reps": 1, "cf_warmup": 0.5, "cf_seconds": 1.5,
+        "history_import_rows": 20_000, "history_backfill_trades": 4_000,
     },
 }
 
@@ -98,6 +100,12 @@ FLOORS = [
     ("heavy_reads_p99", "ingest p99 at 10,000/s with heavy reads running", "ms", "<", 250),
     ("export_rate", "`k2 export` of 10M silver rows", "rows/s", ">=", 1_000_000),
     ("export_rss", "`k2 export` peak RSS", "MB", "<", 400),
+    ("import_binance", "`k2 import` Binance trades CSV (10M rows, embedded, views included)", "trades/s", ">=", 400_000),
+    ("import_vs_bare", "`k2 import` vs a bare chDB INSERT ... SELECT of the same file", "x", ">=", 0.7),
+    ("import_rss", "`k2 import` peak RSS", "MB", "<", 400),
+    ("reimport_share", "re-import of the same file, share of the first import's time", "x", "<", 0.2),
+    ("backfill_share", "`k2 backfill` trades/s, share of what the REST limit allows", "x", ">=", 0.9),
+    ("backfill_429", "`k2 backfill` 429 answers", "count", "<", 1),
 ]
 
 
@@ -456,6 +464,12 @@ class Bench:
                                    clean_env(), self.work / "profile-feed-client.txt")
 
     # -- floors -------------------------------------------------------------------------------------
+    def run_history(self) -> dict[str, Any]:
+        from bench_history import run_backfill, run_import
+
+        return {"import": run_import(self.p["history_import_rows"], self.work),
+                "backfill": run_backfill(self.p["history_backfill_trades"], self.work)}
+
     def floors(self) -> None:
         s = self.report["sections"]
         got: dict[str, Any] = {}
@@ -493,6 +507,12 @@ class Bench:
         got["heavy_reads_p99"] = get(["api", "live", "heavy", "latency_ms", "p99"])
         got["export_rate"] = get(["api", "export", "rows_per_s"])
         got["export_rss"] = get(["api", "export", "maxrss_mb"])
+        got["import_binance"] = get(["history", "import", "trades_per_s"])
+        got["import_vs_bare"] = get(["history", "import", "ratio_to_bare"])
+        got["import_rss"] = get(["history", "import", "import_maxrss_mb"])
+        got["reimport_share"] = get(["history", "import", "reimport_share"])
+        got["backfill_share"] = get(["history", "backfill", "share_of_limit"])
+        got["backfill_429"] = get(["history", "backfill", "http_429"])
         floors = []
         for key, text, unit, cmp, threshold in FLOORS:
             v = got.get(key)

@@ -1,13 +1,25 @@
-"""Commands that bring in trades the live feed did not deliver: load (recorded frame files)."""
+"""Commands that bring in trades the live feed did not deliver: load (recorded frame files),
+import (exchange archives), backfill (REST history), coverage (what is held, and the proof).
+
+While `k2 run` holds the data dir, load, import and backfill hand their work to it
+(k2.history.handoff); otherwise they open the warehouse themselves."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from datetime import datetime
 from pathlib import Path
 
-from k2.cli.options import settings_from, storage_options
+from k2.cli.options import emit, reader_for, settings_from, storage_options
 from k2.errors import K2Error
 from k2.exchanges import get_adapter
+
+
+def _pipeline(s):
+    from k2.history.handoff import running_pipeline
+
+    return running_pipeline(s.data_dir, s.warehouse_url)
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -18,6 +30,12 @@ def cmd_load(args: argparse.Namespace) -> int:
     if args.batch_size <= 0:
         raise K2Error("--batch-size must be positive")
     s = settings_from(args)
+    running = _pipeline(s)
+    if running is not None:  # k2 run holds the data dir: it loads the file
+        result = running.job({"job": "load", "exchange": args.exchange, "api": args.api,
+                              "path": str(path.resolve()), "batch_size": args.batch_size})
+        print(result["summary"] + " (through the running k2)")
+        return 0
     from k2.history.load import load_file
     from k2.warehouse import open_warehouse
 
@@ -30,6 +48,133 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from k2.history.archives import IMPORTABLE, ImportReport
+
+    exchange = args.exchange.strip().lower()
+    if exchange not in IMPORTABLE:
+        raise K2Error(f"k2 import reads {' and '.join(IMPORTABLE)} archives, not {exchange!r} "
+                      "(k2 backfill pages the other venues' REST history)")
+    for p in args.paths:
+        if not Path(p).is_file():
+            raise K2Error(f"no such file: {p}")
+    if args.chunk_lines is not None and args.chunk_lines <= 0:
+        raise K2Error("--chunk-lines must be positive")
+    s = settings_from(args)
+    paths = [str(Path(p).resolve()) for p in args.paths]
+    running = _pipeline(s)
+    if running is not None:
+        doc = running.job({"job": "import", "paths": paths, "exchange": exchange, "symbol": args.symbol,
+                           "chunk_lines": args.chunk_lines})
+        print(ImportReport.from_json(doc).summary())
+        return 0
+    from k2.history.archives import DEFAULT_CHUNK_LINES, import_archives
+    from k2.warehouse import open_warehouse
+
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url)
+    try:
+        report = import_archives(wh, paths, exchange, args.symbol, args.chunk_lines or DEFAULT_CHUNK_LINES,
+                                 progress=_import_progress if sys.stderr.isatty() else None)
+    finally:
+        wh.close()
+    print(report.summary())
+    return 0
+
+
+def _import_progress(name: str, lines: int, chunks: int) -> None:
+    sys.stderr.write(f"\r{name}: {lines:,} lines ({chunks} chunks)")
+    sys.stderr.flush()
+
+
+def _us(value: str | None, what: str) -> int | None:
+    from k2.times import parse_time
+
+    if value is None:
+        return None
+    text = parse_time(value, what, "")
+    return int(datetime.strptime(text + "+0000", "%Y-%m-%d %H:%M:%S.%f%z").timestamp() * 1_000_000)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    adapter = get_adapter(args.exchange, args.api)
+    if adapter.rest_history is None:
+        raise K2Error(f"{adapter.name} serves no range of its trade history over REST (only its latest "
+                      "trades); nothing to backfill from")
+    if not args.holes and not args.since:
+        raise K2Error("k2 backfill needs --since (or --holes to fill what k2 coverage lists)")
+    if args.holes and adapter.rest_history.pages_by != "id":
+        raise K2Error(f"--holes needs a venue with consecutive trade ids (binance, coinbase), not {adapter.name}")
+    if args.max_rps is not None and args.max_rps <= 0:
+        raise K2Error("--max-rps must be positive")
+    since_us, until_us = _us(args.since, "--since"), _us(args.until, "--until")
+    if since_us is not None and until_us is not None and until_us <= since_us:
+        raise K2Error("--until must be after --since")
+    s = settings_from(args)
+    symbols = [x.strip() for x in (args.symbols or "").split(",") if x.strip()]
+    if not symbols and not args.holes:
+        raise K2Error("k2 backfill needs --symbols")
+    from k2.history.backfill import Backfill, stderr_progress
+
+    rest_url = s.exchange(adapter.name).rest_url
+    running = _pipeline(s)
+    wh = None
+    if running is not None:
+        def write(rows):
+            return running.write_rows(adapter.name, args.api, rows)
+    else:
+        from k2.warehouse import open_warehouse
+        from k2.warehouse.bronze import BronzeWriter
+
+        wh = open_warehouse(s.data_dir, url=s.warehouse_url)
+        writer = BronzeWriter(wh, adapter)
+
+        def write(rows):
+            return writer.write(rows, source="rest")
+    try:
+        jobs = []
+        if args.holes:
+            from k2.history.coverage import coverage
+
+            reader = wh if wh is not None else reader_for(args)
+            cov = coverage(reader, adapter.name, symbols[0] if len(symbols) == 1 else "")
+            jobs = [(h.symbol, h) for h in cov.holes if not symbols or h.symbol in symbols
+                    or adapter.native_symbol(h.symbol) in symbols]
+            if not jobs:
+                print(f"{adapter.name}: no holes to fill")
+                return 0
+        else:
+            jobs = [(adapter.native_symbol(sym), None) for sym in symbols]
+        for native, hole in jobs:
+            bf = Backfill(adapter, rest_url, write, s.data_dir / "history", rate=args.max_rps,
+                          progress=stderr_progress(f"{adapter.name} {native}"))
+            if hole is not None:
+                rep = bf.run(native, 0, None, from_id=hole.from_id, to_id=hole.to_id, until_label="hole")
+            else:
+                rep = bf.run(native, since_us, until_us, until_label=args.until or "now")
+            if sys.stderr.isatty():
+                sys.stderr.write("\n")
+            print(rep.summary())
+    finally:
+        if wh is not None:
+            wh.close()
+    return 0
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from k2.history.coverage import coverage
+    from k2.times import parse_time
+
+    since = parse_time(args.since, "--since", "1970-01-01 00:00:00.000000")
+    until = parse_time(args.until, "--until", "2200-01-01 00:00:00.000000")
+    reader = reader_for(args)
+    try:
+        cov = coverage(reader, args.exchange, args.symbol or "", since, until)
+    finally:
+        reader.close()
+    emit(cov.to_json() if args.format == "json" else cov.text())
+    return 0
+
+
 def register(sub) -> None:
     sp = sub.add_parser("load", help="load a file of raw exchange frames (one per line)")
     sp.add_argument("file")
@@ -38,3 +183,32 @@ def register(sub) -> None:
     sp.add_argument("--batch-size", type=int, default=100_000)
     storage_options(sp)
     sp.set_defaults(func=cmd_load)
+
+    sp = sub.add_parser("import", help="load exchange archive files (Binance trades/aggTrades zip or csv, "
+                                       "Kraken time & sales csv)")
+    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp.add_argument("--exchange", required=True, help="binance or kraken")
+    sp.add_argument("--symbol", help="check the files are of this symbol (the name says it)")
+    sp.add_argument("--chunk-lines", type=int, help="lines per insert (default 500,000; 250,000 via k2 run)")
+    storage_options(sp)
+    sp.set_defaults(func=cmd_import)
+
+    sp = sub.add_parser("backfill", help="page a venue's REST trade history for a range (resumable)")
+    sp.add_argument("--exchange", required=True, help="binance, coinbase, kraken, bitfinex or okx")
+    sp.add_argument("--api", help="the exchange's other wire API (kraken: v2)")
+    sp.add_argument("--symbols", help="comma list, canonical (BTC/USD) or native")
+    sp.add_argument("--since", help="start, ISO-8601 UTC (inclusive)")
+    sp.add_argument("--until", help="end, ISO-8601 UTC (exclusive; default now)")
+    sp.add_argument("--holes", action="store_true", help="fill every hole k2 coverage lists instead")
+    sp.add_argument("--max-rps", type=float, help="requests per second (default: 97%% of the venue's documented limit)")
+    storage_options(sp)
+    sp.set_defaults(func=cmd_backfill)
+
+    sp = sub.add_parser("coverage", help="trades per exchange, symbol and UTC day: sources, holes, proven-complete days")
+    storage_options(sp)
+    sp.add_argument("--exchange", default="all")
+    sp.add_argument("--symbol", help="native (BTCUSDT) or canonical (BTC/USDT)")
+    sp.add_argument("--since", help="first day, ISO-8601 UTC")
+    sp.add_argument("--until", help="end, ISO-8601 UTC (exclusive)")
+    sp.add_argument("--format", default="table", choices=("table", "json"))
+    sp.set_defaults(func=cmd_coverage)

@@ -95,6 +95,18 @@ def describe_decode_error(exc: Exception) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class RestHistory:
+    """How a venue serves its public trade history over REST (k2 backfill): how its pages are
+    addressed, the documented request limit it holds a client to, and how far back it goes."""
+
+    pages_by: str  # "id" (consecutive trade ids: a range is proven complete) or "time" (µs cursor)
+    requests_per_s: float  # the documented public limit, per IP
+    limit_note: str  # where that figure comes from
+    reaches_back: str  # how far the history goes, and why
+    latest_path: str = ""  # pages_by "id": the newest trade's page (`{native}` filled in)
+
+
+@dataclass(frozen=True, slots=True)
 class Instrument:
     native_symbol: str
     base: str
@@ -140,6 +152,11 @@ class ExchangeAdapter:
     #: False when the REST trades call only answers the most recent trades (no cursor back in
     #: time): a gap is then filled only if the answer reaches back to its start
     rest_pages_from_cursor: ClassVar[bool] = True
+    #: bronze tables of archive formats holding this venue's trades under the same key columns
+    #: (k2 import): a live or REST row whose key one of them holds is already stored
+    archive_tables: ClassVar[tuple[str, ...]] = ()
+    #: REST trade history for k2 backfill (None: the venue serves no range of its past)
+    rest_history: ClassVar[RestHistory | None] = None
     #: built-in instrument list, used offline and until the exchange's metadata is fetched
     fallback_instruments: ClassVar[Sequence[Instrument]] = ()
     #: (bronze column, unit) of the exchange's trade time, for the ingest-latency metric: unit

@@ -21,6 +21,7 @@ import msgspec
 
 from k2.errors import FrameError
 from k2.exchanges.base import (
+    RestHistory,
     OTHER,
     ExchangeAdapter,
     FrameKind,
@@ -105,6 +106,11 @@ class BinanceAdapter(ExchangeAdapter):
     bronze_time_sql = "fromUnixTimestamp64Milli(trade_time_ms, 'UTC')"
     sequential_id_index = 3  # t increases by one per trade and symbol
     can_backfill = True
+    archive_tables = ("bronze_archive_binance_trades",)
+    rest_history = RestHistory(
+        "id", 6000 / 60 / 25, "6000 request weight a minute per IP; historicalTrades weighs 25 (4 pages/s)",
+        "every trade since the symbol listed (ids from 0; the public archive is faster for whole days)",
+        "/api/v3/trades?symbol={native}&limit=1")
     fallback_instruments = tuple(
         _i(b, q)
         for b, q in [

@@ -42,6 +42,7 @@ import msgspec
 
 from k2.errors import FrameError
 from k2.exchanges.base import (
+    RestHistory,
     HEARTBEAT, OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, JsonFloat, Parsed, describe_decode_error,
     json_number_text,
 )
@@ -111,6 +112,9 @@ class BitfinexAdapter(ExchangeAdapter):
     max_symbols_per_connection = 25  # 30 public channels per connection (older docs: 25)
     stale_after_s = 40.0  # heartbeats per channel after 15 s without trades
     can_backfill = True  # by time: IDs are unique but not consecutive per pair
+    rest_history = RestHistory(
+        "time", 0.25, "trades/hist: 15 requests a minute per IP (then a 60 s block)",
+        "every trade since the pair listed, 10000 per page by `start`")
     exchange_time = ("mts", "ms")
     bronze_time_sql = "fromUnixTimestamp64Milli(mts, 'UTC')"
     fallback_instruments = tuple(Instrument(pair_symbol(b, q), b, q) for b, q in _FALLBACK)

@@ -35,6 +35,7 @@ import msgspec
 
 from k2.errors import FrameError
 from k2.exchanges.base import (
+    RestHistory,
     HEARTBEAT, OTHER, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal, describe_decode_error,
 )
 
@@ -111,6 +112,10 @@ class CoinbaseAdapter(ExchangeAdapter):
     trade_key_index = 1
     ws_url = "wss://ws-feed.exchange.coinbase.com"
     rest_url = "https://api.exchange.coinbase.com"
+    rest_history = RestHistory(
+        "id", 10.0, "public endpoints: 10 requests/s per IP (bursts of 15)",
+        "every trade since the product listed, paged by trade id",
+        "/products/{native}/trades?limit=1")
     max_symbols_per_connection = 100  # no documented limit per connection (UNCONFIRMED)
     stale_after_s = 10.0  # the heartbeat channel ticks every second per product
     sequential_id_index = 1  # trade_id counts up by one per product

@@ -26,6 +26,7 @@ import msgspec
 
 from k2.errors import FrameError
 from k2.exchanges.base import (
+    RestHistory,
     HEARTBEAT,
     OTHER,
     PONG,
@@ -93,6 +94,9 @@ class KrakenAdapter(ExchangeAdapter):
     stale_after_s = 10.0  # heartbeats arrive about every second
     bronze_time_sql = "toDateTime64(toUInt32OrZero(splitByChar('.', timestamp)[1]), 0, 'UTC')"
     can_backfill = True  # by time: v1 trades have no id
+    rest_history = RestHistory(
+        "time", 1.0, "public calls: about one a second per IP",
+        "every trade since the pair listed (XBT/USD: 2013), 1000 per page by `since`")
     fallback_instruments = tuple(
         _i(b, q)
         for b, q in [

@@ -33,7 +33,7 @@ import re
 from typing import Any, Sequence
 
 from k2.errors import FrameError
-from k2.exchanges.base import OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal
+from k2.exchanges.base import RestHistory, OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal
 from k2.exchanges.coinbase import decode_frame
 
 _SIDES = ("buy", "sell")  # tuples: `in` compares, never hashes (a list value is not a crash)
@@ -72,6 +72,9 @@ class OkxAdapter(ExchangeAdapter):
     stale_after_s = 45.0  # pongs every 20 s keep even a quiet connection talking
     ping_interval_s = 20.0  # must be under 30 s
     can_backfill = True  # by time (tradeIds skip aggregated fills, so ids cannot show gaps)
+    rest_history = RestHistory(
+        "time", 5.0, "history-trades: 10 requests per 2 s per IP",
+        "the last three months only (OKX keeps no longer REST history), 100 per page")
     exchange_time = ("ts", "ms")  # a string of digits: the metric converts it
     bronze_time_sql = "fromUnixTimestamp64Milli(toInt64OrZero(ts), 'UTC')"
     fallback_instruments = tuple(Instrument(f"{b}-{q}", b, q) for b, q in _FALLBACK)

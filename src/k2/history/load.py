@@ -52,9 +52,10 @@ class LoadReport:
 class _Writer(threading.Thread):
     """Writes batches in order; at most `depth` batches wait, so memory stays bounded."""
 
-    def __init__(self, writer: BronzeWriter, wh, report: LoadReport, depth: int = 2):
+    def __init__(self, writer: BronzeWriter, wh, report: LoadReport, depth: int = 2, write=None):
         super().__init__(name="k2-load-writer", daemon=True)
         self.writer, self.wh, self.report = writer, wh, report
+        self.write = write  # rows -> new rows: a running pipeline's writer (k2 load while k2 run runs)
         self.queue: Queue = Queue(maxsize=depth)
         self.error: BaseException | None = None
 
@@ -65,7 +66,9 @@ class _Writer(threading.Thread):
                 return
             batch, rejects = item
             try:
-                if batch is not None:
+                if batch is not None and self.write is not None:
+                    self.report.written += self.write(batch)
+                elif batch is not None:
                     self.report.written += self.writer.commit(batch, source="file")
                 if rejects:
                     write_rejects(self.wh, rejects)
@@ -78,6 +81,9 @@ class _Writer(threading.Thread):
         the previous one (database work, GIL released)."""
         if self.error:
             raise self.error
+        if self.write is not None:
+            self.queue.put((list(rows) if rows else None, list(rejects)))
+            return
         self.queue.put((self.writer.prepare(rows) if rows else None, list(rejects)))
 
 
@@ -93,14 +99,17 @@ def _chunks(f, size: int = 256):
         yield lineno, chunk
 
 
-def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = DEFAULT_BATCH) -> LoadReport:
+def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = DEFAULT_BATCH,
+              write=None) -> LoadReport:
+    """`write(rows) -> new rows`: hand the batches to a running pipeline's writer instead (the
+    process holding the data dir, k2.services.history_jobs)."""
     path = Path(path)
     if not path.is_file():
         raise K2Error(f"no such file: {path}")
     report = LoadReport(adapter.name, str(path))
     # repeated trades stay in the batch: the writer keeps each key's first row (in C++), then
     # probes bronze only for rows not newer than what it already holds
-    writer = _Writer(BronzeWriter(wh, adapter, skip_probe_when_newer=True), wh, report)
+    writer = _Writer(BronzeWriter(wh, adapter, skip_probe_when_newer=True), wh, report, write=write)
     writer.start()
     session = adapter.session()  # one file = one connection's frames (Bitfinex channel ids)
     parse, parse_trades = session.parse, session.parse_trade_frames

@@ -46,13 +46,13 @@ WHERE bronze_table = 'bronze_trades_kraken'
 
 -- check: 2 silver | silver.taker_side | fail | side is the taker side (Binance m=true -> SELL, Kraken s/sell -> SELL)
 SELECT count(), any(concat(exchange, ' ', trade_id)) FROM k2.silver_trades_v2
-WHERE (exchange = 'binance' AND side != if(vendor_data['m'] = 'true', 'SELL', 'BUY'))
+WHERE (exchange = 'binance' AND bronze_table = 'bronze_trades_binance' AND side != if(vendor_data['m'] = 'true', 'SELL', 'BUY'))
    OR (bronze_table = 'bronze_trades_kraken' AND side != if(vendor_data['side'] = 's', 'SELL', 'BUY'))
    OR (bronze_table = 'bronze_trades_kraken_v2' AND side != if(vendor_data['side'] = 'sell', 'SELL', 'BUY'));
 
 -- check: 2 silver | silver.timestamps | fail | timestamps equal the exchange's, to the microsecond
 SELECT count(), any(concat(exchange, ' ', trade_id)) FROM k2.silver_trades_v2
-WHERE (exchange = 'binance' AND toUnixTimestamp64Milli(timestamp) != toInt64OrZero(vendor_data['T']))
+WHERE (exchange = 'binance' AND bronze_table = 'bronze_trades_binance' AND toUnixTimestamp64Milli(timestamp) != toInt64OrZero(vendor_data['T']))
    OR (bronze_table = 'bronze_trades_kraken' AND toUnixTimestamp64Micro(timestamp) !=
         toInt64OrZero(splitByChar('.', vendor_data['raw_timestamp'])[1]) * 1000000
         + toInt64OrZero(substring(rightPad(splitByChar('.', vendor_data['raw_timestamp'])[2], 6, '0'), 1, 6)))
@@ -61,7 +61,7 @@ WHERE (exchange = 'binance' AND toUnixTimestamp64Milli(timestamp) != toInt64OrZe
 -- check: 2 silver | silver.exact_decimals | fail | price and quantity equal the raw decimal strings exactly
 SELECT count(), any(concat(exchange, ' ', trade_id)) FROM k2.silver_trades_v2
 WHERE is_valid AND (
-      (exchange = 'binance' AND (price != toDecimal128(vendor_data['p'], 18) OR quantity != toDecimal128(vendor_data['q'], 18)))
+      (exchange = 'binance' AND bronze_table = 'bronze_trades_binance' AND (price != toDecimal128(vendor_data['p'], 18) OR quantity != toDecimal128(vendor_data['q'], 18)))
    OR (bronze_table = 'bronze_trades_kraken' AND (price != toDecimal128(vendor_data['price'], 18) OR quantity != toDecimal128(vendor_data['volume'], 18)))
    OR (bronze_table = 'bronze_trades_kraken_v2' AND (price != toDecimal128(vendor_data['price'], 18) OR quantity != toDecimal128(vendor_data['qty'], 18))));
 
@@ -76,7 +76,7 @@ WHERE bronze_table = 'bronze_trades_kraken'
 
 -- check: 2 silver | silver.vendor_data | fail | vendor_data keeps the original native fields
 SELECT count(), any(concat(exchange, ' ', trade_id)) FROM k2.silver_trades_v2
-WHERE (exchange = 'binance' AND NOT hasAll(mapKeys(vendor_data), ['e', 'E', 's', 't', 'p', 'q', 'T', 'm']))
+WHERE (exchange = 'binance' AND bronze_table = 'bronze_trades_binance' AND NOT hasAll(mapKeys(vendor_data), ['e', 'E', 's', 't', 'p', 'q', 'T', 'm']))
    OR (bronze_table = 'bronze_trades_kraken' AND NOT hasAll(mapKeys(vendor_data), ['pair', 'raw_timestamp', 'price', 'volume', 'side', 'order_type', 'misc', 'channel_id']));
 
 -- check: 2 silver | silver.invalid_rows | fail | no silver row failed a validation rule

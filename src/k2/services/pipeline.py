@@ -67,6 +67,8 @@ class Store(Protocol):
 
     def write(self, sql: str, fmt: str) -> str: ...
 
+    def routes(self, transport) -> list: ...
+
     async def drain(self) -> None: ...
 
     def latency_percentiles(self, since_us: int) -> dict[str, float]: ...
@@ -117,7 +119,8 @@ class Pipeline:
             self.transport.start(loop)
             handlers = ApiHandlers(self.status, self._metrics, self.runtime.healthy,
                                    reads=self.store.reads if self.store else None,
-                                   write=self.store.write if self.store else None)
+                                   write=self.store.write if self.store else None,
+                                   routes=self.store.routes(self.transport) if self.store else [])
             # with a warehouse the endpoint is where reads go while this process holds the data dir
             self.endpoint = ServiceEndpoint(
                 self.settings.metrics_addr, handlers, data_dir=self.settings.data_dir,

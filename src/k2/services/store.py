@@ -4,10 +4,14 @@ write: `k2 run` with either transport."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 from k2.config import Settings
+from k2.errors import first_line
 from k2.exchanges.base import ExchangeAdapter, Instrument
 from k2.feed.gaps import Gap
+from k2.services.api import Request, Response, Route, json_response
+from k2.services.history_jobs import HistoryJobs
 from k2.services.pipeline import log
 from k2.warehouse import open_warehouse, stored_query
 from k2.warehouse.instruments import instrument_map, upsert_instruments
@@ -35,6 +39,22 @@ class WarehouseStore:
 
     def known_instruments(self, exchange: str) -> set[str]:
         return set(instrument_map(self.wh, exchange))
+
+    def routes(self, transport) -> list[Route]:
+        """K2's own history jobs handed to this process while it holds the data dir (`k2 import`,
+        `k2 backfill`, `k2 load` while `k2 run` runs: POST /api/history, k2.history.handoff is the
+        client). Only a transport that can write between its own batches takes them (direct)."""
+        if not hasattr(transport, "write_now"):
+            return []
+        jobs = HistoryJobs(self.wh, transport)
+
+        def history(req: Request) -> Response:
+            try:
+                return json_response(200, jobs.handle(json.loads(req.body)))
+            except Exception as exc:  # the job's one-line error goes back to the command that sent it
+                return json_response(400, {"error": first_line(exc)})
+
+        return [Route("POST", "/api/history", history, "token")]
 
     def stored_history(self, adapter: ExchangeAdapter) -> tuple[dict[str, int], dict[str, int]]:
         """Last stored id (sequential exchanges) and trade time per symbol: gaps since the last run."""

@@ -22,12 +22,14 @@ from __future__ import annotations
 import bisect
 import math
 import random
+import time
 from decimal import Decimal
 from typing import Any, Iterable
 
 import msgspec
 
 from k2.simulator.engine import Fill, Market
+from k2.simulator.history import BinanceHistory
 from k2.simulator.server import Connection, Venue, decode_json, encode_json, now_us, ws_frame
 
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
@@ -84,6 +86,16 @@ class BinanceVenue(Venue):
 
     def __init__(self, sim, port: int, markets: dict[str, Market]):
         super().__init__(sim, port, markets)
+        cfg = sim.config
+        #: the past of each market (config.history_days), ids running into the live ones
+        self.histories: dict[str, BinanceHistory] = {}
+        if getattr(cfg, "history_days", 0):
+            end_us = now_us() // 1000 * 1000
+            for n, m in markets.items():
+                self.histories[n] = BinanceHistory(cfg.seed, n, m.instrument.base, m.instrument.quote, m.next_id,
+                                                   end_us, cfg.history_days, cfg.history_trades_per_day)
+        self.weight_used, self.weight_window, self.rest_429s, self.rest_418s = 0, -1, 0, 0
+        self._violations, self._banned_until = 0, 0.0
         self._stream_to_native = {f"{n.lower()}@trade": n for n in markets}
         self._trade_format = {
             n: b'{"e":"trade","E":%d,"s":"' + n.encode() + b'","t":%d,"p":"%.8f","q":"%.8f","T":%d,"m":%s,"M":true}'
@@ -215,7 +227,39 @@ class BinanceVenue(Venue):
         return b'{"code":-1001,"msg":"Internal error; unable to process your request. Please try again.","id":null}'
 
     # -- REST -----------------------------------------------------------------------------------
-    def http(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+    #: request weight per endpoint (Binance spot REST)
+    WEIGHTS = {"/api/v3/historicalTrades": 25, "/api/v3/trades": 25, "/api/v3/exchangeInfo": 20}
+
+    def http(self, path: str, query: dict[str, list[str]]) -> tuple:
+        """REST with Binance's request-weight limit: weight per IP and minute (a fixed window that
+        restarts every minute); past it 429 with Retry-After, and a client that goes on asking
+        within the window is banned with 418 (2 minutes on the real venue)."""
+        cfg = self.sim.config
+        limit = getattr(cfg, "rest_weight_limit", 0)
+        if not limit:
+            return self._http(path, query)
+        now = time.time()
+        window = int(now // cfg.rest_window_s)
+        if window != self.weight_window:
+            self.weight_window, self.weight_used, self._violations = window, 0, 0
+        retry = max(1, math.ceil((window + 1) * cfg.rest_window_s - now))
+        if now < self._banned_until:
+            self.rest_418s += 1
+            return 418, {"code": -1003, "msg": "Way too much request weight used; IP banned until "
+                         f"{int(self._banned_until * 1000)}."}, {"Retry-After": str(math.ceil(self._banned_until - now))}
+        weight = self.WEIGHTS.get(path, 1)
+        if self.weight_used + weight > limit:
+            self.rest_429s += 1
+            self._violations += 1
+            if self._violations > 3:
+                self._banned_until = now + 2 * cfg.rest_window_s
+            return 429, {"code": -1003, "msg": "Too much request weight used; current limit is "
+                         f"{limit} request weight per {cfg.rest_window_s:g} s."}, {"Retry-After": str(retry)}
+        self.weight_used += weight
+        status, body = self._http(path, query)
+        return status, body, {"X-MBX-USED-WEIGHT-1M": str(self.weight_used)}
+
+    def _http(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         if path == "/api/v3/ping":
             return 200, {}
         if path == "/api/v3/time":
@@ -288,6 +332,23 @@ class BinanceVenue(Venue):
         if limit < 1:
             return 400, {"code": -1100, "msg": "Illegal characters found in parameter 'limit'."}
         limit = min(limit, 1000)
+        past = self.histories.get(symbol)
+        if from_id is not None and past is not None and from_id < past.end_id:
+            # the days before the start, then on into the live trades
+            out = [{"id": t[0], "price": t[1], "qty": t[2], "quoteQty": _quote_qty(t[1], t[2]),
+                    "time": t[3] // 1000, "isBuyerMaker": t[4], "isBestMatch": True}
+                   for t in past.trades_from_id(from_id, limit)]
+            if len(out) < limit:
+                out += self._live_trades(market, past.end_id, limit - len(out))
+            return 200, out
+        if from_id is None and past is not None and not market.history:
+            return 200, [{"id": t[0], "price": t[1], "qty": t[2], "quoteQty": _quote_qty(t[1], t[2]),
+                          "time": t[3] // 1000, "isBuyerMaker": t[4], "isBestMatch": True}
+                         for t in past.trades_from_id(past.end_id - limit, limit)]
+        return 200, self._live_trades(market, from_id, limit)
+
+    @staticmethod
+    def _live_trades(market: Market, from_id: int | None, limit: int) -> list[dict[str, Any]]:
         history = list(market.history)
         if from_id is None:
             chosen = history[-limit:]
@@ -295,7 +356,11 @@ class BinanceVenue(Venue):
             # ids rise along the history; an id older than it starts at the oldest kept
             start = bisect.bisect_left(history, from_id, key=_trade_id)
             chosen = history[start:start + limit]
-        return 200, [_rest_trade(p) for p in chosen]
+        return [_rest_trade(p) for p in chosen]
+
+
+def _quote_qty(price: str, qty: str) -> str:
+    return format((Decimal(price) * Decimal(qty)).normalize(), "f")
 
 
 def _rest_trade(payload: bytes) -> dict[str, Any]:

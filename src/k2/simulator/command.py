@@ -52,6 +52,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="incoming messages per second before Binance cuts a client (0 = none)")
     g.add_argument("--history", type=int, default=100_000, metavar="N", help="trades kept per symbol for REST")
     g.add_argument("--no-bursts", action="store_true", help="steady rate, no bursts of activity")
+    g = p.add_argument_group("history (Binance)")
+    g.add_argument("--history-days", type=int, default=0, metavar="N",
+                   help="N days of past trades before the start, served over REST (historicalTrades)")
+    g.add_argument("--history-trades-per-day", type=int, default=20_000, metavar="N", help="(default 20000)")
+    g.add_argument("--archive-dir", metavar="DIR",
+                   help="write the past days as Binance archive files here (zip + CHECKSUM, trades and aggTrades)")
+    g.add_argument("--archive-monthly", action="store_true", help="monthly archive files instead of daily ones")
+    g.add_argument("--rest-weight-limit", type=int, default=6000, metavar="W",
+                   help="Binance REST request weight per window, 429 past it (default 6000; 0 = no limit)")
+    g.add_argument("--rest-window", type=float, default=60.0, metavar="S", help="the weight window (default 60 s)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -72,6 +82,9 @@ def config_from_args(args: argparse.Namespace):
         bursts=not args.no_bursts, ping_interval_s=args.ping_interval,
         max_connection_age_s=args.max_connection_age, binance_max_messages_per_s=args.binance_message_limit,
         kraken_snapshot=args.kraken_snapshot, history_size=args.history,
+        history_days=args.history_days, history_trades_per_day=args.history_trades_per_day,
+        archive_dir=Path(args.archive_dir) if args.archive_dir else None, archive_monthly=args.archive_monthly,
+        rest_weight_limit=args.rest_weight_limit, rest_window_s=args.rest_window,
     )
 
 

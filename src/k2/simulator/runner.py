@@ -66,6 +66,15 @@ class SimConfig:
     binance_max_messages_per_s: int = 5  # 0 = no limit
     kraken_snapshot: int = 0  # v1: send the last N trades on subscribe
     history_size: int = 100_000  # trades kept per symbol for REST
+    #: Binance: days of past trades before the start, served over REST (historicalTrades) and
+    #: written as archive files to `archive_dir` (k2.simulator.history); 0 = none
+    history_days: int = 0
+    history_trades_per_day: int = 20_000
+    archive_dir: Path | None = None
+    archive_monthly: bool = False
+    #: Binance REST request weight allowed per window (the real venue: 6000 a minute); 0 = no limit
+    rest_weight_limit: int = 6000
+    rest_window_s: float = 60.0
     max_buffer_bytes: int = 64 << 20  # a client further behind than this is cut
 
     def check(self) -> None:
@@ -86,6 +95,9 @@ class SimConfig:
         for name in ("tick_s", "heartbeat_s", "ping_interval_s", "pong_timeout_s", "max_connection_age_s"):
             if getattr(self, name) <= 0:
                 raise K2Error(f"{name} must be positive")
+        if self.history_days < 0 or self.history_trades_per_day < 1 or self.rest_weight_limit < 0 \
+                or self.rest_window_s <= 0:
+            raise K2Error("--history-days must not be negative, the trades per day and REST window positive")
         if self.history_size < 1 or self.kraken_snapshot < 0 or self.binance_max_messages_per_s < 0:
             raise K2Error("--history must be positive, --kraken-snapshot and the message limit not negative")
         self.faults.check()
@@ -162,6 +174,8 @@ class Simulator:
                 except OSError as exc:  # the record files
                     raise K2Error(f"--record: cannot write in {cfg.record_dir}: {exc.strerror or exc}") from None
                 self.venues[name] = venue
+                if cfg.archive_dir is not None and getattr(venue, "histories", None):
+                    self.write_archives(venue)
                 try:
                     port = await venue.start(cfg.host)
                 except OSError as exc:
@@ -174,6 +188,17 @@ class Simulator:
         self.started_at = self.loop.time()
         self._task = self.loop.create_task(self._drive(), name="k2-simulator-clock")
         return self.urls
+
+    def write_archives(self, venue) -> None:
+        """The venue's past as archive files (trades and aggTrades, zip + CHECKSUM)."""
+        from k2.simulator.history import write_archives
+
+        folder = Path(self.config.archive_dir)
+        try:
+            for past in venue.histories.values():
+                write_archives(past, folder, ("trades", "aggTrades"), monthly=self.config.archive_monthly)
+        except OSError as exc:
+            raise K2Error(f"--archive-dir: cannot write in {folder}: {exc.strerror or exc}") from None
 
     async def stop(self) -> None:
         """Stop the clock, close every connection and server, flush the records."""

@@ -257,12 +257,13 @@ class Venue:
         query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
         if request.headers.get("Upgrade", "").lower() != "websocket":
             try:
-                status, body = self.http(parts.path, query)
+                answer = self.http(parts.path, query)
             except Exception:  # a bug here must not kill the server; the client sees a 500
                 log.exception("%s: REST %s failed", self.name, target)
-                status, body = 500, b'{"error":"internal"}'
+                answer = 500, b'{"error":"internal"}'
+            status, body = answer[0], answer[1]
             body = body if isinstance(body, bytes) else encode_json(body)
-            headers = {"Content-Type": "application/json"}
+            headers = {"Content-Type": "application/json", **(answer[2] if len(answer) > 2 else {})}
             if status == 200:
                 response = picows.WSUpgradeResponse.create_ok_response(body, headers)
             else:
@@ -288,8 +289,8 @@ class Venue:
         """The connection for a WebSocket upgrade to `path`, or None for 404."""
         raise NotImplementedError
 
-    def http(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
-        """(status, JSON-able body or bytes) for a plain GET."""
+    def http(self, path: str, query: dict[str, list[str]]) -> tuple:
+        """(status, JSON-able body or bytes[, extra headers]) for a plain GET."""
         raise NotImplementedError
 
     def on_connect(self, conn: Connection) -> None:

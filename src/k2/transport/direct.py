@@ -67,6 +67,9 @@ class DirectTransport:
         self._cv = threading.Condition(threading.Lock())
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="k2-writer", daemon=True)
+        #: held while a batch is written: history rows handed to this process (write_now) go
+        #: through the same writers, one write at a time, so live and history rows are stored once
+        self._write_lock = threading.Lock()
         self.paused = False
         self._on_pause: Callable[[bool], None] | None = None
 
@@ -91,6 +94,20 @@ class DirectTransport:
         if self._count > self.high_water and not self.paused and self._on_pause:
             self.paused = True
             self._on_pause(True)
+
+    def write_now(self, adapter: ExchangeAdapter, rows: list[tuple], source: str) -> int:
+        """Write history rows (k2 backfill/load handed to this process) at once, between two live
+        batches, through the exchange's writer; returns how many were new."""
+        with self._write_lock:
+            writer = self.writers.get(adapter.name)
+            if writer is None:
+                writer = self.writers[adapter.name] = BronzeWriter(self.wh, adapter, skip_probe_when_newer=True)
+                self.stats.written.setdefault(adapter.name, 0)
+                self.stats.duplicates.setdefault(adapter.name, 0)
+            elif writer.adapter.bronze_table != adapter.bronze_table:
+                raise ValueError(f"the running pipeline writes {adapter.name} to {writer.adapter.bronze_table}, "
+                                 f"these rows are for {adapter.bronze_table} (another --api)")
+            return writer.commit(writer.prepare(rows), source=source) if rows else 0
 
     def submit_reject(self, reject: Reject) -> None:
         by_class = self.stats.rejects_by_reason.setdefault(reject.exchange, {})
@@ -178,7 +195,8 @@ class DirectTransport:
                     rows = taken[key]
                     writer = self.writers[name]
                     batch = writer.prepare(rows)
-                    n = writer.commit(batch, source=source)
+                    with self._write_lock:
+                        n = writer.commit(batch, source=source)
                     del taken[key]
                     self.stats.written[name] += n
                     self.stats.duplicates[name] += len(rows) - n

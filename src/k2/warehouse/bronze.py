@@ -121,9 +121,12 @@ class BronzeWriter:
         if not self.skip_probe_when_newer or batch.times_us is None or not batch.time_span:
             return None
         if self._newest is None:
+            # the archive tables count too: a trade an archive brought is stored already
+            tables = (self.adapter.bronze_table, *self.adapter.archive_tables)
             self._newest = {r[0]: float(r[1]) for r in self.wh.rows(
                 "SELECT toString(symbol), toUnixTimestamp64Micro(max(timestamp)) FROM k2.silver_trades_v2 "
-                "WHERE bronze_table = {b:String} GROUP BY symbol", {"b": self.adapter.bronze_table})}
+                "WHERE has({b:Array(String)}, bronze_table) GROUP BY symbol",
+                {"b": "[" + ",".join(f"'{t}'" for t in tables) + "]"})}
         if batch.has_repeats:  # _first_of_each_key could not tell (no skip_probe_when_newer)
             return None
         newest = self._per_row(batch, {sym: self._newest.get(sym, -1.0) for sym in batch.time_span})
@@ -237,6 +240,8 @@ class BronzeWriter:
             cols = [c.take(take) for c in cols]
         probe = pa.Table.from_arrays(cols, names=list(self.adapter.key_columns))
         stored, distinct = self.wh.existing_keys(self.adapter.bronze_table, self.adapter.key_columns, probe)
+        for table in self.adapter.archive_tables:  # the same trades from an archive (k2 import)
+            stored = stored + self.wh.existing_keys(table, self.adapter.key_columns, probe)[0]
         if not stored and (candidates is not None or distinct == batch.n):
             return None
         positions = range(batch.n) if candidates is None else candidates.tolist()

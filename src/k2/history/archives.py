@@ -1,0 +1,471 @@
+"""`k2 import`: exchange archive files into the warehouse, parsed by ClickHouse itself.
+
+Formats (one bronze table each, ADR 0018; Kraken's is reconciliation only, ADR 0019):
+  binance trades     BTCUSDT-trades-2024-01-15.zip / .csv, daily or monthly (…-2024-01.zip)
+                     trade id, price, qty, quoteQty, time, isBuyerMaker, isBestMatch (no header)
+  binance aggTrades  BTCUSDT-aggTrades-2024-01-15.zip: aggId, price, qty, firstTradeId,
+                     lastTradeId, time, isBuyerMaker, isBestMatch
+  kraken timesales   XBTUSD.csv from Kraken's Time & Sales download: unix seconds, price, volume
+
+Every file is checked before any is loaded: name, venue and kind (by the name and by the first
+line's fields), known symbol, the `.CHECKSUM` beside a zip (SHA-256), the time unit (Binance
+spot: milliseconds to 2024, microseconds from 2025-01-01, detected from the first line and
+checked on every line). Then each file is streamed in chunks of lines into ClickHouse's
+LineAsString reader through a FIFO: a zip member is inflated by Python's zlib on the way (chDB
+4.4 is built without ClickHouse's zip reader), so memory stays flat whatever the file's size,
+and the embedded warehouse is free between chunks for a running pipeline's live writes.
+
+Exactly once: a finished file (same name and SHA-256 in `archive_files`) is skipped; an
+interrupted one resumes after its last committed chunk; ids bronze already holds (from an
+earlier file, REST or the live feed) are left out by id runs; each chunk carries a
+deduplication token, so a retried chunk is a no-op in bronze, silver and gold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterable
+
+from k2.errors import K2Error
+from k2.warehouse import stored_query
+
+DEFAULT_CHUNK_LINES = 500_000
+_BLOCK = 1 << 20
+
+#: name pattern, kind and expected field counts per (exchange, kind)
+_BINANCE_NAME = re.compile(
+    r"^(?P<symbol>[A-Z0-9]{2,30})-(?P<kind>trades|aggTrades|\d+[smhdwM]|[A-Za-z]+)-"
+    r"(?P<date>\d{4}-\d{2}(?:-\d{2})?)\.(?P<ext>zip|csv)$")
+_KRAKEN_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]{4,20})\.csv$")
+_FIELDS = {("binance", "trades"): (6, 7), ("binance", "aggTrades"): (7, 8), ("kraken", "timesales"): (3,)}
+_QUERY = {("binance", "trades"): "archive_binance_trades", ("binance", "aggTrades"): "archive_binance_agg_trades",
+          ("kraken", "timesales"): "archive_kraken_timesales"}
+_TABLE = {("binance", "trades"): ("bronze_archive_binance_trades", "symbol"),
+          ("binance", "aggTrades"): ("bronze_archive_binance_agg_trades", "symbol"),
+          ("kraken", "timesales"): ("bronze_archive_kraken_timesales", "pair")}
+#: what a first line with this many fields looks like, to name a file of the wrong kind
+_LOOKS_LIKE = {6: "Binance trades", 7: "Binance trades", 8: "Binance aggTrades", 12: "Binance klines",
+               3: "Kraken time and sales", 10: "Bybit trades", 5: "an OKX trades export"}
+#: µs from this value up; a ms time reaches it in the year 5138, a µs one left it in 1973
+_US_FROM = 100_000_000_000_000
+IMPORTABLE = ("binance", "kraken")
+
+
+@dataclass
+class ArchiveFile:
+    """One file to import, checked."""
+
+    path: Path
+    exchange: str
+    kind: str
+    symbol: str
+    name: str  # the published name: the zip's, or the csv's
+    member: str | None  # the CSV inside a zip
+    sha256: str
+    time_unit: str
+    from_us: int  # the file's dates (from its name), for the id-run probe
+    to_us: int
+    header: bool  # the first line is column names
+    size: int
+
+    @property
+    def batch(self) -> str:
+        return f"archive:{self.exchange}:{self.name}:{self.sha256[:16]}"
+
+
+@dataclass
+class FileReport:
+    name: str
+    kind: str
+    symbol: str
+    time_unit: str
+    state: str = "imported"  # imported | already imported | resumed
+    lines: int = 0  # lines read this time
+    loaded: int = 0  # rows of this file now in bronze
+    rejected: int = 0
+    skipped_lines: int = 0  # committed by an earlier, interrupted run
+    seconds: float = 0.0
+
+
+@dataclass
+class ImportReport:
+    exchange: str
+    files: list[FileReport] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def loaded(self) -> int:
+        return sum(f.loaded for f in self.files if f.state != "already imported")
+
+    @property
+    def lines(self) -> int:
+        return sum(f.lines for f in self.files)
+
+    def summary(self) -> str:
+        out = []
+        for f in self.files:
+            if f.state == "already imported":
+                out.append(f"{self.exchange}: {f.name}: already imported ({f.loaded} rows, {f.rejected} rejected); "
+                           "nothing to do")
+                continue
+            kept = f.lines - f.rejected - (f.loaded if f.state == "imported" else 0)
+            rate = f.lines / f.seconds if f.seconds else 0.0
+            out.append(
+                f"{self.exchange}: {f.name}: {f.kind} {f.symbol} (time in {f.time_unit}): {f.lines} lines, "
+                f"{f.loaded} rows in bronze, {f.rejected} rejected"
+                + (f", {max(kept, 0)} already stored" if f.state == "imported" else "")
+                + (f", resumed after line {f.skipped_lines}" if f.skipped_lines else "")
+                + f"; {f.seconds:.2f} s, {rate:,.0f} lines/s")
+        return "\n".join(out)
+
+    def to_json(self) -> dict:
+        return {"exchange": self.exchange, "seconds": self.seconds, "files": [asdict(f) for f in self.files]}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "ImportReport":
+        return cls(doc["exchange"], [FileReport(**f) for f in doc["files"]], doc.get("seconds", 0.0))
+
+
+# -- checking files --------------------------------------------------------------------------------
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _checksum(path: Path, digest: str) -> None:
+    """Binance publishes `<file>.CHECKSUM` beside each zip: `<sha256>  <file name>`."""
+    side = path.with_name(path.name + ".CHECKSUM")
+    if not side.is_file():
+        return
+    text = side.read_text(encoding="ascii", errors="replace").split()
+    if not text or not re.fullmatch(r"[0-9a-fA-F]{64}", text[0]):
+        raise K2Error(f"{side}: not a SHA-256 CHECKSUM file")
+    if len(text) > 1 and text[1].lstrip("*") != path.name:
+        raise K2Error(f"{side} is the checksum of {text[1]}, not of {path.name}")
+    if text[0].lower() != digest:
+        raise K2Error(f"{path}: SHA-256 does not match {side.name} (file damaged or incomplete); nothing loaded")
+
+
+def _open(path: Path, member: str | None) -> BinaryIO:
+    if member is None:
+        return path.open("rb")
+    z = zipfile.ZipFile(path)
+    stream = z.open(member)
+    stream_close = stream.close
+
+    def close() -> None:  # the member's stream and its archive together
+        stream_close()
+        z.close()
+
+    stream.close = close  # type: ignore[method-assign]
+    return stream
+
+
+def _first_line(path: Path, member: str | None) -> bytes:
+    try:
+        with _open(path, member) as f:
+            return f.readline(1 << 16).rstrip(b"\r\n")
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise K2Error(f"{path}: cannot read: {exc}") from None
+
+
+def _dates(date: str | None) -> tuple[int, int]:
+    """µs range of a file's dates (a day or a month) with a day's margin each side."""
+    if not date:
+        return 0, 2**62
+    if len(date) == 7:
+        start = datetime.strptime(date, "%Y-%m").replace(tzinfo=timezone.utc)
+        end = (start + timedelta(days=32)).replace(day=1)
+    else:
+        start = datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        end = start + timedelta(days=1)
+    day = 86_400_000_000
+    return int(start.timestamp()) * 1_000_000 - day, int(end.timestamp()) * 1_000_000 + day
+
+
+def describe(path: Path | str, exchange: str, known_symbol: Callable[[str], bool],
+             symbol: str | None = None) -> ArchiveFile:
+    """Check one file and say what it is, or raise K2Error (one line, before anything is loaded)."""
+    path = Path(path)
+    if exchange not in IMPORTABLE:
+        raise K2Error(f"k2 import reads Binance and Kraken archives, not {exchange!r} "
+                      "(use k2 backfill for the other venues' REST history)")
+    if not path.is_file():
+        raise K2Error(f"no such file: {path}")
+    name = path.name
+    date = None
+    if exchange == "binance":
+        m = _BINANCE_NAME.match(name)
+        if not m:
+            raise K2Error(f"{path}: not a Binance spot archive name (SYMBOL-trades-YYYY-MM[-DD].zip or "
+                          "SYMBOL-aggTrades-...; the name says the symbol and the kind)")
+        kind, date, ext = m["kind"], m["date"], m["ext"]
+        if kind not in ("trades", "aggTrades"):
+            what = "klines (candles)" if re.fullmatch(r"\d+[smhdwM]", kind) else kind
+            raise K2Error(f"{path}: a Binance {what} file; k2 import loads trades and aggTrades files")
+        file_symbol = m["symbol"]
+    else:
+        m = _KRAKEN_NAME.match(name)
+        if not m:
+            raise K2Error(f"{path}: not a Kraken time-and-sales file name (PAIR.csv, e.g. XBTUSD.csv)")
+        kind, ext, file_symbol = "timesales", "csv", m["symbol"]
+    if symbol and symbol.replace("/", "").upper() != file_symbol:
+        raise K2Error(f"{path}: the file name says {file_symbol}, --symbol says {symbol}")
+    if not known_symbol(file_symbol):
+        raise K2Error(f"{path}: {file_symbol} is not a {exchange} symbol (unknown to the instrument list)")
+    member = None
+    if ext == "zip":
+        try:
+            with zipfile.ZipFile(path) as z:
+                members = [i.filename for i in z.infolist() if not i.is_dir()]
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise K2Error(f"{path}: not a readable zip archive (truncated or damaged: {exc})") from None
+        if len(members) != 1 or not members[0].endswith(".csv"):
+            raise K2Error(f"{path}: expected one CSV inside the zip, found {members[:5]}")
+        member = members[0]
+    digest = sha256_of(path)
+    if member is not None:
+        _checksum(path, digest)
+    first = _first_line(path, member)
+    if not first:
+        raise K2Error(f"{path}: empty file")
+    fields = first.split(b",")
+    header = not fields[0].strip().isdigit()
+    if header:  # column names: look at the next line for the shape
+        with _open(path, member) as f:
+            f.readline()
+            nxt = f.readline(1 << 16).rstrip(b"\r\n")
+        fields = nxt.split(b",") if nxt else fields
+    expected = _FIELDS[(exchange, kind)]
+    if len(fields) not in expected:
+        looks = _LOOKS_LIKE.get(len(fields), f"a file with {len(fields)} fields")
+        raise K2Error(f"{path}: the first line has {len(fields)} fields and looks like {looks}, "
+                      f"not {exchange} {kind} ({'/'.join(map(str, expected))} fields)")
+    if exchange == "binance":
+        t = fields[4] if kind == "trades" else fields[5]
+        try:
+            unit = "us" if int(t) >= _US_FROM else "ms"
+        except ValueError:
+            raise K2Error(f"{path}: the first line's time is not an integer: {t[:30]!r}") from None
+    else:
+        unit = "s"
+    from_us, to_us = _dates(date)
+    return ArchiveFile(path.resolve(), exchange, kind, file_symbol, name, member, digest, unit,
+                       from_us, to_us, header, path.stat().st_size)
+
+
+# -- streaming -------------------------------------------------------------------------------------
+class _Lines:
+    """Whole lines from a byte stream, handed on in chunks of a given count."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.carry = b""
+        self.eof = False
+
+    def _more(self) -> bytes:
+        block = self.stream.read(_BLOCK)
+        if not block:
+            self.eof = True
+            if self.carry and not self.carry.endswith(b"\n"):
+                self.carry += b"\n"  # a last line without its ending is still a line
+        return block
+
+    def copy(self, n: int, out: BinaryIO | None) -> int:
+        """Write the next `n` lines to `out` (None: skip them); how many there were."""
+        done = 0
+        while done < n:
+            if not self.carry and not self.eof:
+                self.carry = self._more()
+                continue
+            if not self.carry:
+                break
+            lines = self.carry.count(b"\n")
+            if lines == 0:
+                if self.eof:
+                    break
+                block = self._more()
+                self.carry += block
+                continue
+            if done + lines <= n:
+                cut = self.carry.rfind(b"\n") + 1
+                done += lines
+            else:
+                cut = -1
+                for _ in range(n - done):
+                    cut = self.carry.find(b"\n", cut + 1)
+                cut += 1
+                done = n
+            if out is not None:
+                out.write(self.carry[:cut])
+            self.carry = self.carry[cut:]
+        return done
+
+
+def _feed(fifo: str, lines: _Lines, n: int, result: dict) -> None:
+    """Writer thread: `n` lines into the FIFO ClickHouse reads (opened when it opens it)."""
+    try:
+        with open(fifo, "wb", buffering=_BLOCK) as out:
+            result["lines"] = lines.copy(n, out)
+    except BrokenPipeError:
+        result["error"] = "the reader stopped"
+    except BaseException as exc:  # a damaged zip member (CRC, zlib): reported by the importer
+        result["error"] = f"{type(exc).__name__}: {exc}"
+
+
+def _release(fifo: str) -> None:
+    """Unblock a writer still waiting for a reader that will never come."""
+    try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+# -- importing -------------------------------------------------------------------------------------
+class Importer:
+    """Imports checked files into one warehouse (the local one, or a running pipeline's)."""
+
+    def __init__(self, wh, chunk_lines: int = DEFAULT_CHUNK_LINES,
+                 progress: Callable[[str, int, int], None] | None = None):
+        if chunk_lines <= 0:
+            raise K2Error("--chunk-lines must be positive")
+        self.wh = wh
+        self.chunk_lines = chunk_lines
+        self.progress = progress
+
+    def known_symbol(self, exchange: str) -> Callable[[str], bool]:
+        from k2.exchanges import get_adapter
+        from k2.warehouse.instruments import instrument_map
+
+        natives = set(instrument_map(self.wh, exchange)) | {
+            i.native_symbol for i in get_adapter(exchange).fallback_instruments}
+        flat = {s.replace("/", "") for s in natives}
+        if exchange == "kraken":  # XBT/USD is XBTUSD in Kraken's file names
+            return lambda s: s in flat
+        return lambda s: s in natives
+
+    def run(self, paths: Iterable[str | Path], exchange: str, symbol: str | None = None) -> ImportReport:
+        known = self.known_symbol(exchange)
+        files = [describe(p, exchange, known, symbol) for p in paths]  # every file checked first
+        names = [f.name for f in files]
+        if len(set(names)) != len(names):
+            raise K2Error("the same file name is given twice")
+        report = ImportReport(exchange)
+        started = time.perf_counter()
+        for f in files:
+            report.files.append(self.import_file(f))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _ledger(self, f: ArchiveFile, lines_done: int, loaded: int, rejected: int, state: str) -> None:
+        self.wh.execute(stored_query("archive_file_upsert"), {
+            "exchange": f.exchange, "file": f.name, "sha256": f.sha256, "kind": f.kind, "symbol": f.symbol,
+            "unit": f.time_unit, "path": str(f.path), "lines_done": lines_done, "rows_loaded": loaded,
+            "rejected": rejected, "state": state})
+
+    def _counts(self, f: ArchiveFile) -> tuple[int, int]:
+        table, key = _TABLE[(f.exchange, f.kind)]
+        row = self.wh.rows(stored_query("archive_batch_counts"),
+                           {"table": table, "key": key, "symbol": f.symbol, "batch": f.batch})[0]
+        return int(row[0]), int(row[1])
+
+    def _skip_runs(self, f: ArchiveFile) -> list[tuple[int, int]]:
+        if f.exchange != "binance":
+            return []
+        query = "archive_binance_trade_runs" if f.kind == "trades" else "archive_binance_agg_runs"
+        rows = self.wh.rows(stored_query(query), {"symbol": f.symbol, "from_us": f.from_us, "to_us": f.to_us})
+        return [(int(lo), int(hi)) for lo, hi in rows]
+
+    def import_file(self, f: ArchiveFile) -> FileReport:
+        rep = FileReport(f.name, f.kind, f.symbol, f.time_unit)
+        state = self.wh.rows(stored_query("archive_file_state"),
+                             {"exchange": f.exchange, "file": f.name, "sha256": f.sha256})
+        done_lines = 0
+        if state:
+            st, lines_done, loaded, rejected, _unit = state[0]
+            if st == "done":
+                rep.state, rep.loaded, rep.rejected = "already imported", int(loaded), int(rejected)
+                return rep
+            done_lines = int(lines_done)
+            rep.state, rep.skipped_lines = "resumed", done_lines
+        started = time.perf_counter()
+        skip = self._skip_runs(f)
+        sql = stored_query(_QUERY[(f.exchange, f.kind)])
+        settings = (" SETTINGS max_threads = 1, input_format_parallel_parsing = 0, max_block_size = 65536,"
+                    " min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 0,"
+                    " min_insert_block_size_rows_for_materialized_views = 65536,"
+                    " min_insert_block_size_bytes_for_materialized_views = 0,"
+                    " insert_deduplicate = 1, deduplicate_blocks_in_dependent_materialized_views = 1,"
+                    " insert_deduplication_token = {token:String}")
+        first_line = 1
+        with tempfile.TemporaryDirectory(prefix="k2-import-") as tmp, _open(f.path, f.member) as stream:
+            lines = _Lines(stream)
+            if f.header:
+                lines.copy(1, None)
+                first_line = 2
+            if done_lines:
+                lines.copy(done_lines - (first_line - 1), None)
+                first_line = done_lines + 1
+            chunk = 0
+            while True:
+                fifo = os.path.join(tmp, f"chunk-{chunk}.csv")
+                os.mkfifo(fifo)
+                result: dict = {}
+                writer = threading.Thread(target=_feed, args=(fifo, lines, self.chunk_lines, result),
+                                          name="k2-import-feed", daemon=True)
+                writer.start()
+                params = {"symbol": f.symbol, "file": f.name, "unit": f.time_unit, "batch": f"{f.batch}",
+                          "first_line": first_line, "path": fifo,
+                          "skip": "[" + ",".join(f"({lo},{hi})" for lo, hi in skip) + "]",
+                          "token": f"{f.batch}:{first_line}"}
+                try:
+                    self.wh.execute(sql + settings, params)
+                except Exception as exc:
+                    _release(fifo)
+                    writer.join()
+                    raise K2Error(f"{f.path}: import failed at the chunk from line {first_line}: "
+                                  f"{_first_line_of(exc)}") from None
+                finally:
+                    writer.join(60)
+                    os.unlink(fifo)
+                if "error" in result:
+                    raise K2Error(f"{f.path}: damaged after line {first_line - 1 + result.get('lines', 0)}: "
+                                  f"{result['error']}")
+                n = result.get("lines", 0)
+                rep.lines += n
+                first_line += n
+                chunk += 1
+                if n < self.chunk_lines:
+                    break
+                self._ledger(f, first_line - 1, 0, 0, "loading")
+                if self.progress:
+                    self.progress(f.name, first_line - 1, chunk)
+        rep.loaded, rep.rejected = self._counts(f)
+        self._ledger(f, first_line - 1, rep.loaded, rep.rejected, "done")
+        rep.seconds = time.perf_counter() - started
+        return rep
+
+
+def _first_line_of(exc: BaseException) -> str:
+    from k2.errors import first_line
+
+    return first_line(exc)
+
+
+def import_archives(wh, paths: Iterable[str | Path], exchange: str, symbol: str | None = None,
+                    chunk_lines: int = DEFAULT_CHUNK_LINES,
+                    progress: Callable[[str, int, int], None] | None = None) -> ImportReport:
+    return Importer(wh, chunk_lines, progress).run(paths, exchange, symbol)
