@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from k2.history.archives import import_archives
-from k2.history.coverage import coverage
+from k2.read.coverage import coverage
 from k2.simulator.history import BinanceHistory, day_start_us, trade_lines, write_archives, write_zip
 from k2.simulator.process import SimulatorProcess
 

@@ -107,12 +107,29 @@ def test_query_binds_parameters_and_stays_read_only(db):
     (lambda db: db.trades("BTC/USDT", since="yesterday"), "since: not an ISO-8601 time"),
     (lambda db: db.trades("BTC/USDT", format="excel"), "unknown format 'excel'"),
     (lambda db: db.query("SELEC 1"), "Syntax error"),
-    (lambda db: db.coverage(), "k2 coverage"),
+    (lambda db: db.coverage(exchange="nasdaq"), "nasdaq"),
 ])
 def test_mistakes_are_one_line_k2_errors(db, call, message):
     with pytest.raises(k2.K2Error) as info:
         call(db)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_coverage_is_what_k2_coverage_says(db, k2_cli, history_dir):
+    """One row per exchange, symbol and UTC day, with the same days, counts and verdicts as the
+    command; trades add up to silver's."""
+    r = k2_cli("coverage", "--format", "json", "--data-dir", history_dir)
+    assert r.returncode == 0, r.stderr
+    cli_days = json.loads(r.stdout)["days"]
+    t = db.coverage()
+    assert t.num_rows == len(cli_days) > 0
+    got = [(d["exchange"], d["symbol"], d["day"].isoformat(), d["trades"], d["proven_complete"], d["status"])
+           for d in t.to_pylist()]
+    assert got == [(d["exchange"], d["symbol"], d["day"], d["trades"], d["proven"], d["status"]) for d in cli_days]
+    silver = db.query("SELECT count() AS n FROM k2.silver_trades_v2").to_pylist()[0]["n"]
+    assert sum(d["trades"] for d in t.to_pylist()) == silver
+    one = db.coverage("binance", "BTCUSDT", format="pandas")
+    assert set(one["symbol"]) == {"BTCUSDT"} and len(one) < t.num_rows
 
 
 def test_no_data_dir_is_a_clear_error(tmp_path):

@@ -133,7 +133,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     try:
         jobs = []
         if args.holes:
-            from k2.history.coverage import coverage
+            from k2.read.coverage import coverage
 
             reader = wh if wh is not None else reader_for(args)
             cov = coverage(reader, adapter.name, symbols[0] if len(symbols) == 1 else "")
@@ -161,7 +161,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
-    from k2.history.coverage import coverage
+    from k2.read.coverage import coverage
     from k2.times import parse_time
 
     since = parse_time(args.since, "--since", "1970-01-01 00:00:00.000000")

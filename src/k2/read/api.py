@@ -34,8 +34,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+import pyarrow as pa
+
 from k2.config import ReadSettings, load_settings
 from k2.errors import K2Error, WarehouseBusy
+from k2.read.coverage import coverage
 from k2.read.queries import check_exchange, check_interval, resolve_symbol
 from k2.read.remote import ClickHouseHTTP, LocalReader, RemoteReader
 from k2.runfile import read_run_info, release_requested, remove_reader_info, write_reader_info
@@ -314,10 +317,35 @@ class Connection:
         params = {k: _param(v) for k, v in (parameters or {}).items()}
         return convert(self._call(lambda r: r.arrow(sql, params, check=True)), _fmt(format))
 
-    def coverage(self, *args: Any, **kwargs: Any):
-        """What history the warehouse holds per exchange and symbol. Arrives with `k2 coverage`
-        (history import and backfill); this version of K2 does not have it yet."""
-        raise K2Error("coverage() needs `k2 coverage`, which this version of K2 does not have yet")
+    def coverage(self, exchange: str = "all", symbol: str = "", since: Any = None, until: Any = None, *,
+                 format: Format = "arrow"):
+        """What history the warehouse holds, one row per exchange, symbol and UTC day: trades, where
+        they came from (live, rest, archive, file), first and last trade, the id range, and whether
+        the day is proven complete (its ids run without a hole into the neighbouring days', for
+        venues that number trades consecutively), with the reason when it is not (as `k2 coverage`).
+
+            >>> k2.connect().coverage("binance", "BTC/USDT", since="2026-11-01", format="pandas")
+        """
+        ex = check_exchange(exchange)
+        lo, hi = _as_time(since, "since", EPOCH), _as_time(until, "until", FAR_FUTURE)
+        cov = self._call(lambda r: coverage(r, ex, symbol.strip().upper() if symbol else "", lo[:19], hi[:19]))
+        days = cov.days
+        table = pa.table({
+            "exchange": pa.array([d.exchange for d in days], pa.string()),
+            "symbol": pa.array([d.symbol for d in days], pa.string()),
+            "day": pa.array([date.fromisoformat(d.day) for d in days], pa.date32()),
+            "trades": pa.array([d.trades for d in days], pa.uint64()),
+            "sources": pa.array([d.sources for d in days], pa.string()),
+            "first_trade": pa.array([d.first_trade for d in days], pa.string()),
+            "last_trade": pa.array([d.last_trade for d in days], pa.string()),
+            "min_id": pa.array([d.min_id for d in days], pa.uint64()),
+            "max_id": pa.array([d.max_id for d in days], pa.uint64()),
+            "proven_complete": pa.array([d.proven for d in days], pa.bool_()),
+            "status": pa.array([d.status for d in days], pa.string()),
+            "holes": pa.array([sum(1 for h in cov.holes if h.exchange == d.exchange and h.symbol == d.symbol
+                                   and h.days[0] <= d.day <= h.days[1]) for d in days], pa.uint32()),
+        })
+        return convert(table, _fmt(format))
 
 
 def _fmt(format: str) -> str:

@@ -28,4 +28,3 @@ FROM (
 WHERE toDateTime64(d, 6, 'UTC') < {until:DateTime64(6, 'UTC')}
   AND toDateTime64(d, 6, 'UTC') + INTERVAL 1 DAY > {since:DateTime64(6, 'UTC')}
 ORDER BY exchange, symbol, d
-SETTINGS output_format_json_quote_64bit_integers = 0

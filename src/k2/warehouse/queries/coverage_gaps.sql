@@ -2,4 +2,3 @@
 SELECT exchange, symbol, gap_id, toString(state) AS state, from_id, to_id
 FROM k2.gaps FINAL
 WHERE kind = 'ids' AND exchange IN {exchanges:Array(String)}
-SETTINGS output_format_json_quote_64bit_integers = 0

@@ -19,4 +19,3 @@ FROM (
 )
 WHERE prev_id != 0 AND id > prev_id + 1
 ORDER BY exchange, symbol, from_id
-SETTINGS output_format_json_quote_64bit_integers = 0

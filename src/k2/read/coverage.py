@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from k2.exchanges import ALL_ADAPTERS
 from k2.warehouse import stored_query
 
-#: venues whose REST history pages by consecutive ids (the ones whose days can be proven)
-def consecutive_venues() -> list[str]:
-    from k2.exchanges import ALL_ADAPTERS
 
+def consecutive_venues() -> list[str]:
+    """Venues whose REST history pages by consecutive ids (the ones whose days can be proven)."""
     return sorted({a.name for a in ALL_ADAPTERS if a.rest_history is not None and a.rest_history.pages_by == "id"})
 
 
