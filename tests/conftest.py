@@ -22,8 +22,8 @@ from fixtures.make_frames import write_lines
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures"
-#: the research samples beside the repository (../shared/research/samples), as CI lays it out
-SAMPLES = TESTS.parent.parent / "shared" / "research" / "samples"
+#: frames from the exchanges' documentation (copied into the repository: the suite stands alone)
+SAMPLES = FIXTURES / "samples"
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
     if not SAMPLES.is_dir():
-        pytest.fail(f"research samples not found at {SAMPLES}")
+        pytest.fail(f"sample frames not found at {SAMPLES}")
     return SAMPLES
 
 

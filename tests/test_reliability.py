@@ -22,7 +22,7 @@ from k2.simulator.process import SimulatorProcess
 from test_feed import _env, _k2, _rows, _start_run, _wait_for
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "research" / "samples"
+SAMPLES = FIXTURES / "samples"
 
 
 # -- crash safety -----------------------------------------------------------------------------------
