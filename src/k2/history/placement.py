@@ -6,8 +6,8 @@ pair would otherwise load as `unknown_instrument` rows, out of every candle. So 
 the table does not know, in this order:
   1. the exchange's instrument list, fetched once when the network allows (K2_INSTRUMENTS_REFRESH,
      the exchange's REST URL): what the exchange itself says;
-  2. the symbol's own form, when it spells base and quote (BTC-USD, XBT/USD, tDOGE:USD; Gemini's
-     known quote currencies): the same rule the adapter applies to a fetched list;
+  2. the symbol's own form, when a separator spells base and quote (BTC-USD, XBT/USD, tDOGE:USD):
+     what silver does anyway. A concatenated symbol is never split by guessing;
   3. otherwise it stays unplaced: its trades are stored and flagged, and `k2 load` names it, so
      `k2 rebuild` can repair them once the instrument is known.
 """
@@ -69,6 +69,8 @@ class Placement:
                         "built-in list and their own form", self.adapter.name, self.rest_url, reason)
 
     def _from_form(self, native: str) -> Instrument | None:
+        if not any(sep in native for sep in "/-:"):
+            return None  # BTCUSDT: where base ends is the exchange's to say
         canonical = self.adapter.canonical_symbol(native)
         if not canonical or "/" not in canonical:
             return None
