@@ -64,4 +64,4 @@ def open_reader(data_dir: Path, warehouse_url: str | None = None):
         info = read_run_info(data_dir)
         if info is not None:
             return RemoteReader(info)
-    return open_warehouse(data_dir, url=warehouse_url)
+    return open_warehouse(data_dir, url=warehouse_url, for_reading=True)
