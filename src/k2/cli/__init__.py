@@ -49,7 +49,7 @@ def _setup_logging() -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # the HTTP client libraries log each failed attempt (with a retry line and the whole URL): K2
     # reports a network failure once, with the endpoint (its own messages)
-    for name in ("urllib3", "clickhouse_connect"):
+    for name in ("urllib3.connectionpool", "clickhouse_connect"):  # (clickhouse_connect resets "urllib3")
         logging.getLogger(name).setLevel(max(logging.ERROR, logging.getLogger().level))
 
 
