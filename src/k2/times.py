@@ -28,7 +28,7 @@ _LOWEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _HIGHEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 _RELATIVE = re.compile(r"([0-9]{1,9})\s*(s|sec|m|min|h|d|w)", re.ASCII | re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_EPOCH_NUMBER = re.compile(r"[0-9]{1,16}(\.[0-9]{1,9})?", re.ASCII)
+_EPOCH_NUMBER = re.compile(r"[0-9]{1,20}(\.[0-9]{1,9})?", re.ASCII)
 #: an epoch number at or above this is milliseconds (10^11 s would be the year 5138)
 _MS_FROM = 10**11
 _EXAMPLES = "e.g. 2026-07-15T12:00:00Z, 1784116800, 1784116800000 or 1h"
