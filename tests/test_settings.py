@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from k2.config import NUMBERS, load_settings
+from k2.config import load_settings
 from k2.errors import K2Error
-from k2.times import parse_range, parse_time
+from k2.times import parse_time
 
 NOW = datetime(2026, 7, 15, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -47,6 +47,12 @@ NOW = datetime(2026, 7, 15, 12, 0, 0, tzinfo=timezone.utc)
 ])
 def test_times_in_every_accepted_form(text, expected):
     assert parse_time(text, "--since", "", now=NOW) == expected
+
+
+def parse_range(since, until, now=None):
+    from k2.times import parse_range
+
+    return parse_range(since, until, now)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -143,7 +149,25 @@ stale_after_s = 5
 
 
 # -- K2_* variables --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, attr, kind, lowest, highest", [(n, a, k, lo, hi) for a, n, _, k, lo, hi in NUMBERS])
+#: every numeric K2_* variable, its setting and its range (the contract README's table states)
+NUMERIC_VARIABLES = [
+    ("K2_RECONNECT_BASE_S", "reconnect_base_s", float, 0.001, 3600.0),
+    ("K2_RECONNECT_CAP_S", "reconnect_cap_s", float, 0.001, 86400.0),
+    ("K2_RECONNECT_MAX_ATTEMPTS", "reconnect_max_attempts", int, -1, None),
+    ("K2_BATCH_MAX_ROWS", "batch_max_rows", int, 1, 10_000_000),
+    ("K2_BATCH_MAX_DELAY_S", "batch_max_delay_s", float, 0.001, 60.0),
+    ("K2_QUEUE_MAX_ROWS", "queue_max_rows", int, 1, 100_000_000),
+    ("K2_BACKFILL_MAX_TRADES", "backfill_max_trades", int, 1, None),
+]
+
+
+def test_the_list_covers_every_numeric_variable():
+    from k2.config import NUMBERS
+
+    assert sorted((n, a, k, lo, hi) for a, n, _, k, lo, hi in NUMBERS) == sorted(NUMERIC_VARIABLES)
+
+
+@pytest.mark.parametrize("name, attr, kind, lowest, highest", NUMERIC_VARIABLES)
 def test_every_numeric_variable_is_range_checked(name, attr, kind, lowest, highest):
     for bad in ("x", "nan", "inf", "1e999", str(lowest - 1), *([str(highest * 10)] if highest else [])):
         if kind is int and bad in ("nan", "inf"):
