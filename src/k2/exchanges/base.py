@@ -67,6 +67,7 @@ def symbol_rule(pattern: str, what: str, form: str) -> Callable[[Any], str]:
         return value
 
     check.match = match  # type: ignore[attr-defined]
+    check.seen = seen  # type: ignore[attr-defined]  # hot paths test `symbol in check.seen` inline first
     return check
 
 

@@ -64,6 +64,7 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}", re.ASCII).fullmatch
 #: a Kraken pair as its WebSocket API writes it: BASE/QUOTE in capitals, digits and dots (XBT/USD,
 #: ETH2.S/ETH) -- no lowercase, spaces, or invisible or look-alike Unicode
 PAIR = symbol_rule(r"[A-Z0-9][A-Z0-9.]{0,19}/[A-Z0-9][A-Z0-9.]{0,19}", "pair", "BASE/QUOTE")
+_PAIRS_SEEN = PAIR.seen
 _SIDES = frozenset(("b", "s"))
 _ORDER_TYPES = frozenset(("l", "m"))
 #: Kraken's legacy asset codes and the common ones (the same map silver applies in SQL)
@@ -271,10 +272,11 @@ _ARRAY_START = (b"[", "[")
 def _trade_rows(channel_id: int, trades: list[_Trade], pair: str, received_us: int) -> list[tuple] | None:
     """Bronze rows of a decoded trade frame, or None when a value fails a check (the general
     path then names it)."""
-    try:
-        PAIR(pair)
-    except FrameError:
-        return None
+    if pair not in _PAIRS_SEEN:  # a set lookup per frame; the check itself once per pair
+        try:
+            PAIR(pair)
+        except FrameError:
+            return None
     rows = []
     for t in trades:
         p, v, ts = t.price, t.volume, t.time

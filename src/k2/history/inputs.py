@@ -77,7 +77,7 @@ def check_input(source: Path | str) -> None:
 
 
 @contextmanager
-def open_frames(source: Path | str) -> Iterator[tuple[Iterator[bytes], str, str | None]]:
+def open_frames(source: Path | str) -> Iterator[tuple[BinaryIO, str, str | None]]:
     """(lines, name, compression) of a frame file: a path (regular file, FIFO, /dev/stdin...) or
     `-` for stdin. Refuses what cannot be read, before anything is loaded."""
     text = str(source)
@@ -99,19 +99,19 @@ def open_frames(source: Path | str) -> Iterator[tuple[Iterator[bytes], str, str 
         reader = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
         kind = compression_of(reader.peek(8)[:8])
         stream = _decompressed(reader, kind)
-        yield _lines(stream, name, kind), name, kind
+        try:
+            yield stream, name, kind  # the file object itself: its lines are read in C, no wrapper per line
+        except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+            if kind is None:
+                raise
+            raise K2Error(f"{name}: damaged or truncated {kind} data ({exc})") from None
+        except Exception as exc:  # zstandard.ZstdError
+            if kind != "zstd" or type(exc).__name__ != "ZstdError":
+                raise
+            raise K2Error(f"{name}: damaged or truncated zstd data ({exc})") from None
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
-
-
-def _lines(stream: BinaryIO, name: str, kind: str | None) -> Iterator[bytes]:
-    try:
-        yield from stream
-    except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
-        if kind is None and not isinstance(exc, EOFError):
-            raise
-        raise K2Error(f"{name}: damaged or truncated {kind or 'input'} data ({exc})") from None
 
 
 def sniff(adapter: ExchangeAdapter, lines: Iterator[bytes], name: str) -> list[bytes]:
