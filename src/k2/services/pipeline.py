@@ -50,8 +50,8 @@ class RunSummary:
             lines.append(f"  {ex}: {self.received[ex]:,} trades received, {self.written.get(ex, 0):,} written "
                          f"({rate:,.0f}/s), {self.duplicates.get(ex, 0):,} duplicates dropped"
                          + (f", {stored:,} already stored" if stored else ""))
-        lines.append(f"  rejects: {self.rejects}, reconnects: {self.reconnects}, "
-                     f"failed connection attempts: {self.connect_failures}")
+        lines.append(f"  rejects: {self.rejects}, failed connection attempts: {self.connect_failures}, "
+                     f"reconnects: {self.reconnects}")  # (scripts read the number after "reconnects:")
         if self.latency_ms:
             lines.append("  ingest latency (ingested_at - exchange time): "
                          + ", ".join(f"{k} {v:.1f} ms" for k, v in self.latency_ms.items()))

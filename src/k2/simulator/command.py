@@ -63,8 +63,8 @@ def config_from_args(args: argparse.Namespace):
     symbols = [s for item in args.symbols or [] for s in item.split(",") if s.strip()] or None
     if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
         raise K2Error("--duration must be a positive number of seconds")
-    if not (args.rate > 0 and math.isfinite(args.rate)):
-        raise K2Error("--rate must be a positive number")
+    if not math.isfinite(args.rate):
+        raise K2Error("--rate must be a finite number")
     return SimConfig(
         exchanges=parse_exchange_list(args.exchange),
         host=args.host, port=args.port, rate=args.rate, seed=args.seed, symbols=symbols,
