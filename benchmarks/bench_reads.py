@@ -109,7 +109,8 @@ def main() -> None:
             return reads.ohlcv(wh, "BTC/USDT", "1m", exchange="all", since=since, until=until, fmt="json")
 
         params = {"view": "ohlcv_1m", "symbol": "BTC/USDT", "exchange": "binance",
-                  "since": f"{DAY} 00:00:00.000000", "until": "2026-01-16 00:00:00.000000", "limit": 1_000_000}
+                  "since": f"{DAY} 00:00:00.000000", "until": "2026-01-16 00:00:00.000000", "limit": 1_000_000,
+                  "offset": 0}
 
         def one_symbol_query_only():  # the candle query alone, symbol already canonical
             return wh.query(stored_query("ohlcv"), "JSONEachRow", params)

@@ -22,8 +22,8 @@ from fixtures.make_frames import write_lines
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "fixtures"
-#: the research samples beside the repository (../shared/research/samples), as CI lays it out
-SAMPLES = TESTS.parent.parent / "shared" / "research" / "samples"
+#: frames from the exchanges' documentation (copied into the repository: the suite stands alone)
+SAMPLES = FIXTURES / "samples"
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +34,7 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
     if not SAMPLES.is_dir():
-        pytest.fail(f"research samples not found at {SAMPLES}")
+        pytest.fail(f"sample frames not found at {SAMPLES}")
     return SAMPLES
 
 
@@ -99,15 +99,17 @@ def _k2_command() -> list[str]:
 
 @pytest.fixture(scope="session")
 def k2_cli(tmp_path_factory) -> Callable[..., subprocess.CompletedProcess]:
-    """k2_cli(*args, cwd=...) runs the installed `k2` console script in a subprocess, with no K2_*
-    settings inherited, a default data dir and the crash log in a temporary directory."""
+    """k2_cli(*args, cwd=..., env=...) runs the installed `k2` console script in a subprocess, with no
+    K2_* settings inherited, a default data dir, the crash log in a temporary directory and no
+    instrument-list fetches (tests never reach a real exchange); `env` adds or overrides settings."""
     home = tmp_path_factory.mktemp("k2cli")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
-    env.update(K2_DATA_DIR=str(home / "k2data-default"), K2_LOG_DIR=str(home))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    base.update(K2_DATA_DIR=str(home / "k2data-default"), K2_LOG_DIR=str(home), K2_INSTRUMENTS_REFRESH="0")
 
-    def run(*args: str | Path, cwd: Path = home, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([*_k2_command(), *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                              text=True, timeout=timeout)
+    def run(*args: str | Path, cwd: Path = home, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([*_k2_command(), *map(str, args)], cwd=cwd, env={**base, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
 
     return run
 
@@ -121,6 +123,7 @@ def k2_main(capsys, monkeypatch, tmp_path) -> Callable[..., tuple[int, str, str]
     for key in [k for k in os.environ if k.startswith("K2_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("K2_LOG_DIR", str(tmp_path))
+    monkeypatch.setenv("K2_INSTRUMENTS_REFRESH", "0")  # tests never reach a real exchange
     monkeypatch.chdir(tmp_path)
 
     def run(*args: str | Path) -> tuple[int, str, str]:

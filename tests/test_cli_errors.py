@@ -187,7 +187,7 @@ def bad_inputs(data_dir, fixtures_dir, tmp):
     return [
         (["load", kraken, "--exchange", "nasdaq", "--data-dir", data_dir], "unknown exchange 'nasdaq'"),
         (["load", tmp / "missing.jsonl", "--exchange", "kraken", "--data-dir", data_dir], "no such file"),
-        (["load", tmp, "--exchange", "kraken", "--data-dir", data_dir], "no such file"),
+        (["load", tmp, "--exchange", "kraken", "--data-dir", data_dir], "is a directory"),
         (["load", kraken, "--exchange", "kraken", "--batch-size", "0", "--data-dir", data_dir], "--batch-size"),
         (["load", kraken], "--exchange"),
         (["load"], "required"),
@@ -200,7 +200,7 @@ def bad_inputs(data_dir, fixtures_dir, tmp):
         (["ohlcv", "BTC/USD", "--interval", "1m", "--format", "xml", "--data-dir", data_dir], "invalid choice"),
         (["ohlcv", "BTC/USD", "--data-dir", data_dir], "--interval"),
         (["ohlcv", "--interval", "1m"], "required"),
-        (["ohlcv", "BTC/USD", "--interval", "1m", "--limit", "many"], "invalid int value"),
+        (["ohlcv", "BTC/USD", "--interval", "1m", "--limit", "many"], "not a whole number"),
         (["ohlcv", "BTC/USD", "--interval", "1m", "--data-dir", kraken], "not a directory"),
         (["trades", "NOPE/USD", "--data-dir", data_dir], "unknown symbol"),
         (["trades", "BTC/USD", "--exchange", "nyse", "--data-dir", data_dir], "unknown exchange"),
@@ -217,6 +217,7 @@ def test_bad_input_is_one_line_on_stderr(loaded, fixtures_dir, tmp_path, k2_cli)
     # two workers, each with its own data dir (chDB allows one process per directory); the second
     # one is empty: every error here is found before the data is read
     copy = tmp_path / "empty"
+    copy.mkdir()  # an existing, empty data dir (a missing one is an error of its own)
     cases = bad_inputs(data_dir, fixtures_dir, tmp_path)
     jobs = [argv for argv, _ in cases[0::2]] + [argv for argv, _ in bad_inputs(copy, fixtures_dir, tmp_path)[1::2]]
     messages = [m for _, m in cases[0::2]] + [m for _, m in cases[1::2]]

@@ -31,7 +31,7 @@ def exposed_metric_names() -> set[str]:
     """Every series name K2's /metrics can carry: rendered from a stand-in pipeline with one of
     everything (a connection, a writer, a Kafka sink, a gap)."""
     conn = SimpleNamespace(exchange="kraken", connection="kraken-0", connected=True, last_message_at=1.0,
-                           trades_by_symbol={"XBT/USD": 1}, last_trade_by_symbol={"XBT/USD": 1.0}, reconnects=0,
+                           trades_by_symbol={"XBT/USD": 1}, last_trade_by_symbol={"XBT/USD": 1.0}, reconnects=0, connect_failures=0,
                            rejects=0, duplicates=0)
     writer = SimpleNamespace(written={"kraken": 1}, duplicates={"kraken": 0}, insert_errors=0, batches=1,
                              last_insert_s=0.1, rejects_written=0, rejects_by_reason={"kraken": {"other": 1}},

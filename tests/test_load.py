@@ -188,7 +188,8 @@ def test_malformed_frames_land_in_rejects_and_the_rest_loads(clean_warehouse, lo
 def test_rejects_keep_exact_bytes_of_invalid_utf8(clean_warehouse, load_frames):
     wh = clean_warehouse
     frame = b'[119930881,[["97600.0","0.01","1784116900.000008","b","l","\xff\xfe"]],"trade","XBT/USD"]'
-    report = load_frames(wh, "kraken", [frame])
+    good = b'[119930881,[["97600.0","0.01","1784116900.000009","b","l",""]],"trade","XBT/USD"]'
+    report = load_frames(wh, "kraken", [good, frame])  # a file of rejects only is refused (test_inputs.py)
     assert report.rejects == 1
     assert wh.scalar("SELECT hex(raw) FROM k2.rejects") == frame.hex().upper()
     assert wh.scalar("SELECT length(raw) FROM k2.rejects") == str(len(frame))

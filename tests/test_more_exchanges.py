@@ -102,7 +102,7 @@ def test_sample_trades_become_rows_with_native_values(samples_dir):
     gem = rows_of(GEMINI, lines(samples_dir / "gemini.jsonl"))
     assert gem[2] == {"symbol": "BTCUSD", "event_id": 291838476011, "timestamp": 1784116800122, "price": "97512.40",
                       "quantity": "0.04", "side": "buy", "tid": 2840140800042679, "is_snapshot": False,
-                      "received_at": RECEIVED}
+                      "id_field": "tid", "received_at": RECEIVED}
     assert [r["is_snapshot"] for r in gem] == [True, True, False]
 
 
@@ -333,7 +333,7 @@ def test_rest_trades_parse_oldest_first_with_the_next_cursor():
          "amount": "0.27413495", "exchange": "gemini", "type": "buy"},
         {"timestamp": 1547146810, "timestampms": 1547146810000, "tid": 5335307600, "price": "3610.00",
          "amount": "1", "exchange": "gemini", "type": "auction"}]).encode(), "BTCUSD", RECEIVED)
-    assert gem == [("BTCUSD", 0, 1547146811357, "3610.85", "0.27413495", "buy", 5335307668, False, RECEIVED)]
+    assert gem == [("BTCUSD", 0, 1547146811357, "3610.85", "0.27413495", "buy", 5335307668, False, "tid", RECEIVED)]
     assert nxt == 1547146811357000
 
 

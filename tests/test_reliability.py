@@ -6,6 +6,7 @@ Processes run on 127.0.0.1 and are bounded in time; fuzzing is bounded in exampl
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import time
@@ -22,7 +23,7 @@ from k2.simulator.process import SimulatorProcess
 from test_feed import _env, _k2, _rows, _start_run, _wait_for
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "research" / "samples"
+SAMPLES = FIXTURES / "samples"
 
 
 # -- crash safety -----------------------------------------------------------------------------------
@@ -94,7 +95,9 @@ def test_rebuild_applies_a_changed_normalization(tmp_path):
     data = tmp_path / "d"
     frame = '{"e":"trade","E":1784116800123,"s":"NEWCOINUSDT","t":7,"p":"1.5","q":"2","T":1784116800122,"m":true,"M":true}'
     (tmp_path / "f.jsonl").write_text(frame + "\n")
-    assert _k2("load", str(tmp_path / "f.jsonl"), "--exchange", "binance", "--data-dir", str(data)).returncode == 0
+    offline = {**os.environ, "K2_INSTRUMENTS_REFRESH": "0"}  # never the real exchange
+    assert _k2("load", str(tmp_path / "f.jsonl"), "--exchange", "binance", "--data-dir", str(data),
+               env=offline).returncode == 0
     assert _rows(data, "SELECT is_valid, canonical_symbol FROM silver_trades_v2") == [[False, "NEWCOINUSDT"]]
     assert _k2("query", "--write", "INSERT INTO instruments VALUES ('binance', 'NEWCOINUSDT', 'NEWCOIN', 'USDT', 'exchange', now64(6))",
                "--data-dir", str(data)).returncode == 0
@@ -204,7 +207,8 @@ def test_fuzzed_file_loads_every_bad_frame_into_rejects(tmp_path):
         lines.append(frame)
     path = tmp_path / "fuzz.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    res = _k2("load", str(path), "--exchange", "binance", "--data-dir", str(tmp_path / "d"))
+    res = _k2("load", str(path), "--exchange", "binance", "--data-dir", str(tmp_path / "d"),
+              env={**os.environ, "K2_INSTRUMENTS_REFRESH": "0"})  # a mutated symbol must not reach Binance
     assert res.returncode == 0, res.stderr
     assert f"{bad} rejected" in res.stdout
     stored = _rows(tmp_path / "d", "SELECT count() FROM rejects WHERE source = 'file'")

@@ -73,11 +73,20 @@ def test_passes_on_good_data(good, data_dir, k2_main):
     assert "cross.venues" in out and "BTC/USDT [binance,kraken]" in out
 
 
-def test_passes_on_an_empty_warehouse(data_dir, k2_main):
+def test_an_empty_warehouse_fails_and_says_so(data_dir, k2_main):
+    """No trades proves nothing: a new or mistyped data dir is not a PASS (it was 52 PASS)."""
     with opened(data_dir) as wh:
         k2db.truncate_all(wh)
     rc, out, failed = validate(k2_main, data_dir)
-    assert (rc, failed) == (0, set()), out
+    assert rc == 1 and failed == {"bronze.any_trades"}, out
+    assert "no trades in bronze or silver" in out and out.rstrip().endswith("RESULT: FAIL")
+
+
+def test_a_data_dir_that_does_not_exist_is_an_error(tmp_path, k2_main):
+    rc, out, err = k2_main("validate", "--data-dir", tmp_path / "k2dta")
+    assert rc == 2 and out == "" and err.count("\n") == 1, err
+    assert f"data dir {tmp_path / 'k2dta'} (from --data-dir) does not exist" in err
+    assert not (tmp_path / "k2dta").exists()  # nothing created
 
 
 def test_duplicate_silver_row_fails(good, data_dir, k2_main, k2_cli):

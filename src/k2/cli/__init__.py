@@ -21,7 +21,7 @@ from typing import Sequence
 
 from k2 import __version__
 from k2.cli import history, operate, read, run
-from k2.cli.options import ArgumentParser
+from k2.cli.options import ArgumentParser, config_option
 from k2.errors import K2Error, first_line
 
 log = logging.getLogger("k2")
@@ -30,11 +30,27 @@ log = logging.getLogger("k2")
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="k2", description="K2: crypto trades -> bronze -> silver -> gold candles.")
     p.add_argument("--version", action="version", version=f"k2 {__version__}")
-    p.add_argument("--config", help="settings file (env K2_CONFIG, default ./k2.toml)")
+    config_option(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for group in (run, read, history, operate):
         group.register(sub)
+    for command in sub.choices.values():  # also after the command: k2 ohlcv ... --config FILE
+        config_option(command)
     return p
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("K2_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in _LEVELS:
+        raise K2Error(f"K2_LOG_LEVEL must be one of {', '.join(_LEVELS)}, got {os.environ['K2_LOG_LEVEL']!r}")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # the HTTP client libraries log each failed attempt (with a retry line and the whole URL): K2
+    # reports a network failure once, with the endpoint (its own messages)
+    for name in ("urllib3.connectionpool", "clickhouse_connect"):  # (clickhouse_connect resets "urllib3")
+        logging.getLogger(name).setLevel(max(logging.ERROR, logging.getLogger().level))
 
 
 def _crash_log(exc: BaseException) -> str:
@@ -55,8 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
-        logging.basicConfig(level=os.environ.get("K2_LOG_LEVEL", "INFO").upper(),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        _setup_logging()
         return int(args.func(args) or 0)
     except K2Error as exc:
         print(f"k2: error: {exc}", file=sys.stderr)

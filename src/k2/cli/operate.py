@@ -8,7 +8,9 @@ import json
 import sys
 import time
 
-from k2.cli.options import kafka_option, reader_for, run_read, settings_from, storage_options, topic_options
+from k2.cli.options import (
+    check_data_dir, count_or_zero, kafka_option, reader_for, run_read, settings_from, storage_options, topic_options,
+)
 from k2.errors import K2Error
 from k2.exchanges import parse_exchange_list
 
@@ -27,6 +29,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from k2.read.remote import RemoteReader, read_run_info
 
     settings = settings_from(args)
+    check_data_dir(settings, must_exist=True)
     info = read_run_info(settings.data_dir)
     if info is None:
         if args.format == "json":
@@ -84,7 +87,7 @@ def cmd_gaps(args: argparse.Namespace) -> int:
     from k2.read import queries
 
     queries.check_exchange(args.exchange)
-    return run_read(args, lambda r: queries.gaps(r, args.exchange, args.state, args.format, args.limit))
+    return run_read(args, lambda r: queries.gaps_page(r, args.exchange, args.state, args.format, args.limit))
 
 
 def cmd_rejects(args: argparse.Namespace) -> int:
@@ -92,8 +95,8 @@ def cmd_rejects(args: argparse.Namespace) -> int:
     from k2.times import parse_time
 
     queries.check_exchange(args.exchange)
-    parse_time(args.since, "--since", "")
-    return run_read(args, lambda r: queries.rejects(r, args.exchange, args.since, args.format, args.limit))
+    since = parse_time(args.since, "--since", "")  # one instant for a relative time (1h)
+    return run_read(args, lambda r: queries.rejects_page(r, args.exchange, since, args.format, args.limit))
 
 
 # -- the store itself -----------------------------------------------------------------------------------
@@ -105,13 +108,13 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
     s = settings_from(args)
     exchanges = parse_exchange_list(args.exchange)
-    if args.since:
-        parse_time(args.since, "--since", "")
+    since = parse_time(args.since, "--since", "") if args.since else None
+    check_data_dir(s, must_exist=True)
     if not s.warehouse_url and read_run_info(s.data_dir):
         raise K2Error(f"k2 run is running on {s.data_dir}; stop it before rebuilding")
     wh = open_warehouse(s.data_dir, url=s.warehouse_url)
     try:
-        replayed = rebuild(wh, exchanges, args.since, progress=sys.stderr.isatty() or args.progress)
+        replayed = rebuild(wh, exchanges, since, progress=sys.stderr.isatty() or args.progress)
     finally:
         wh.close()
     print("rebuilt silver and gold from bronze: "
@@ -123,6 +126,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from k2.warehouse import open_warehouse, schema
 
     s = settings_from(args)
+    check_data_dir(s, must_exist=False)
     wh = open_warehouse(s.data_dir, url=s.warehouse_url, apply_schema=False)
     try:
         n = schema.apply(wh)
@@ -159,21 +163,24 @@ def register(sub) -> None:
     sp.add_argument("--exchange", default="all")
     sp.add_argument("--state", default="all", choices=("all", "open", "filled", "unfillable"))
     sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
-    sp.add_argument("--limit", type=int, default=1000)
+    sp.add_argument("--limit", type=count_or_zero, default=None,
+                    help="the newest N gaps (default 1000; 0 = all); a cut list says so on stderr")
     sp.set_defaults(func=cmd_gaps)
 
     sp = sub.add_parser("rejects", help="list frames that could not be parsed, with raw text and reason")
     storage_options(sp)
     sp.add_argument("--exchange", default="all")
-    sp.add_argument("--since", help="only rejects received from this time on (ISO-8601)")
+    sp.add_argument("--since", help="only rejects received from this time on (ISO-8601, epoch, or 1h, 7d...)")
     sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
-    sp.add_argument("--limit", type=int, default=1000)
+    sp.add_argument("--limit", type=count_or_zero, default=None,
+                    help="the newest N rejects (default 1000; 0 = all); a cut list says so on stderr")
     sp.set_defaults(func=cmd_rejects)
 
     sp = sub.add_parser("rebuild", help="recompute silver and gold from bronze (after a normalization fix)")
     storage_options(sp)
     sp.add_argument("--exchange", help="exchange(s) to rebuild (default: all)")
-    sp.add_argument("--since", help="rebuild from the UTC hour of this time on (default: everything)")
+    sp.add_argument("--since", help="rebuild from the UTC hour of this time on (ISO-8601, epoch, or 1h, 7d...; "
+                                    "default: everything)")
     sp.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     sp.set_defaults(func=cmd_rebuild)
 

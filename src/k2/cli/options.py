@@ -4,6 +4,8 @@ common option sets, settings from flags, and printing a read's result."""
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -20,6 +22,46 @@ class ArgumentParser(argparse.ArgumentParser):
         raise K2Error(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+# -- numbers on the command line: checked by argparse, so a bad one is a one-line usage error --------
+def _int_type(lowest: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"{what}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_type(what: str, lowest_exclusive: float = 0.0) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value <= lowest_exclusive:
+            raise argparse.ArgumentTypeError(f"{what}, got {text}")
+        return value
+
+    return parse
+
+
+#: 0 means "no limit" where a flag says so (--limit 0, --max-candles 0)
+count_or_zero = _int_type(0, "must be 0 (no limit) or a positive number")
+positive_int = _int_type(1, "must be a positive whole number")
+positive_seconds = _float_type("must be a positive number of seconds")
+positive_number = _float_type("must be a positive number")
+
+
+def config_option(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """--config before or after the command: `k2 --config F ohlcv ...` = `k2 ohlcv ... --config F`."""
+    p.add_argument("--config", metavar="FILE", default=None if top else argparse.SUPPRESS,
+                   help="settings file (env K2_CONFIG, default ./k2.toml)")
+
+
 # -- shared option groups --------------------------------------------------------------------------
 def storage_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="embedded data directory (env K2_DATA_DIR, default ./k2data)")
@@ -29,10 +71,19 @@ def storage_options(p: argparse.ArgumentParser) -> None:
 def read_options(p: argparse.ArgumentParser, exchange_default: str = "all") -> None:
     storage_options(p)
     p.add_argument("--exchange", default=exchange_default, help="exchange name, or 'all' (default)")
-    p.add_argument("--since", help="start, ISO-8601 UTC (inclusive)")
-    p.add_argument("--until", help="end, ISO-8601 UTC (exclusive)")
+    time_options(p)
     p.add_argument("--format", default="table", choices=("table", "csv", "json"))
-    p.add_argument("--limit", type=int, default=1_000_000)
+    p.add_argument("--limit", type=count_or_zero, default=None,
+                   help="the newest N rows (default 1,000,000; 0 = all); a cut answer says so on stderr")
+    p.add_argument("--oldest", action="store_true", help="with --limit: the oldest N rows instead of the newest")
+
+
+TIME_HELP = "ISO-8601 (UTC unless it says), epoch seconds or ms, or a time ago: 30m, 1h, 7d"
+
+
+def time_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", help=f"start (inclusive): {TIME_HELP}")
+    p.add_argument("--until", help=f"end (exclusive): {TIME_HELP}")
 
 
 def feed_options(p: argparse.ArgumentParser) -> None:
@@ -42,9 +93,9 @@ def feed_options(p: argparse.ArgumentParser) -> None:
 
 
 def topic_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--partitions", type=int, default=3,
+    p.add_argument("--partitions", type=positive_int, default=3,
                    help="partitions of each topic K2 creates when missing (default 3)")
-    p.add_argument("--replication-factor", type=int, default=None,
+    p.add_argument("--replication-factor", type=positive_int, default=None,
                    help="replication factor of created topics (default min(3, brokers))")
 
 
@@ -57,10 +108,37 @@ def kafka_option(p: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> Settings:
     s = load_settings(config_path=getattr(args, "config", None))
     if getattr(args, "data_dir", None):
-        s.data_dir = Path(args.data_dir)
+        s.data_dir, s.data_dir_source = Path(args.data_dir), "--data-dir"
     if getattr(args, "warehouse", None):
         s.warehouse_url = args.warehouse
+    if s.warehouse_url:  # a malformed URL is refused before any work starts
+        from k2.warehouse.server import parse_url
+
+        parse_url(s.warehouse_url)
     return s
+
+
+def check_data_dir(s: Settings, must_exist: bool) -> None:
+    """Refuse a data dir that cannot serve the command before any work starts, saying which path
+    and how it was chosen. Reads need one that exists (else they would create an empty store and
+    answer "no rows"); writers need one that exists or can be created."""
+    if s.warehouse_url:
+        return
+    d = s.data_dir
+    where = f"data dir {d} (from {s.data_dir_source})"
+    if d.exists() and not d.is_dir():
+        raise K2Error(f"{where} is not a directory")
+    if d.is_dir():
+        return
+    if must_exist:
+        raise K2Error(f"{where} does not exist; check the path (k2 run and k2 load create a new one)")
+    parent = d.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise K2Error(f"cannot create {where}: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise K2Error(f"cannot create {where}: no permission to write in {parent}")
 
 
 def feed_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
@@ -69,9 +147,8 @@ def feed_settings(args: argparse.Namespace) -> tuple[Settings, list[str]]:
     exchanges = parse_exchange_list(getattr(args, "exchange", None), s.exchanges)
     if getattr(args, "symbols", None):
         s.symbols = [x.strip() for x in args.symbols.split(",") if x.strip()]
-    duration = getattr(args, "duration", None)
-    if duration is not None and duration <= 0:
-        raise K2Error("--duration must be positive")
+        if not s.symbols:
+            raise K2Error("--symbols: no symbol given")
     return s, exchanges
 
 
@@ -85,19 +162,32 @@ def reader_for(args: argparse.Namespace, lean: bool = False, batch_job: bool = F
     from k2.read.remote import open_reader  # loads the warehouse layer: only the read commands need it
 
     s = settings_from(args)
+    check_data_dir(s, must_exist=True)
     limits = s.read
     if batch_job:
         limits = replace(s.read, max_threads=max(2, s.read.max_threads), timeout_s=max(600.0, s.read.timeout_s))
     return open_reader(s.data_dir, s.warehouse_url, limits, lean=lean and s.release_startup_pages)
 
 
+#: exit status of a read whose answer was cut at the default limit (the user did not ask for less)
+EXIT_CUT = 3
+
+
 def run_read(args: argparse.Namespace, fn: Callable) -> int:
-    """Open the reader, print `fn(reader)`, close."""
+    """Open the reader, print `fn(reader)` (a k2.read.queries.Page, or text), close. A page cut
+    short says so on stderr; cut at the default limit, the exit status is EXIT_CUT as well."""
     reader = reader_for(args)
     try:
-        emit(fn(reader))
+        page = fn(reader)
     finally:
         reader.close()
+    if isinstance(page, str):
+        emit(page)
+        return 0
+    emit(page.text)
+    if page.cut:
+        print(f"k2: {'warning' if page.default_limit else 'note'}: {page.note()}", file=sys.stderr)
+        return EXIT_CUT if page.default_limit else 0
     return 0
 
 

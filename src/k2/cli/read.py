@@ -6,28 +6,38 @@ They read through the running pipeline when one holds the data dir (k2.read.remo
 from __future__ import annotations
 
 import argparse
+import argparse
 import logging
+import sys
 from pathlib import Path
 
-from k2.cli.options import read_options, reader_for, run_read, storage_options, emit
+from k2.cli.options import (
+    EXIT_CUT, count_or_zero, emit, read_options, reader_for, run_read, storage_options, time_options,
+)
 from k2.errors import K2Error, QueryError, first_line
 
 
 def cmd_ohlcv(args: argparse.Namespace) -> int:
     from k2.read import queries
+    from k2.times import parse_range
 
     queries.check_interval(args.interval)
     queries.check_exchange(args.exchange)
-    return run_read(args, lambda r: queries.ohlcv(r, args.symbol, args.interval, args.exchange, args.since,
-                                                  args.until, args.format, args.limit))
+    queries.check_symbol(args.symbol)
+    parse_range(args.since, args.until)  # a bad time is refused before the data dir is opened
+    return run_read(args, lambda r: queries.ohlcv_page(r, args.symbol, args.interval, args.exchange, args.since,
+                                                       args.until, args.format, args.limit, args.oldest))
 
 
 def cmd_trades(args: argparse.Namespace) -> int:
     from k2.read import queries
+    from k2.times import parse_range
 
     queries.check_exchange(args.exchange)
-    return run_read(args, lambda r: queries.trades(r, args.symbol, args.exchange, args.since, args.until,
-                                                   args.format, args.limit))
+    queries.check_symbol(args.symbol)
+    parse_range(args.since, args.until)
+    return run_read(args, lambda r: queries.trades_page(r, args.symbol, args.exchange, args.since, args.until,
+                                                        args.format, args.limit, args.oldest))
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -81,16 +91,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_chart(args: argparse.Namespace) -> int:
-    from k2.read.charts import chart, check_output
+    from k2.read import queries
+    from k2.read.charts import DEFAULT_MAX_CANDLES, chart, check_output, exchanges_arg
+    from k2.times import parse_range
 
     check_output(Path(args.out))
+    queries.check_interval(args.interval)
+    exchanges_arg(args.exchange)
+    parse_range(args.since, args.until)  # a bad time is refused before the data dir is opened
+    max_candles = DEFAULT_MAX_CANDLES if args.max_candles is None else args.max_candles
     reader = reader_for(args)
     try:
         done = chart(reader, args.symbol, args.interval, Path(args.out), args.exchange, args.since, args.until,
-                     args.max_candles)
+                     max_candles)
     finally:
         reader.close()
     print(f"wrote {done['path']}: {done['candles']} candles ({', '.join(done['panels'])})")
+    if done["available"] > done["candles"]:
+        default = args.max_candles is None
+        print(f"k2: {'warning' if default else 'note'}: drew the newest {done['candles']:,} of "
+              f"{done['available']:,} candles ({'the default ' if default else ''}--max-candles {max_candles:,}); "
+              "--max-candles 0 draws all, --since/--until narrow the range", file=sys.stderr)
+        return EXIT_CUT if default else 0
     return 0
 
 
@@ -132,9 +154,9 @@ def register(sub) -> None:
     sp.add_argument("symbol", help="canonical symbol, e.g. BTC/USD")
     sp.add_argument("--interval", required=True, help="1m, 5m, 15m, 1h or 1d")
     sp.add_argument("--exchange", default="all", help="'all' (cross-exchange, default) or exchanges, one panel each")
-    sp.add_argument("--since", help="start, ISO-8601 UTC (inclusive)")
-    sp.add_argument("--until", help="end, ISO-8601 UTC (exclusive)")
-    sp.add_argument("--max-candles", type=int, default=1000, help="draw at most the last N candles (default 1000)")
+    time_options(sp)
+    sp.add_argument("--max-candles", type=count_or_zero, default=None,
+                    help="draw the newest N candles (default 1000; 0 = all); a cut chart says so on stderr")
     sp.add_argument("--out", required=True, help="output file: .png (needs matplotlib) or .html")
     storage_options(sp)
     sp.set_defaults(func=cmd_chart)

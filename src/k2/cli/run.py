@@ -10,9 +10,12 @@ import argparse
 from pathlib import Path
 
 from k2.cli.options import (
+    check_data_dir,
     feed_options,
     feed_settings,
     kafka_option,
+    positive_number,
+    positive_seconds,
     settings_from,
     storage_options,
     topic_options,
@@ -40,6 +43,7 @@ def bootstrap_of(flag: str | None, settings) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     s, exchanges = feed_settings(args)
+    check_data_dir(s, must_exist=False)
     writer_process(s)
     if args.kafka is not None:
         from k2.services.run_kafka import run_kafka
@@ -58,6 +62,7 @@ def cmd_feed(args: argparse.Namespace) -> int:
     from k2.services.feed import run_feed
 
     s, exchanges = feed_settings(args)
+    check_data_dir(s, must_exist=False)  # where undeliverable messages are spooled
     summary = run_feed(s, exchanges, bootstrap_of(args.kafka, s), args.duration, args.partitions,
                        args.replication_factor)
     print(summary.text())
@@ -66,8 +71,7 @@ def cmd_feed(args: argparse.Namespace) -> int:
 
 def cmd_sink(args: argparse.Namespace) -> int:
     s = settings_from(args)
-    if args.duration is not None and args.duration <= 0:
-        raise K2Error("--duration must be positive")
+    check_data_dir(s, must_exist=False)
     writer_process(s)
     from k2.services.sink import run_sink
 
@@ -84,7 +88,14 @@ def cmd_record(args: argparse.Namespace) -> int:
     s, exchanges = feed_settings(args)
     if len(exchanges) != 1:
         raise K2Error("k2 record takes exactly one --exchange")
-    n = record(s, exchanges[0], Path(args.out), args.duration)
+    out = Path(args.out)
+    if out.is_dir():
+        raise K2Error(f"--out {out} is a directory; give a file name (frames are appended to it)")
+    if out.exists() and not out.is_file():
+        raise K2Error(f"--out {out} is not a regular file")
+    if not out.absolute().parent.is_dir():
+        raise K2Error(f"--out {out}: folder {out.absolute().parent} does not exist")
+    n = record(s, exchanges[0], out, args.duration)
     print(f"recorded {n['frames']:,} frames ({n['trades']:,} trades) to {args.out}")
     return 0
 
@@ -130,7 +141,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     sp = sub.add_parser("run", help="ingest live trades into the warehouse (the main job)")
     feed_options(sp)
-    sp.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    sp.add_argument("--duration", type=positive_seconds, help="stop cleanly after this many seconds")
     sp.add_argument("--kafka", nargs="?", const="", metavar="BOOTSTRAP",
                     help="run through Kafka/Redpanda: feed and sink in one process "
                          "(bootstrap HOST:PORT, or env K2_KAFKA_BOOTSTRAP_SERVERS)")
@@ -140,8 +151,8 @@ def register(sub) -> None:
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("demo", help="run the whole pipeline on the built-in simulator, then show candles")
-    sp.add_argument("--duration", type=float, default=20.0, help="seconds of simulated trading (default 20)")
-    sp.add_argument("--rate", type=float, default=200.0, help="simulated trades per second per exchange")
+    sp.add_argument("--duration", type=positive_seconds, default=20.0, help="seconds of simulated trading (default 20)")
+    sp.add_argument("--rate", type=positive_number, default=200.0, help="simulated trades per second per exchange")
     sp.add_argument("--data-dir", help="where to keep the demo warehouse (default ./k2demo, reset each run)")
     sp.add_argument("--exchange", help="simulated exchanges: a comma list or all (default binance,kraken)")
     sp.set_defaults(func=cmd_demo)
@@ -149,7 +160,7 @@ def register(sub) -> None:
     sp = sub.add_parser("feed", help="publish live trades to Kafka/Redpanda (no warehouse in this process)")
     feed_options(sp)
     kafka_option(sp)
-    sp.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    sp.add_argument("--duration", type=positive_seconds, help="stop cleanly after this many seconds")
     sp.add_argument("--data-dir", help="where undeliverable messages are spooled (default ./k2data)")
     topic_options(sp)
     sp.set_defaults(func=cmd_feed)
@@ -157,7 +168,7 @@ def register(sub) -> None:
     sp = sub.add_parser("sink", help="write the Kafka/Redpanda trade topics into the warehouse (consumer group)")
     kafka_option(sp)
     sp.add_argument("--group", default="k2-bronze-sink", help="consumer group (default k2-bronze-sink)")
-    sp.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    sp.add_argument("--duration", type=positive_seconds, help="stop cleanly after this many seconds")
     topic_options(sp)
     storage_options(sp)
     sp.set_defaults(func=cmd_sink)
@@ -165,7 +176,7 @@ def register(sub) -> None:
     sp = sub.add_parser("record", help="write an exchange's raw frames to a file that k2 load reads")
     feed_options(sp)
     sp.add_argument("--out", required=True, help="output file (one frame per line)")
-    sp.add_argument("--duration", type=float, help="stop after this many seconds")
+    sp.add_argument("--duration", type=positive_seconds, help="stop after this many seconds")
     sp.set_defaults(func=cmd_record)
 
     sp = sub.add_parser("serve", help="serve the ClickHouse-compatible read endpoint over a data dir (no ingest)")

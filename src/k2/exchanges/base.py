@@ -11,6 +11,7 @@ it in the rejects table.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
@@ -30,6 +31,44 @@ def is_decimal_string(value: str) -> bool:
         and value[-1] != "."
         and len(value) <= 64
     )
+
+
+#: longest free-text native field kept in bronze (Kraken `misc`, Coinbase order ids...). A longer one
+#: is no trade the venue documents: the frame is rejected and kept whole in `rejects` (ADR 0011)
+MAX_FREE_TEXT = 256
+
+
+def check_free_text(value: Any, what: str, limit: int = MAX_FREE_TEXT) -> str:
+    """A venue's free-text field: a string of at most `limit` characters, else FrameError."""
+    if type(value) is not str:  # noqa: E721
+        raise FrameError(f"{what} is not a string: {value!r:.40}")
+    if len(value) > limit:
+        raise FrameError(f"{what} is {len(value):,} characters long (at most {limit} kept in bronze; "
+                         "the frame is kept whole here)")
+    return value
+
+
+def symbol_rule(pattern: str, what: str, form: str) -> Callable[[Any], str]:
+    """A venue's symbol check: printable ASCII in the form the venue documents (`pattern`, a
+    regex). Returns a function giving the symbol back or raising FrameError. Symbols already seen
+    are remembered (a set lookup per trade, not a regex), up to a bound."""
+    match = re.compile(pattern, re.ASCII).fullmatch
+    seen: set[str] = set()
+
+    def check(value: Any) -> str:
+        if type(value) is not str:  # noqa: E721
+            raise FrameError(f"{what} is not a string: {value!r:.40}")
+        if value in seen:
+            return value
+        if not match(value):
+            raise FrameError(f"{what} is not {form} (capitals and digits as the venue writes it): {value!r:.40}")
+        if len(seen) < 100_000:
+            seen.add(value)
+        return value
+
+    check.match = match  # type: ignore[attr-defined]
+    check.seen = seen  # type: ignore[attr-defined]  # hot paths test `symbol in check.seen` inline first
+    return check
 
 
 class FrameKind(enum.Enum):
@@ -128,6 +167,8 @@ class ExchangeAdapter:
     column_types: ClassVar[tuple[str, ...]]
     #: bronze columns that identify one trade (the exactly-once key)
     key_columns: ClassVar[tuple[str, ...]]
+    #: values of columns a Kafka record written by an older K2 may lack (added columns)
+    column_defaults: ClassVar[dict[str, Any]] = {}
     #: index in a row of the native symbol
     symbol_index: ClassVar[int]
     #: `row[trade_key_index]` identifies a trade within its symbol (an index or a slice)

@@ -44,13 +44,16 @@ from k2.errors import FrameError
 from k2.exchanges.base import (
     RestHistory,
     HEARTBEAT, OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, JsonFloat, Parsed, describe_decode_error,
-    json_number_text,
+    json_number_text, symbol_rule,
 )
 
 
 _decode = msgspec.json.Decoder(float_hook=JsonFloat).decode  # numbers keep their exact text
 _AMOUNT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?", re.ASCII).fullmatch
-_PAIR = re.compile(r"t[A-Z0-9]{6}|t[A-Z0-9]{2,20}:[A-Z0-9]{2,20}", re.ASCII).fullmatch
+_PAIR_FORM = r"t[A-Z0-9]{6}|t[A-Z0-9]{2,20}:[A-Z0-9]{2,20}"
+_PAIR = re.compile(_PAIR_FORM, re.ASCII).fullmatch
+#: the symbol a `subscribed` event names, stored in bronze with every trade of its channel
+PAIR = symbol_rule(_PAIR_FORM, "symbol", "a trading pair tBASEQUOTE or tBASE:QUOTE")
 #: Bitfinex currency code -> common code (ccxt commonCurrencies; Bitfinex pub:map:currency:sym)
 CURRENCY_ALIASES = {
     "UST": "USDT", "UDC": "USDC", "TSD": "TUSD", "EUT": "EURT", "DSH": "DASH", "IOT": "IOTA", "QTM": "QTUM",
@@ -122,6 +125,9 @@ class BitfinexAdapter(ExchangeAdapter):
     def __init__(self) -> None:
         #: chanId -> symbol, learned from `subscribed` events (per connection: see session())
         self.channels: dict[int, str] = {}
+        #: chanId -> channel name of the other channels a connection (or recording) subscribed to:
+        #: their frames (book, ticker, candles...) are not trades and not errors
+        self.other_channels: dict[int, str] = {}
 
     def session(self) -> "BitfinexAdapter":
         return BitfinexAdapter()
@@ -169,6 +175,8 @@ class BitfinexAdapter(ExchangeAdapter):
         chan_id, body = msg[0], msg[1]
         if body == "hb":
             return HEARTBEAT
+        if chan_id in self.other_channels:
+            return OTHER
         if isinstance(body, str):
             if body != "te":
                 return OTHER  # tu repeats te; fte/ftu are funding trades
@@ -193,15 +201,21 @@ class BitfinexAdapter(ExchangeAdapter):
         event = msg.get("event")
         if event == "subscribed":
             chan_id, symbol = msg.get("chanId"), msg.get("symbol")
-            if type(chan_id) is not int or not isinstance(symbol, str):  # noqa: E721
+            channel = msg.get("channel")
+            if type(chan_id) is not int or (channel == "trades" and not isinstance(symbol, str)):  # noqa: E721
                 raise FrameError("malformed frame: subscribed without chanId / symbol")
-            if msg.get("channel") == "trades":
-                self.channels[chan_id] = symbol
-            return Parsed(FrameKind.SUBSCRIBED, symbol=symbol, detail=f"chanId={chan_id}")
+            if channel == "trades" and not (symbol.startswith("f") and symbol[1:].isalnum()):
+                self.channels[chan_id] = PAIR(symbol)
+                self.other_channels.pop(chan_id, None)
+            else:  # book, ticker, candles, funding trades (fUSD): their frames are known, and not ours
+                self.other_channels[chan_id] = str(channel)
+                self.channels.pop(chan_id, None)
+            return Parsed(FrameKind.SUBSCRIBED, symbol=str(symbol or ""), detail=f"chanId={chan_id}")
         if event == "unsubscribed":
             chan_id = msg.get("chanId")
             if type(chan_id) is int:  # noqa: E721
                 self.channels.pop(chan_id, None)
+                self.other_channels.pop(chan_id, None)
             return OTHER
         if event == "pong":
             return PONG

@@ -36,7 +36,8 @@ import msgspec
 from k2.errors import FrameError
 from k2.exchanges.base import (
     RestHistory,
-    HEARTBEAT, OTHER, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal, describe_decode_error,
+    HEARTBEAT, OTHER, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal, check_free_text,
+    describe_decode_error,
 )
 
 _decode = msgspec.json.Decoder().decode
@@ -162,9 +163,8 @@ class CoinbaseAdapter(ExchangeAdapter):
             raise FrameError(f"side is not buy or sell: {side!r:.20}")
         if type(product) is not str or not PRODUCT_ID(product):  # noqa: E721
             raise FrameError(f"product_id is not BASE-QUOTE: {product!r:.40}")
-        maker, taker = m.get("maker_order_id", ""), m.get("taker_order_id", "")
-        if type(maker) is not str or type(taker) is not str:  # noqa: E721
-            raise FrameError("maker_order_id / taker_order_id are not strings")
+        maker = check_free_text(m.get("maker_order_id", ""), "maker_order_id", 64)  # UUIDs: 36 characters
+        taker = check_free_text(m.get("taker_order_id", ""), "taker_order_id", 64)
         return (kind, nonnegative_int(m.get("trade_id"), "trade_id"), maker, taker, side,
                 check_decimal(m.get("size"), "size"), check_decimal(m.get("price"), "price"), product,
                 nonnegative_int(m.get("sequence"), "sequence"), rfc3339(m.get("time")), received_us)

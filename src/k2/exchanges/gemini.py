@@ -61,8 +61,11 @@ def split_symbol(native: str) -> tuple[str, str] | None:
 class GeminiAdapter(ExchangeAdapter):
     name = "gemini"
     bronze_table = "bronze_trades_gemini"
-    columns = ("symbol", "event_id", "timestamp", "price", "quantity", "side", "tid", "is_snapshot", "received_at")
-    column_types = ("String", "UInt64", "Int64", "String", "String", "String", "UInt64", "Bool", "Int64")
+    columns = ("symbol", "event_id", "timestamp", "price", "quantity", "side", "tid", "is_snapshot", "id_field",
+               "received_at")
+    column_types = ("String", "UInt64", "Int64", "String", "String", "String", "UInt64", "Bool", "String", "Int64")
+    #: a Kafka record written before `id_field` existed named its trade by tid
+    column_defaults = {"id_field": "tid"}
     key_columns = ("symbol", "tid")
     symbol_index = 0
     trade_key_index = 6
@@ -172,9 +175,15 @@ def _row(t: Any, snapshot: bool, received_us: int) -> tuple:
         raise FrameError(f"side is not buy or sell: {side!r:.20}")
     if type(ts) is not int:  # noqa: E721
         raise FrameError(f"timestamp is not an integer (ms): {ts!r:.40}")
-    return (symbol, nonnegative_int(t.get("event_id"), "event_id"), ts, check_decimal(t.get("price"), "price"),
-            check_decimal(t.get("quantity"), "quantity"), side, nonnegative_int(t.get("tid"), "tid"), snapshot,
-            received_us)
+    event_id, tid = nonnegative_int(t.get("event_id"), "event_id"), t.get("tid")
+    if tid is None and "tid" not in t and event_id:
+        # a trade event without tid (captures cryptofeed keys on event_id): the venue's other id
+        # names the trade, and bronze says which (id_field); no trade is lost for a missing field
+        tid, id_field = event_id, "event_id"
+    else:
+        tid, id_field = nonnegative_int(tid, "tid"), "tid"
+    return (symbol, event_id, ts, check_decimal(t.get("price"), "price"), check_decimal(t.get("quantity"), "quantity"),
+            side, tid, snapshot, id_field, received_us)
 
 
 ADAPTER = GeminiAdapter()

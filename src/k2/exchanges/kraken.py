@@ -33,9 +33,12 @@ from k2.exchanges.base import (
     ExchangeAdapter,
     FrameKind,
     Instrument,
+    MAX_FREE_TEXT,
     Parsed,
     check_decimal,
+    check_free_text,
     describe_decode_error,
+    symbol_rule,
 )
 
 
@@ -48,7 +51,7 @@ class _Trade(msgspec.Struct, array_like=True):
     time: str
     side: Literal["b", "s"]
     order_type: Literal["l", "m"]
-    misc: str
+    misc: Annotated[str, msgspec.Meta(max_length=MAX_FREE_TEXT)]  # longer: the general path rejects it
 
 
 #: a well-formed trade frame, types checked in C; anything else takes the general path below,
@@ -59,6 +62,10 @@ _decode_trade_frame = msgspec.json.Decoder(
 _decode_any = msgspec.json.Decoder().decode
 _decode_exact = msgspec.json.Decoder(float_hook=str).decode  # REST times are JSON numbers: keep the text
 _TIMESTAMP = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}", re.ASCII).fullmatch
+#: a Kraken pair as its WebSocket API writes it: BASE/QUOTE in capitals, digits and dots (XBT/USD,
+#: ETH2.S/ETH) -- no lowercase, spaces, or invisible or look-alike Unicode
+PAIR = symbol_rule(r"[A-Z0-9][A-Z0-9.]{0,19}/[A-Z0-9][A-Z0-9.]{0,19}", "pair", "BASE/QUOTE")
+_PAIRS_SEEN = PAIR.seen
 _SIDES = frozenset(("b", "s"))
 _ORDER_TYPES = frozenset(("l", "m"))
 #: Kraken's legacy asset codes and the common ones (the same map silver applies in SQL)
@@ -168,8 +175,7 @@ class KrakenAdapter(ExchangeAdapter):
             raise FrameError(f"malformed frame: channelID {channel_id!r:.40} is not an integer")
         if not isinstance(trades, list) or not trades:
             raise FrameError("malformed frame: trade list missing or empty")
-        if "/" not in pair:
-            raise FrameError(f"malformed frame: pair {pair!r:.40} is not BASE/QUOTE")
+        PAIR(pair)
         rows = []
         for t in trades:
             if not isinstance(t, list) or len(t) < 6:
@@ -183,8 +189,7 @@ class KrakenAdapter(ExchangeAdapter):
                 raise FrameError(f"side is not b or s: {side!r:.20}")
             if type(order_type) is not str or order_type not in _ORDER_TYPES:
                 raise FrameError(f"order type is not l or m: {order_type!r:.20}")
-            if type(misc) is not str:
-                raise FrameError(f"misc is not a string: {misc!r:.40}")
+            check_free_text(misc, "misc")
             rows.append((channel_id, pair, price, volume, ts, side, order_type, misc, 0, received_us))
         if len(rows) > 1:
             rows = _number_repeats(rows)
@@ -271,8 +276,11 @@ _ARRAY_START = (b"[", "[")
 def _trade_rows(channel_id: int, trades: list[_Trade], pair: str, received_us: int) -> list[tuple] | None:
     """Bronze rows of a decoded trade frame, or None when a value fails a check (the general
     path then names it)."""
-    if "/" not in pair:
-        return None
+    if pair not in _PAIRS_SEEN:  # a set lookup per frame; the check itself once per pair
+        try:
+            PAIR(pair)
+        except FrameError:
+            return None
     rows = []
     for t in trades:
         p, v, ts = t.price, t.volume, t.time

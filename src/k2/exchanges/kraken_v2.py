@@ -29,7 +29,7 @@ import msgspec
 from k2.errors import FrameError
 from k2.exchanges.base import (
     HEARTBEAT, OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, JsonFloat, Parsed, describe_decode_error,
-    json_number_text,
+    json_number_text, symbol_rule,
 )
 from k2.exchanges.kraken import ADAPTER as V1, ASSET_ALIASES
 
@@ -37,6 +37,8 @@ _decode = msgspec.json.Decoder(float_hook=JsonFloat).decode  # numbers keep thei
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?", re.ASCII).fullmatch
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z", re.ASCII).fullmatch
 _SIDES = frozenset(("buy", "sell"))
+#: v2 symbols: BASE/QUOTE with the common codes (BTC/USD), the same characters as v1's pairs
+SYMBOL = symbol_rule(r"[A-Z0-9][A-Z0-9.]{0,19}/[A-Z0-9][A-Z0-9.]{0,19}", "symbol", "BASE/QUOTE")
 _ORDER_TYPES = frozenset(("limit", "market"))
 
 
@@ -121,8 +123,7 @@ class KrakenV2Adapter(ExchangeAdapter):
                 raise FrameError("malformed frame: a trade is not an object")
             symbol, side, ord_type, trade_id, ts = (t.get("symbol"), t.get("side"), t.get("ord_type"),
                                                     t.get("trade_id"), t.get("timestamp"))
-            if not isinstance(symbol, str) or "/" not in symbol:
-                raise FrameError(f"symbol is not BASE/QUOTE: {symbol!r:.40}")
+            SYMBOL(symbol)
             if type(side) is not str or type(ord_type) is not str or side not in _SIDES or ord_type not in _ORDER_TYPES:
                 raise FrameError(f"side/ord_type not buy|sell / limit|market: {side!r:.10} {ord_type!r:.10}")
             if type(trade_id) is not int or trade_id < 0:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,25 @@ from k2.feed.recent import RecentTrades
 from k2.rejects import Reject
 
 log = logging.getLogger("k2.feed")
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """One line for a failed or lost connection: what went wrong, without a traceback (DNS,
+    refused, TLS, timeout, HTTP status of the upgrade...)."""
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not accepted: {exc.verify_message or exc.reason}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name ({exc.strerror or exc})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 # bound once: the frame path below runs for every frame (up to ~300,000 a second)
 _time_ns, _monotonic = time.time_ns, time.monotonic
@@ -48,7 +68,10 @@ class ConnectionStats:
     duplicates: int = 0
     frames: int = 0
     rejects: int = 0
+    #: times the connection was up and went down (then K2 connected again); attempts that never
+    #: got a connection are `connect_failures`, so an outage is not a "reconnect storm"
     reconnects: int = 0
+    connect_failures: int = 0
     heartbeats: int = 0
     last_message_at: float | None = None  # wall clock
     last_trade_at: float | None = None
@@ -217,27 +240,39 @@ class FeedConnection:
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            sessions = self._sessions
+            failure = ""
             try:
                 await self._session(stop)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                self.stats.error(f"{type(exc).__name__}: {exc}".strip())
-                log.warning("%s: connection failed: %s", self.conn_id, self.stats.last_error)
+            except Exception as exc:  # network trouble: one line below, never a traceback
+                failure = describe_network_error(exc)
+                self.stats.error(failure)
             finally:
                 self._mark_disconnected()
             if stop.is_set():
                 break
+            was_up = self._sessions > sessions
+            if was_up:
+                self.stats.reconnects += 1
+            else:
+                self.stats.connect_failures += 1
             if self.backoff.exhausted:
                 self.stats.gave_up = True
-                log.error("%s: giving up after %d reconnect attempts", self.conn_id, self.backoff.attempts)
+                log.error("%s: cannot connect to %s: %s; giving up after %d attempts", self.conn_id, self.url,
+                          failure or "connection lost", self.backoff.attempts)
                 return
             if self._rotate.is_set():
                 self._rotate.clear()
                 continue  # server shutdown: reconnect at once
             delay = self.backoff.next_delay()
-            self.stats.reconnects += 1
-            log.info("%s: reconnecting in %.1f s (attempt %d)", self.conn_id, delay, self.backoff.attempts)
+            if was_up:
+                log.warning("%s: connection to %s lost%s; reconnecting in %.1f s", self.conn_id, self.url,
+                            f" ({failure})" if failure else "", delay)
+            else:
+                log.warning("%s: cannot connect to %s: %s; retry %d in %.1f s", self.conn_id, self.url,
+                            failure or "connection closed at once", self.backoff.attempts, delay)
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except asyncio.TimeoutError:

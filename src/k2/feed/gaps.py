@@ -150,7 +150,10 @@ class Backfiller:
             gap = getter.result()
             try:
                 await self._fill(gap, stop)
-            except Exception as exc:  # never let one gap stop the feed
+            except (OSError, urllib.error.URLError) as exc:  # the network: one line, no traceback
+                gap.state, gap.detail = "unfillable", f"{self.rest_url}: {getattr(exc, 'reason', None) or exc}"[:300]
+                log.warning("%s %s: backfill gave up: %s", gap.exchange, gap.symbol, gap.detail)
+            except Exception as exc:  # never let one gap stop the feed (a bug: the traceback is logged)
                 gap.state, gap.detail = "unfillable", f"{type(exc).__name__}: {exc}"[:300]
                 log.exception("%s %s: backfill failed", gap.exchange, gap.symbol)
             self.on_update(gap)
@@ -163,7 +166,8 @@ class Backfiller:
             except (OSError, urllib.error.URLError) as exc:
                 if attempt == 3:
                     raise
-                log.warning("%s backfill: %s (retrying in %.0f s)", self.adapter.name, exc, delay)
+                log.warning("%s backfill: %s%s: %s; retry %d in %.0f s", self.adapter.name, self.rest_url, path.split("?")[0],
+                            getattr(exc, "reason", None) or exc, attempt + 2, delay)
                 await asyncio.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")

@@ -129,9 +129,9 @@ class FeedRuntime:
         if self.settings.instruments_refresh:
             try:
                 fetched = await asyncio.to_thread(fetch_instruments, adapter, ex.rest_url, natives)
-            except (OSError, ValueError, urllib.error.URLError) as exc:
+            except Exception as exc:  # unreachable, refused, TLS, timeout, or an answer that does not parse
                 log.warning("%s: could not fetch instruments from %s (%s); using the built-in list",
-                            adapter.name, ex.rest_url, exc)
+                            adapter.name, ex.rest_url, getattr(exc, "reason", None) or exc)
         if fetched:
             if self.on_instruments:
                 self.on_instruments(adapter.name, fetched)

@@ -2,23 +2,33 @@
 through the same adapter parser as the live feed, into bronze and on to silver and gold.
 
 Parsing runs on this thread while the previous batch is inserted on a writer thread (chDB
-releases the GIL), so the two overlap on a two-core machine.
+releases the GIL), so the two overlap on a two-core machine. The input (a file, a pipe or
+stdin; gzip, zstd, bz2 or xz) is opened and its first lines checked by k2.history.inputs before
+anything is written. Symbols the instruments table does not know are placed before their
+first batch is written (k2.history.placement), so silver is right the first time.
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Queue
+from typing import Iterable
 
-from k2.errors import FrameError, K2Error
+import pyarrow.compute as pc
+
+from k2.errors import FrameError
 from k2.exchanges.base import ExchangeAdapter, FrameKind
+from k2.history.inputs import open_frames, sniff
+from k2.history.placement import Placement
 from k2.rejects import Reject, now_us
 from k2.warehouse.bronze import BronzeWriter, write_rejects
+from k2.warehouse.instruments import upsert_instruments
 
 DEFAULT_BATCH = 100_000
 
@@ -34,6 +44,11 @@ class LoadReport:
     blank_lines: int = 0
     other: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    compression: str | None = None
+    #: native symbols no instrument list placed: their trades are flagged unknown_instrument
+    unplaced: list[str] = field(default_factory=list)
+    #: why the exchange's instrument list could not be fetched ("" = fetched, or not needed)
+    instruments_error: str = ""
 
     @property
     def duplicates(self) -> int:
@@ -42,8 +57,9 @@ class LoadReport:
     def summary(self) -> str:
         other = ", ".join(f"{k} {v}" for k, v in sorted(self.other.items())) or "none"
         rate = self.trades / self.seconds if self.seconds else 0.0
+        packed = f" ({self.compression})" if self.compression else ""
         return (
-            f"{self.exchange}: {self.path}: {self.frames} frames, {self.trades} trades "
+            f"{self.exchange}: {self.path}{packed}: {self.frames} frames, {self.trades} trades "
             f"({self.written} new, {self.duplicates} already stored), {self.rejects} rejected, "
             f"non-trade frames: {other}; {self.seconds:.2f} s, {rate:,.0f} trades/s"
         )
@@ -52,9 +68,10 @@ class LoadReport:
 class _Writer(threading.Thread):
     """Writes batches in order; at most `depth` batches wait, so memory stays bounded."""
 
-    def __init__(self, writer: BronzeWriter, wh, report: LoadReport, depth: int = 2, write=None):
+    def __init__(self, writer: BronzeWriter, wh, report: LoadReport, placement: Placement | None = None,
+                 depth: int = 2, write=None):
         super().__init__(name="k2-load-writer", daemon=True)
-        self.writer, self.wh, self.report = writer, wh, report
+        self.writer, self.wh, self.report, self.placement = writer, wh, report, placement
         self.write = write  # rows -> new rows: a running pipeline's writer (k2 load while k2 run runs)
         self.queue: Queue = Queue(maxsize=depth)
         self.error: BaseException | None = None
@@ -64,8 +81,10 @@ class _Writer(threading.Thread):
             item = self.queue.get()
             if item is None:
                 return
-            batch, rejects = item
+            batch, rejects, instruments = item
             try:
+                if instruments:  # before the batch, so silver places its trades
+                    upsert_instruments(self.wh, self.writer.adapter.name, instruments, "load")
                 if batch is not None and self.write is not None:
                     self.report.written += self.write(batch)
                 elif batch is not None:
@@ -81,14 +100,20 @@ class _Writer(threading.Thread):
         the previous one (database work, GIL released)."""
         if self.error:
             raise self.error
-        if self.write is not None:
-            self.queue.put((list(rows) if rows else None, list(rejects)))
-            return
-        self.queue.put((self.writer.prepare(rows) if rows else None, list(rejects)))
+        si = self.writer.adapter.symbol_index
+        if self.write is not None:  # the running pipeline prepares its own batches
+            batch = list(rows) if rows else None
+            symbols = list({r[si] for r in rows})
+        else:
+            batch = self.writer.prepare(rows) if rows else None
+            symbols = pc.unique(batch.arrays[si]).to_pylist() if batch is not None else []
+        instruments = self.placement.place(symbols) if symbols and self.placement is not None else []
+        self.queue.put((batch, list(rejects), instruments))
 
 
 def _chunks(f, size: int = 256):
-    """(number of the first line, frames) for runs of `size` lines, line endings removed."""
+    """(number of the first line, frames) for runs of `size` lines of `f` (an iterable of byte
+    lines), line endings removed."""
     lineno, chunk = 1, []
     for line in f:
         chunk.append(line.rstrip(b"\r\n"))
@@ -100,16 +125,34 @@ def _chunks(f, size: int = 256):
 
 
 def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = DEFAULT_BATCH,
-              write=None) -> LoadReport:
-    """`write(rows) -> new rows`: hand the batches to a running pipeline's writer instead (the
+              placement: Placement | None = None, write=None) -> LoadReport:
+    """Load a frame file (`-` = stdin; compressed or not). Raises K2Error before writing anything
+    when the input cannot be read, is empty, or is not `adapter`'s frames. `placement` places
+    symbols the instruments table does not know (default: offline, from the symbols' own form).
+    `write(rows) -> new rows`: hand the batches to a running pipeline's writer instead (the
     process holding the data dir, k2.services.history_jobs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise K2Error(f"no such file: {path}")
-    report = LoadReport(adapter.name, str(path))
+    with open_frames(path) as (lines, name, compression):
+        head = sniff(adapter, lines, name)
+        return load_lines(wh, adapter, itertools.chain(head, lines), name, compression, batch_size, placement,
+                          write)
+
+
+def load_lines(wh, adapter: ExchangeAdapter, lines: Iterable[bytes], name: str, compression: str | None = None,
+               batch_size: int = DEFAULT_BATCH, placement: Placement | None = None, write=None) -> LoadReport:
+    """Load frames (byte lines) already opened and checked (k2.history.inputs)."""
+    report = LoadReport(adapter.name, name, compression=compression)
+    placement = placement or Placement(wh, adapter)
+    _load(wh, adapter, lines, Path(name).name, report, batch_size, placement, write)
+    report.unplaced = sorted(placement.unplaced)
+    report.instruments_error = placement.fetch_error
+    return report
+
+
+def _load(wh, adapter: ExchangeAdapter, lines, origin: str, report: LoadReport, batch_size: int,
+          placement: Placement, write=None) -> None:
     # repeated trades stay in the batch: the writer keeps each key's first row (in C++), then
     # probes bronze only for rows not newer than what it already holds
-    writer = _Writer(BronzeWriter(wh, adapter, skip_probe_when_newer=True), wh, report, write=write)
+    writer = _Writer(BronzeWriter(wh, adapter, skip_probe_when_newer=True), wh, report, placement, write=write)
     writer.start()
     session = adapter.session()  # one file = one connection's frames (Bitfinex channel ids)
     parse, parse_trades = session.parse, session.parse_trade_frames
@@ -139,27 +182,26 @@ def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = 
                     report.other[parsed.kind.value] += 1
                 continue
             report.rejects += 1
-            rejects.append(Reject(adapter.name, "file", reason, frame, received, f"{path.name}:{lineno}"))
+            rejects.append(Reject(adapter.name, "file", reason, frame, received, f"{origin}:{lineno}"))
 
     # a load allocates millions of short-lived acyclic tuples: the cyclic collector would scan them
     # again and again for nothing (measured: a third of the parse thread's time). Paused, not off.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        with path.open("rb") as f:
-            for first_lineno, frames in _chunks(f, min(256, batch_size)):
-                fast = parse_trades(frames, received)
-                if fast is None:
-                    one_by_one(first_lineno, frames)
-                else:  # the usual chunk: trade frames only, all valid
-                    report.frames += len(frames)
-                    report.trades += len(fast)
-                    rows.extend(fast)
-                if len(rows) >= batch_size:
-                    writer.put(rows, rejects)
-                    rows.clear()  # put() copied what it needs
-                    rejects.clear()
-                    received = now_us()
+        for first_lineno, frames in _chunks(lines, min(256, batch_size)):
+            fast = parse_trades(frames, received)
+            if fast is None:
+                one_by_one(first_lineno, frames)
+            else:  # the usual chunk: trade frames only, all valid
+                report.frames += len(frames)
+                report.trades += len(fast)
+                rows.extend(fast)
+            if len(rows) >= batch_size:
+                writer.put(rows, rejects)
+                rows.clear()  # put() copied what it needs
+                rejects.clear()
+                received = now_us()
         writer.put(rows, rejects)
     finally:
         if gc_was_enabled:
@@ -169,4 +211,3 @@ def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = 
     if writer.error:
         raise writer.error
     report.seconds = time.perf_counter() - started
-    return report

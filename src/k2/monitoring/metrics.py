@@ -8,7 +8,9 @@ them; docs/operations/monitoring.md lists them):
     k2_trades_received_total{exchange,symbol}      counter  trades from the exchange (after de-duplication)
     k2_trades_written_total{exchange}              counter  trades written to bronze
     k2_feed_connected{exchange,connection}         gauge    1 when the WebSocket is up
-    k2_reconnects_total{exchange}                  counter
+    k2_reconnects_total{exchange}                  counter  connections that were up and went down
+    k2_connect_failures_total{exchange}            counter  connection attempts that failed
+    k2_feed_duplicates_dropped_total{exchange}     counter  replays the feed dropped (the run summary's "duplicates")
     k2_last_trade_age_seconds{exchange,symbol}     gauge    seconds since the symbol's last trade
     k2_ingest_latency_seconds{exchange}            histogram  insert time - exchange trade time
     k2_rejects_total{exchange,reason}              counter  frames kept in the rejects table, by reason class
@@ -313,6 +315,7 @@ def render(pipeline) -> bytes:
     received: dict[tuple[str, str], int] = defaultdict(int)
     last_trade: dict[tuple[str, str], float] = {}
     reconnects: dict[str, int] = {ex: 0 for ex in exchanges}
+    connect_failures: dict[str, int] = {ex: 0 for ex in exchanges}
     rejects_total: dict[str, int] = {ex: 0 for ex in exchanges}
     duplicates: dict[str, int] = {ex: 0 for ex in exchanges}
     for s in stats:
@@ -321,6 +324,7 @@ def render(pipeline) -> bytes:
         for sym, t in s.last_trade_by_symbol.items():
             last_trade[(s.exchange, sym)] = max(t, last_trade.get((s.exchange, sym), 0.0))
         reconnects[s.exchange] = reconnects.get(s.exchange, 0) + s.reconnects
+        connect_failures[s.exchange] = connect_failures.get(s.exchange, 0) + s.connect_failures
         rejects_total[s.exchange] = rejects_total.get(s.exchange, 0) + s.rejects
         duplicates[s.exchange] = duplicates.get(s.exchange, 0) + s.duplicates
 
@@ -334,8 +338,12 @@ def render(pipeline) -> bytes:
     e.family("k2_feed_last_message_age_seconds", "gauge", "Seconds since the connection's last message.",
              (({"exchange": s.exchange, "connection": s.connection}, round(now - s.last_message_at, 3))
               for s in stats if s.last_message_at is not None))
-    e.family("k2_reconnects_total", "counter", "Reconnects per exchange.",
+    e.family("k2_reconnects_total", "counter",
+             "Connections that were up and went down (K2 then connects again), per exchange.",
              (({"exchange": ex}, n) for ex, n in sorted(reconnects.items())))
+    e.family("k2_connect_failures_total", "counter",
+             "Connection attempts that failed (DNS, refused, TLS, timeout, handshake), per exchange.",
+             (({"exchange": ex}, n) for ex, n in sorted(connect_failures.items())))
     e.family("k2_last_trade_age_seconds", "gauge", "Seconds since the last trade of each symbol.",
              (({"exchange": ex, "symbol": sym}, round(now - t, 3)) for (ex, sym), t in sorted(last_trade.items())))
 

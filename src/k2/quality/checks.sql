@@ -5,6 +5,12 @@
 -- ending in `| per-exchange` once per bronze table with {exchange} and {bronze} bound.
 -- An exchange's own checks can also live in checks/NN-<exchange>.sql, read after this file.
 
+-- check: 1 bronze | bronze.any_trades | fail | the warehouse holds trades (an empty or mistyped data dir is no proof of anything)
+SELECT b + s = 0, if(b + s = 0, 'no trades in bronze or silver: a new, empty or mistyped data dir?',
+                     concat(toString(b), ' bronze rows, ', toString(s), ' silver rows'))
+FROM (SELECT (SELECT count() FROM k2.silver_trades_v2) AS s,
+             (SELECT sum(total_rows) FROM system.tables WHERE database = currentDatabase() AND name LIKE 'bronze_trades_%') AS b);
+
 -- check: 1 bronze | bronze.rows | info | trades stored in bronze | per-exchange
 SELECT 0, concat(toString(count()), ' trades in ', {bronze:String}) FROM k2.{bronze:Identifier};
 
@@ -77,7 +83,9 @@ WHERE bronze_table = 'bronze_trades_kraken'
 -- check: 2 silver | silver.vendor_data | fail | vendor_data keeps the original native fields
 SELECT count(), any(concat(exchange, ' ', trade_id)) FROM k2.silver_trades_v2
 WHERE (exchange = 'binance' AND bronze_table = 'bronze_trades_binance' AND NOT hasAll(mapKeys(vendor_data), ['e', 'E', 's', 't', 'p', 'q', 'T', 'm']))
-   OR (bronze_table = 'bronze_trades_kraken' AND NOT hasAll(mapKeys(vendor_data), ['pair', 'raw_timestamp', 'price', 'volume', 'side', 'order_type', 'misc', 'channel_id']));
+   OR (bronze_table = 'bronze_trades_kraken' AND NOT hasAll(mapKeys(vendor_data), ['pair', 'raw_timestamp', 'price', 'volume', 'side', 'order_type', 'misc', 'channel_id']))
+   OR (bronze_table = 'bronze_trades_kraken_v2' AND (NOT hasAll(mapKeys(vendor_data), ['symbol', 'side', 'price', 'qty', 'ord_type', 'trade_id', 'timestamp'])
+                                                     OR vendor_data['trade_id'] != trade_id));
 
 -- check: 2 silver | silver.invalid_rows | fail | no silver row failed a validation rule
 SELECT count(), arrayStringConcat(groupUniqArray(3)(arrayStringConcat(validation_errors, ',')), '; ')
@@ -88,18 +96,23 @@ SELECT 0, arrayStringConcat(groupArray(concat(s, ' [', arrayStringConcat(v, ',')
 FROM (SELECT toString(canonical_symbol) AS s, arraySort(groupUniqArray(toString(exchange))) AS v
       FROM k2.gold_ohlcv_1h GROUP BY canonical_symbol ORDER BY canonical_symbol);
 
--- check: 3 cross-exchange | cross.totals | fail | cross-exchange candles add up the per-exchange ones
-SELECT count(), any(toString(c.window_start)) FROM
+-- check: 3 cross-exchange | cross.totals | fail | hourly cross-exchange candles add up the per-exchange minute candles (gold's 1h and 1m states agree)
+-- The two sides come from different state tables (gold_ohlcv_1h, gold_ohlcv_1m), each fed from
+-- silver on its own: summing one table against itself could never differ.
+SELECT count(), any(concat(toString(c.canonical_symbol), ' ', toString(c.window_start))) FROM
 (SELECT canonical_symbol, window_start, volume, trade_count FROM k2.ohlcv_1h_cross) AS c
 FULL OUTER JOIN
-(SELECT canonical_symbol, window_start, sum(volume) AS volume, sum(trade_count) AS trade_count
- FROM k2.ohlcv_1h GROUP BY canonical_symbol, window_start) AS p
+(SELECT canonical_symbol, toStartOfHour(window_start) AS window_start, sum(volume) AS volume,
+        sum(trade_count) AS trade_count
+ FROM k2.ohlcv_1m GROUP BY canonical_symbol, window_start) AS p
 USING (canonical_symbol, window_start)
 WHERE c.volume != p.volume OR c.trade_count != p.trade_count;
 
 -- check: 3 cross-exchange | cross.price_agreement | warn | venues trading the same pair agree within 5 % (hourly VWAP)
-SELECT count(), any(concat(toString(canonical_symbol), ' ', toString(window_start))) FROM
-(SELECT canonical_symbol, window_start, max(vwap) / min(vwap) AS spread
+-- The ratio is taken in Float64: Decimal(38, 18) / Decimal(38, 18) overflows above ~170.
+SELECT count(), any(concat(toString(canonical_symbol), ' ', toString(window_start), ' ',
+                           toString(round((spread - 1) * 100, 1)), ' %')) FROM
+(SELECT canonical_symbol, window_start, toFloat64(max(vwap)) / toFloat64(min(vwap)) AS spread
  FROM k2.ohlcv_1h WHERE vwap > 0 GROUP BY canonical_symbol, window_start HAVING count() > 1)
 WHERE spread > 1.05;
 

@@ -22,6 +22,8 @@ from k2.errors import K2Error
 from k2.read import queries
 
 FORMATS = (".png", ".html", ".htm")
+#: candles drawn when --max-candles is not given (the newest; 0 = all)
+DEFAULT_MAX_CANDLES = 1000
 UP, DOWN = "#26a69a", "#ef5350"
 
 
@@ -63,12 +65,19 @@ class Candle:
 class Series:
     label: str  # exchange name, or "all venues"
     candles: list[Candle]
+    available: int = 0  # candles in the range; more than len(candles) when --max-candles cut it
 
 
 def check_output(path: Path) -> str:
+    """The output kind; refuses a name K2 cannot write before any work (no folder is created)."""
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise K2Error(f"--out must end in .png or .html (got {path.name!r})")
+    if path.is_dir():
+        raise K2Error(f"--out {path} is a directory")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise K2Error(f"--out {path}: folder {parent} does not exist")
     return "html" if suffix in (".html", ".htm") else "png"
 
 
@@ -84,9 +93,9 @@ def load_series(reader, symbol: str, interval: str, exchanges: Sequence[str], si
                 until: str | None, max_candles: int) -> list[Series]:
     out = []
     for ex in exchanges:
-        text = queries.ohlcv(reader, symbol, interval, ex, since, until, fmt="json")
+        page = queries.ohlcv_page(reader, symbol, interval, ex, since, until, fmt="json", limit=max_candles)
         candles = []
-        for line in text.splitlines():
+        for line in page.text.splitlines():
             if not line.strip():
                 continue
             r = json.loads(line)
@@ -96,9 +105,7 @@ def load_series(reader, symbol: str, interval: str, exchanges: Sequence[str], si
                 str(r.get("buy_volume", "0")), str(r.get("sell_volume", "0")), int(r.get("trade_count", 0)),
                 str(r.get("vwap", "")),
             ))
-        if max_candles and len(candles) > max_candles:
-            candles = candles[-max_candles:]
-        out.append(Series("all venues" if ex == "all" else ex, candles))
+        out.append(Series("all venues" if ex == "all" else ex, candles, page.total))
     if not any(s.candles for s in out):
         where = "cross-exchange" if list(exchanges) == ["all"] else ", ".join(exchanges)
         raise K2Error(f"no {interval} candles for {symbol} ({where}) in that time range")
@@ -245,12 +252,13 @@ td, th {{ border-bottom: 1px solid #eee; padding: 2px 8px; text-align: right; }}
 
 
 def chart(reader, symbol: str, interval: str, out: Path, exchange: str | None = "all", since: str | None = None,
-          until: str | None = None, max_candles: int = 1000) -> dict[str, Any]:
-    """Draw the chart; returns what was drawn (for the CLI's one-line report)."""
+          until: str | None = None, max_candles: int = DEFAULT_MAX_CANDLES) -> dict[str, Any]:
+    """Draw the newest `max_candles` candles of each panel (0: all); returns what was drawn and how
+    many candles the range held (for the CLI's report, which says when the chart was cut)."""
     kind = check_output(out)
     queries.check_interval(interval)
-    if max_candles <= 0:
-        raise K2Error("--max-candles must be positive")
+    if max_candles < 0:
+        raise K2Error("--max-candles must be 0 (all) or a positive number")
     if kind == "png":  # fail before querying when matplotlib is missing
         try:
             import matplotlib  # noqa: F401
@@ -258,6 +266,6 @@ def chart(reader, symbol: str, interval: str, out: Path, exchange: str | None = 
             raise K2Error("PNG charts need matplotlib: pip install 'k2[charts]' (or write --out FILE.html)") from None
     series = load_series(reader, symbol, interval, exchanges_arg(exchange), since, until, max_candles)
     title = title_of(symbol.upper(), interval, series)
-    out.parent.mkdir(parents=True, exist_ok=True)
     (render_png if kind == "png" else render_html)(series, title, out)
-    return {"path": str(out), "panels": [s.label for s in series], "candles": sum(len(s.candles) for s in series)}
+    return {"path": str(out), "panels": [s.label for s in series], "candles": sum(len(s.candles) for s in series),
+            "available": sum(s.available for s in series)}

@@ -240,7 +240,8 @@ def open_reader(data_dir: Path, warehouse_url: str | None = None, limits: ReadSe
         info = read_run_info(data_dir)
         if info is not None:
             return RemoteReader(info)
-    return LocalReader(open_warehouse(data_dir, url=warehouse_url, release_startup_pages=lean), limits)
+    return LocalReader(open_warehouse(data_dir, url=warehouse_url, release_startup_pages=lean,
+                                      for_reading=True), limits)
 
 
 __all__ = ["ClickHouseHTTP", "LocalReader", "QueryError", "RemoteReader", "open_reader"]

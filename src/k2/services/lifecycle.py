@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from k2.config import ReadSettings
+from k2.errors import K2Error
 from k2.runfile import remove_run_info, write_run_info
 from k2.services.api import ApiHandlers, ApiServer
 
@@ -93,10 +94,12 @@ class ServiceEndpoint:
     def __enter__(self) -> "ServiceEndpoint":
         try:
             self.server = ApiServer(self.addr, self.handlers, self.limits).start()
-        except OSError as exc:
+        except OSError as exc:  # a name that does not resolve, an address in use or not ours
+            reason = exc.strerror or str(exc)
             if self.required:
-                raise
-            log.warning("no /metrics: cannot listen on %s (%s); set K2_METRICS_ADDR", self.addr, exc)
+                raise K2Error(f"cannot listen on {self.addr} (K2_METRICS_ADDR or metrics_addr in k2.toml): "
+                              f"{reason}") from None
+            log.warning("no /metrics: cannot listen on %s (%s); set K2_METRICS_ADDR", self.addr, reason)
             return self
         if self.run_info is not None and self.data_dir is not None:
             write_run_info(self.data_dir, {"pid": os.getpid(), "addr": self.server.address,

@@ -33,18 +33,25 @@ class RunSummary:
     seconds: float = 0.0
     received: dict[str, int] = field(default_factory=dict)
     written: dict[str, int] = field(default_factory=dict)
+    #: replays the feed dropped (k2_feed_duplicates_dropped_total)
     duplicates: dict[str, int] = field(default_factory=dict)
+    #: trades the writer found already stored (k2_writer_duplicates_skipped_total)
+    already_stored: dict[str, int] = field(default_factory=dict)
     rejects: int = 0
     reconnects: int = 0
+    connect_failures: int = 0
     latency_ms: dict[str, float] = field(default_factory=dict)
 
     def text(self) -> str:
         lines = [f"ran {self.seconds:.1f} s"]
         for ex in sorted(self.received):
             rate = self.written.get(ex, 0) / self.seconds if self.seconds else 0.0
+            stored = self.already_stored.get(ex, 0)
             lines.append(f"  {ex}: {self.received[ex]:,} trades received, {self.written.get(ex, 0):,} written "
-                         f"({rate:,.0f}/s), {self.duplicates.get(ex, 0):,} duplicates dropped")
-        lines.append(f"  rejects: {self.rejects}, reconnects: {self.reconnects}")
+                         f"({rate:,.0f}/s), {self.duplicates.get(ex, 0):,} duplicates dropped"
+                         + (f", {stored:,} already stored" if stored else ""))
+        lines.append(f"  rejects: {self.rejects}, failed connection attempts: {self.connect_failures}, "
+                     f"reconnects: {self.reconnects}")  # (scripts read the number after "reconnects:")
         if self.latency_ms:
             lines.append("  ingest latency (ingested_at - exchange time): "
                          + ", ".join(f"{k} {v:.1f} ms" for k, v in self.latency_ms.items()))
@@ -151,12 +158,14 @@ class Pipeline:
         s = RunSummary(seconds=seconds)
         for st in self.runtime.connection_stats():
             s.received[st.exchange] = s.received.get(st.exchange, 0) + st.trades
+            s.duplicates[st.exchange] = s.duplicates.get(st.exchange, 0) + st.duplicates
             s.rejects += st.rejects
             s.reconnects += st.reconnects
+            s.connect_failures += st.connect_failures
         ts = getattr(self.transport, "stats", None)
         if ts is not None:
             s.written = dict(ts.written)
-            s.duplicates = dict(ts.duplicates)
+            s.already_stored = {k: v for k, v in getattr(ts, "duplicates", {}).items() if v}
         if self.store is not None:
             s.latency_ms = self.store.latency_percentiles(started_us)
         return s

@@ -35,10 +35,13 @@ def record(settings: Settings, exchange: str, out: Path, duration: float | None)
     natives = resolve_symbols(adapter, ex.symbols)
     if not natives:
         raise K2Error("no symbols to record")
-    out.parent.mkdir(parents=True, exist_ok=True)
     sink = _CountingSink()
     frames = 0
-    with out.open("ab") as f:
+    try:
+        f = out.open("ab")
+    except OSError as exc:
+        raise K2Error(f"cannot write {out}: {exc.strerror}") from None
+    with f:
         def tap(payload: bytes) -> None:
             nonlocal frames
             frames += 1

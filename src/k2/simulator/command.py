@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -70,8 +71,10 @@ def config_from_args(args: argparse.Namespace):
     from k2.simulator.runner import SimConfig
 
     symbols = [s for item in args.symbols or [] for s in item.split(",") if s.strip()] or None
-    if args.duration is not None and args.duration <= 0:
-        raise K2Error("--duration must be positive")
+    if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
+        raise K2Error("--duration must be a positive number of seconds")
+    if not math.isfinite(args.rate):
+        raise K2Error("--rate must be a finite number")
     return SimConfig(
         exchanges=parse_exchange_list(args.exchange),
         host=args.host, port=args.port, rate=args.rate, seed=args.seed, symbols=symbols,

@@ -93,8 +93,10 @@ class RecordDecoder:
 
     def __init__(self, adapter: ExchangeAdapter):
         self.adapter = adapter
-        fields = [(c, _py_type(t)) for c, t in zip(adapter.columns, adapter.column_types)]
-        self.struct = msgspec.defstruct(f"{adapter.name.capitalize()}KafkaRecord", fields)
+        defaults = adapter.column_defaults  # columns added since older records were written
+        fields = [(c, _py_type(t), defaults[c]) if c in defaults else (c, _py_type(t))
+                  for c, t in zip(adapter.columns, adapter.column_types)]
+        self.struct = msgspec.defstruct(f"{adapter.name.capitalize()}KafkaRecord", fields, kw_only=True)
         self._one = msgspec.json.Decoder(self.struct).decode
         self._many = msgspec.json.Decoder(list[self.struct]).decode
         self._decimal_idx = [i for i, c in enumerate(adapter.columns) if c in _DECIMAL_COLUMNS]

@@ -50,7 +50,7 @@ def stored_query(name: str) -> str:
 
 
 def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema: bool = True,
-                   release_startup_pages: bool = False):
+                   release_startup_pages: bool = False, for_reading: bool = False):
     """Open the warehouse: a ClickHouse server when `url` is given, else chDB in `data_dir`.
     The schema is applied (idempotently) unless told otherwise. `release_startup_pages`: the
     long-running writers give back the chDB library pages only opening it needed (memory.py),
@@ -58,7 +58,10 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
     set up their memory use (`k2.warehouse.memory.lean_writer_process`).
 
     The backend modules are imported here, when chosen: a server needs the optional
-    clickhouse-connect, and a process reading through a running pipeline never loads chDB."""
+    clickhouse-connect, and a process reading through a running pipeline never loads chDB.
+
+    `for_reading`: the caller only reads, so a data dir this process cannot write is opened
+    through a read-only mirror (k2.warehouse.readonly); for anyone else it is an error."""
     release = _no_release
     if release_startup_pages and not url:
         from k2.warehouse.memory import lean_writer_process, release_startup_pages as release
@@ -70,9 +73,17 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
         wh = ServerWarehouse(url)
     else:
         from k2.warehouse.embedded import EmbeddedWarehouse
+        from k2.warehouse.readonly import is_writable
 
-        wh = EmbeddedWarehouse(Path(data_dir))
+        read_only = Path(data_dir).is_dir() and not is_writable(Path(data_dir))
+        if read_only and not for_reading:
+            raise K2Error(f"data dir {data_dir} is read-only: this command writes to it (reads work)")
+        wh = EmbeddedWarehouse(Path(data_dir), read_only=read_only)
         release()  # loading chDB's library and starting its engine
+        if read_only:  # nothing may be written: no schema, no repair (k2.warehouse.readonly)
+            _warn_read_only(wh, Path(data_dir))
+            wh.execute("USE k2")
+            return wh
     if apply_schema:
         from k2.warehouse import schema
 
@@ -87,10 +98,35 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
     if apply_schema:
         from k2.warehouse.journal import repair_interrupted_insert
 
-        repair_interrupted_insert(wh)
+        try:
+            repair_interrupted_insert(wh)
+        except K2Error:
+            wh.close()
+            raise
         release()
     return wh
 
 
 def _no_release() -> float:
     return 0.0
+
+
+def _warn_read_only(wh, data_dir: Path) -> None:
+    import logging
+
+    from k2.warehouse.journal import InflightJournal
+
+    log = logging.getLogger("k2.warehouse")
+    try:
+        pending = InflightJournal(data_dir).pending()
+    except K2Error:
+        pending = {"bronze_table": "?"}
+    if pending:
+        log.warning("data dir %s is read-only and a k2 process stopped in the middle of an insert into %s: "
+                    "answers may miss part of that batch until it is opened writable once", data_dir,
+                    pending.get("bronze_table"))
+    from k2.warehouse import schema
+
+    if not schema.is_current(wh):
+        log.warning("data dir %s is read-only and was written by another K2 version: reading it as it is",
+                    data_dir)

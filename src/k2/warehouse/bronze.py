@@ -282,9 +282,10 @@ def write_rejects(wh, rejects: Sequence[Reject], token: str | None = None) -> No
         return
     if token is None:
         h = hashlib.blake2b(digest_size=16)
-        for r in rejects:
-            h.update(r.origin.encode())
+        for r in rejects:  # the exchange too: one file loaded as two venues is two sets of rejects
+            h.update(r.exchange.encode() + b"\x1f" + r.origin.encode() + b"\x1f")
             h.update(r.raw)
+            h.update(b"\x1e")
         token = "rej-" + h.hexdigest()
     batch = pa.table({
         "exchange": [r.exchange for r in rejects],

@@ -118,28 +118,41 @@ def check_data_dir(data_dir: Path) -> None:
 class EmbeddedWarehouse(RowReads):
     backend = "embedded"
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, read_only: bool = False):
+        """`read_only`: the data dir cannot be written (k2.warehouse.readonly): chDB opens a
+        temporary mirror of it and the data dir is never touched."""
         self.data_dir = Path(data_dir)
+        self.read_only = read_only
+        self._mirror: Path | None = None
         check_data_dir(self.data_dir)
         if data_dir_is_locked(self.data_dir) and not wait_for_reader_release(self.data_dir):
             raise WarehouseBusy(
                 f"data dir {self.data_dir} is in use by another k2 process; "
                 "stop it or use a different --data-dir"
             )
-        chdb_dir(self.data_dir).mkdir(parents=True, exist_ok=True)
+        if read_only:
+            from k2.warehouse.readonly import make_mirror
+
+            if not (chdb_dir(self.data_dir) / "metadata").is_dir():
+                raise K2Error(f"data dir {self.data_dir} is read-only and holds no K2 store")
+            self._mirror = where = make_mirror(chdb_dir(self.data_dir))
+        else:
+            chdb_dir(self.data_dir).mkdir(parents=True, exist_ok=True)
+            where = chdb_dir(self.data_dir)
         self._lock = threading.RLock()
         with _captured_stderr() as captured:
             try:
-                self._session = session.Session(str(chdb_dir(self.data_dir)))
+                self._session = session.Session(str(where))
                 error = None
             except Exception as exc:  # chDB reports a foreign or damaged dir this way
                 error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if error is not None:
+            self._remove_mirror()
             detail = captured.text().strip().splitlines()
             raise K2Error(f"cannot open data dir {self.data_dir}: {detail[0] if detail else error}")
         for stmt in SESSION_SETTINGS:
             self._session.query(stmt)
-        self.journal = InflightJournal(self.data_dir)
+        self.journal = None if read_only else InflightJournal(self.data_dir)
         self._door = None
 
     # -- basic calls ------------------------------------------------------------------------
@@ -217,5 +230,13 @@ class EmbeddedWarehouse(RowReads):
                 self._session.close()
             except Exception:
                 pass
+            self._remove_mirror()
+
+    def _remove_mirror(self) -> None:
+        if self._mirror is not None:
+            from k2.warehouse.readonly import remove_mirror
+
+            remove_mirror(self._mirror)
+            self._mirror = None
 
 

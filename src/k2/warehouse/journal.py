@@ -16,6 +16,7 @@ import logging
 import os
 from pathlib import Path
 
+from k2.errors import K2Error
 from k2.exchanges import ALL_ADAPTERS
 from k2.warehouse.rebuild import rebuild_from_us
 
@@ -40,10 +41,17 @@ class InflightJournal:
             pass
 
     def pending(self) -> dict | None:
+        """The note of an interrupted insert, or None. A note K2 cannot have written (valid JSON of
+        another shape) is refused in one line: repairing from a guess could hide a real crash."""
         try:
-            return json.loads(self.path.read_text())
+            entry = json.loads(self.path.read_text())
         except (FileNotFoundError, ValueError):
             return None
+        if not (isinstance(entry, dict) and isinstance(entry.get("bronze_table"), str)
+                and type(entry.get("first_time_us", 0)) is int):  # noqa: E721
+            raise K2Error(f"{self.path} is not K2's insert journal (expected an object with bronze_table, token "
+                          "and first_time_us); if a k2 process was killed here, remove the file and run k2 rebuild")
+        return entry
 
 
 def repair_interrupted_insert(wh) -> str | None:

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
 
 from k2.errors import K2Error
 from k2.exchanges import ALL_ADAPTERS
 from k2.exchanges.base import ExchangeAdapter
-from k2.times import parse_time
+from k2.times import parse_time, to_microseconds
 
 GOLD_TABLES = ("gold_ohlcv_1m", "gold_ohlcv_1h")
 _HOUR_US = 3_600_000_000
@@ -38,8 +37,7 @@ def _progress(done: int, total: int, label: str) -> None:
 def _hour_start_us(since: str | None) -> int:
     if not since:
         return 0
-    ts = datetime.strptime(parse_time(since, "--since", ""), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc)
-    return int(ts.timestamp() * 1_000_000) // _HOUR_US * _HOUR_US
+    return to_microseconds(parse_time(since, "--since", "")) // _HOUR_US * _HOUR_US
 
 
 def _restore_leftovers(wh, adapter: ExchangeAdapter) -> int:

@@ -63,11 +63,14 @@ class ServerURL:
     secure: bool = False
     verify: bool = True
     ca_cert: str | None = None
+    scheme: str = ""  # as the user wrote it (http:// and clickhouse:// are the same HTTP interface)
 
     @property
     def display(self) -> str:
-        """The URL with the password replaced by *** (safe to print and log)."""
-        scheme = "clickhouses" if self.secure else "clickhouse"
+        """The URL with the password replaced by ***, in the scheme the user wrote (safe to print);
+        with `?secure=` overriding the scheme, the scheme that says what is used."""
+        scheme = self.scheme if self.scheme and SCHEMES.get(self.scheme) == self.secure else \
+            ("clickhouses" if self.secure else "clickhouse")
         auth = self.username + (":***" if self.password else "")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{auth}@{host}:{self.port}/{self.database}"
@@ -118,7 +121,7 @@ def parse_url(url: str, env: Mapping[str, str] | None = None) -> ServerURL:
     return ServerURL(
         host=parts.hostname, port=port or (8443 if secure else 8123),
         username=unquote(parts.username) if parts.username else "default",
-        password=password or "", database=database, secure=secure, verify=verify, ca_cert=ca_cert,
+        password=password or "", database=database, secure=secure, verify=verify, ca_cert=ca_cert, scheme=scheme,
     )
 
 
@@ -220,7 +223,25 @@ class ServerWarehouse(RowReads):
         try:
             return clickhouse_connect.get_client(**kwargs)
         except Exception as exc:
-            raise K2Error(f"cannot connect to the ClickHouse server at {u.display}: {self._message(exc)}") from None
+            raise K2Error(f"cannot connect to the ClickHouse server at {u.display}: {self._connect_reason(exc)}") from None
+
+    def _connect_reason(self, exc: BaseException) -> str:
+        """Why the first request failed, in one short line: the network's reason, or that the
+        address answers HTTP but is not ClickHouse (K2's own /metrics endpoint, a web server)."""
+        text = str(exc)
+        if "DB::Exception" in text:
+            return self._message(exc)
+        status = re.search(r"HTTP status (\d+)", text)
+        if status:
+            return (f"it answered HTTP {status.group(1)} and is not a ClickHouse server "
+                    "(the URL names ClickHouse's HTTP interface, usually port 8123, or 8443 with TLS)")
+        for pattern, reason in (("NameResolution|Name or service not known|nodename nor servname", "cannot resolve the host name"),
+                                ("Connection refused", "connection refused"),
+                                ("timed out|Timeout", "timed out"),
+                                ("SSL|certificate", "TLS error")):
+            if re.search(pattern, text):
+                return reason
+        return self._message(exc)[:300]
 
     # -- helpers ----------------------------------------------------------------------------------
     def _message(self, exc: BaseException) -> str:

@@ -11,8 +11,8 @@ SELECT count(), any(concat(trade_id, ': ', problem)) FROM
     SELECT trade_id, multiIf(
         concat(base, quote) != toString(symbol) OR canonical_symbol != concat(base, '/', quote), 'symbol',
         side != if(vendor_data['side'] = 'sell', 'SELL', 'BUY'), 'side',
-        NOT hasAll(mapKeys(vendor_data), ['symbol', 'timestamp', 'price', 'quantity', 'side', 'tid'])
-            OR vendor_data['tid'] != trade_id, 'vendor_data',
+        NOT hasAll(mapKeys(vendor_data), ['symbol', 'timestamp', 'price', 'quantity', 'side'])
+            OR if(mapContains(vendor_data, 'tid'), vendor_data['tid'], vendor_data['event_id']) != trade_id, 'vendor_data',
         toUnixTimestamp64Milli(timestamp) != toInt64OrZero(vendor_data['timestamp'])
             OR toUnixTimestamp64Micro(timestamp) % 1000 != 0, 'timestamp',
         is_valid AND (ifNull(price != toDecimal128OrNull(vendor_data['price'], 18), 1)

@@ -1,4 +1,5 @@
--- k2 trades: silver rows of one canonical symbol, in exchange-time order.
+-- k2 trades: silver rows of one canonical symbol, in exchange-time order. {offset} skips the
+-- oldest rows when the newest {limit} are asked for (trades_count.sql counts them first).
 -- The inner SELECT renames columns so no output alias shadows a filtered column.
 SELECT
     formatDateTime(ts, '%Y-%m-%dT%H:%i:%S.%fZ') AS time,
@@ -21,4 +22,4 @@ FROM
       AND timestamp < {until:DateTime64(6, 'UTC')}
 )
 ORDER BY ts, exchange, length(id), id
-LIMIT {limit:UInt64}
+LIMIT {limit:UInt64} OFFSET {offset:UInt64}

@@ -6,8 +6,11 @@
 --                  BTCGUSD -> BTC/GUSD (the built-in list, refreshed from GET /v1/symbols)
 --   side         : already the TAKER side
 --   timestamp    : `timestamp` (ms) -> DateTime64(6)
---   trade_id     : tid
---   vendor_data  : the trade's fields under Gemini's names (event_id only when sent: REST has none)
+--   trade_id     : tid (the event_id for a trade event that carried no tid: id_field = 'event_id')
+--   vendor_data  : the trade's fields under Gemini's names, only those sent (event_id: REST has none;
+--                  tid: a trade named by its event_id had none)
+-- Recreated when the schema changes (the DROP runs only then): a view's query cannot be altered.
+DROP VIEW IF EXISTS k2.bronze_gemini_to_silver_v2_mv;
 CREATE MATERIALIZED VIEW IF NOT EXISTS k2.bronze_gemini_to_silver_v2_mv TO k2.silver_trades_v2 AS
 SELECT
     'gemini'                                                            AS exchange,
@@ -28,7 +31,8 @@ SELECT
     mapFilter((k, v) -> v != '',
         map('symbol', b.raw_symbol, 'event_id', if(b.event_id = 0, '', toString(b.event_id)),
             'timestamp', toString(b.ts_ms), 'price', b.raw_price, 'quantity', b.raw_quantity, 'side', b.raw_side,
-            'tid', toString(b.tid), 'is_snapshot', if(b.snapshot, 'true', 'false'))) AS vendor_data,
+            'tid', if(b.named_by = 'event_id', '', toString(b.tid)),
+            'is_snapshot', if(b.snapshot, 'true', 'false'))) AS vendor_data,
     arrayFilter(x -> x != '', [
         if(toDecimal128OrNull(b.raw_price, 18) IS NULL, 'price_not_decimal',
            if(toDecimal128OrNull(b.raw_price, 18) <= 0, 'price_not_positive', '')),
@@ -47,7 +51,7 @@ SELECT
 FROM
 (
     SELECT symbol AS raw_symbol, event_id, timestamp AS ts_ms, price AS raw_price, quantity AS raw_quantity,
-           toString(side) AS raw_side, tid, is_snapshot AS snapshot,
+           toString(side) AS raw_side, tid, is_snapshot AS snapshot, id_field AS named_by,
            received_at AS received, ingested_at AS ingested, source AS src
     FROM k2.bronze_trades_gemini
 ) AS b
