@@ -50,7 +50,8 @@ def test_benchmark_suite_tiny(tmp_path: Path) -> None:
     floors = {f["key"]: f for f in report["floors"]}
     assert set(floors) == {"load_binance", "live_sustained", "p99_10k", "feed_vs_cryptofeed", "feed_rss_10k",
                            "run_rss", "candles_1sym_day", "api_ohlcv", "api_vs_chdb", "api_trades", "api_trades_p99",
-                           "heavy_reads_p99", "export_rate", "export_rss"}
+                           "heavy_reads_p99", "export_rate", "export_rss", "import_binance", "import_vs_bare",
+                           "import_rss", "reimport_share", "backfill_share", "backfill_429"}
     assert s["api"]["ohlcv"]["api"]["rows"] == 1440 and s["api"]["export"]["files"] == 1
     assert s["api"]["live"]["trades"]["during"]["runs"][0]["rows"] > 0
     assert s["api"]["live"]["heavy"]["during"]["reads"] > 0

@@ -206,7 +206,7 @@ def test_writer_skips_the_probe_only_for_new_trades_without_repeats(clean_wareho
     rows = [r for f in binance_frames(range(1, 31)) for r in session.parse(f, 1).rows]
     probes = []
     real = wh.existing_keys
-    monkeypatch.setattr(wh, "existing_keys", lambda *a: probes.append(a[2].num_rows) or real(*a))
+    monkeypatch.setattr(wh, "existing_keys", lambda *a, **kw: probes.append(a[2].num_rows) or real(*a, **kw))
     writer = BronzeWriter(wh, adapter, skip_probe_when_newer=True)
     assert writer.write(rows[:10], source="ws") == 10 and len(probes) == 0   # empty table: newer
     assert writer.write(rows[10:20], source="ws") == 10 and len(probes) == 0

@@ -129,9 +129,10 @@ ETHBTC = b'{"e":"trade","E":1784116800123,"s":"ETHBTC","t":7,"p":"0.0351","q":"2
 
 def _forget_ethbtc(k2_cli, data):
     """A data dir whose instruments table lacks ETHBTC: a pair as unknown as any rare listing."""
-    for sql in ("SELECT 1", "ALTER TABLE instruments DELETE WHERE exchange = 'binance' AND native_symbol = 'ETHBTC' "
-                "SETTINGS mutations_sync = 2"):
-        assert k2_cli("query", sql, "--data-dir", data).returncode == 0
+    assert k2_cli("query", "SELECT 1", "--data-dir", data).returncode == 0  # creates the store
+    sql = "ALTER TABLE instruments DELETE WHERE exchange = 'binance' AND native_symbol = 'ETHBTC' SETTINGS mutations_sync = 2"
+    r = k2_cli("query", sql, "--write", "--data-dir", data)  # a deliberate write: the read door refuses it
+    assert r.returncode == 0, r.stderr
 
 
 def test_the_exchange_instrument_list_places_an_unknown_pair(tmp_path, k2_cli):
@@ -164,7 +165,7 @@ def test_an_unplaced_pair_is_named_and_rebuild_repairs_it_once_known(tmp_path, k
         "false,\"['unknown_instrument']\""]
     assert k2_cli("validate", "--data-dir", data).returncode == 1
     assert k2_cli("query", "INSERT INTO instruments (exchange, native_symbol, base, quote, source) "
-                  "VALUES ('binance', 'ETHBTC', 'ETH', 'BTC', 'exchange')", "--data-dir", data).returncode == 0
+                  "VALUES ('binance', 'ETHBTC', 'ETH', 'BTC', 'exchange')", "--write", "--data-dir", data).returncode == 0
     assert k2_cli("rebuild", "--exchange", "binance", "--data-dir", data).returncode == 0
     assert rows(k2_cli, data, "SELECT canonical_symbol, is_valid FROM silver_trades_v2") == ['"ETH/BTC",true']
     assert rows(k2_cli, data, "SELECT trade_count FROM ohlcv_1m") == ["1"]

@@ -158,6 +158,14 @@ NUMERIC_VARIABLES = [
     ("K2_BATCH_MAX_DELAY_S", "batch_max_delay_s", float, 0.001, 60.0),
     ("K2_QUEUE_MAX_ROWS", "queue_max_rows", int, 1, 100_000_000),
     ("K2_BACKFILL_MAX_TRADES", "backfill_max_trades", int, 1, None),
+    ("K2_READ_TIMEOUT_S", "read.timeout_s", float, 0.1, 86400.0),
+    ("K2_READ_MAX_MEMORY_MB", "read.max_memory_mb", int, 16, 1_000_000),
+    ("K2_READ_MAX_THREADS", "read.max_threads", int, 1, 256),
+    ("K2_READ_MAX_RESULT_MB", "read.max_result_mb", int, 1, 1_000_000),
+    ("K2_READ_MAX_CONCURRENT", "read.max_concurrent", int, 1, 256),
+    ("K2_READ_QUEUE_TIMEOUT_S", "read.queue_timeout_s", float, 0.0, 3600.0),
+    ("K2_READ_MAX_CONNECTIONS", "read.max_connections", int, 1, 100_000),
+    ("K2_READ_IDLE_TIMEOUT_S", "read.idle_timeout_s", float, 0.1, 86400.0),
 ]
 
 
@@ -178,7 +186,9 @@ def test_every_numeric_variable_is_range_checked(name, attr, kind, lowest, highe
     if attr == "reconnect_cap_s":
         assert load_settings(env={name: "30"}).reconnect_cap_s == 30.0
     else:
-        assert getattr(load_settings(env={name: good}), attr) == kind(good)
+        settings = load_settings(env={name: good})
+        owner, _, field = attr.rpartition(".")  # read.x is Settings.read.x
+        assert getattr(getattr(settings, owner) if owner else settings, field) == kind(good)
 
 
 @pytest.mark.parametrize("env, message", [

@@ -130,6 +130,21 @@ def unknown_instrument(wh):
     bronze_copy("bronze_trades_binance", "'FOOBARBAZ' AS symbol")(wh)
 
 
+ARCHIVE = "bronze_archive_binance_trades"
+
+
+def archive_trade(then=None):
+    """One Binance archive trade (k2 import's bronze table; its view carries it to silver), with an id
+    far from the fixtures', then `then(wh)` (e.g. a change to its silver row)."""
+    def plant(wh):
+        wh.execute(f"INSERT INTO k2.{ARCHIVE} (symbol, id, price, qty, quote_qty, time, time_unit, is_buyer_maker, "
+                   "is_best_match, archive_file, line_no, batch_id) VALUES ('BTCUSDT', 990000001, '97000.01', '0.5', "
+                   "'48500.005', 1784116800123, 'ms', true, true, 'BTCUSDT-trades-2026-07-15.zip', 1, 'plant')")
+        if then is not None:
+            then(wh)
+    return plant
+
+
 #: check label -> (fixture set, plant). Labels are those of the report (`id [instance]`).
 PLANTS = {
     "bronze.any_trades": (MAIN, truncate),
@@ -190,6 +205,11 @@ PLANTS = {
                                                  "symbol = 'BTCUSDT'")),
     "quality.coinbase.sequential_ids": (MAIN, bronze_copy("bronze_trades_coinbase", "trade_id + 100 AS trade_id")),
     "quality.gaps": (MAIN, open_gap),
+    "history.silver_once": (MAIN, silver_duplicate("bronze_trades_binance")),
+    "history.open_holes": (MAIN, bronze_copy("bronze_trades_binance", "trade_id + 100 AS trade_id",
+                                             "symbol = 'BTCUSDT'")),
+    "history.archive_complete": (MAIN, archive_trade(silver_delete(ARCHIVE))),
+    "history.archive_normalized": (MAIN, archive_trade(silver_update(ARCHIVE, "side = if(side = 'BUY', 'SELL', 'BUY')"))),
 }
 
 

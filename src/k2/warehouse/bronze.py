@@ -239,9 +239,9 @@ class BronzeWriter:
             take = pa.array(candidates, pa.int64())
             cols = [c.take(take) for c in cols]
         probe = pa.Table.from_arrays(cols, names=list(self.adapter.key_columns))
-        stored, distinct = self.wh.existing_keys(self.adapter.bronze_table, self.adapter.key_columns, probe)
-        for table in self.adapter.archive_tables:  # the same trades from an archive (k2 import)
-            stored = stored + self.wh.existing_keys(table, self.adapter.key_columns, probe)[0]
+        # the archive tables count too: the same trades from an archive (k2 import) are stored already
+        stored, distinct = self.wh.existing_keys(self.adapter.bronze_table, self.adapter.key_columns, probe,
+                                                 also=self.adapter.archive_tables)
         if not stored and (candidates is not None or distinct == batch.n):
             return None
         positions = range(batch.n) if candidates is None else candidates.tolist()

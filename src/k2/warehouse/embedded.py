@@ -139,6 +139,7 @@ class EmbeddedWarehouse(RowReads):
         else:
             chdb_dir(self.data_dir).mkdir(parents=True, exist_ok=True)
             where = chdb_dir(self.data_dir)
+        self._engine_dir = where  # the data dir's chdb/, or its mirror when the dir is read-only
         self._lock = threading.RLock()
         with _captured_stderr() as captured:
             try:
@@ -173,17 +174,20 @@ class EmbeddedWarehouse(RowReads):
 
 
     # -- inserts ------------------------------------------------------------------------------
-    def existing_keys(self, table: str, key_columns: Sequence[str], batch: Any) -> tuple[list[list[Any]], int]:
-        """Keys of `batch` (a pyarrow Table holding the key columns) already present in `table`,
-        and how many distinct keys `batch` holds. One query in the usual case (nothing stored
-        yet); the IN-set on the primary key reads only the granules that could hold them."""
+    def existing_keys(self, table: str, key_columns: Sequence[str], batch: Any,
+                      also: Sequence[str] = ()) -> tuple[list[list[Any]], int]:
+        """Keys of `batch` (a pyarrow Table holding the key columns) already present in `table`
+        (or in the tables `also` names: the same trades from an archive), and how many distinct
+        keys `batch` holds. One query in the usual case (nothing stored yet); the IN-set on the
+        primary key reads only the granules that could hold them."""
         key = ", ".join(key_columns)
-        stored_sql = f"FROM k2.{table} WHERE ({key}) IN (SELECT {key} FROM Python(batch))"
+        stored_sql = " UNION ALL ".join(f"SELECT {key} FROM k2.{t} WHERE ({key}) IN (SELECT {key} FROM Python(batch))"
+                                        for t in (table, *also))
         with self._lock:
             counts = self._session.query(
-                f"SELECT uniqExact({key}), (SELECT count() {stored_sql}) FROM Python(batch)", "CSV").bytes()
+                f"SELECT uniqExact({key}), (SELECT count() FROM ({stored_sql})) FROM Python(batch)", "CSV").bytes()
             distinct, n_stored = (int(x) for x in counts.split(b","))
-            stored = self._session.query(f"SELECT {key} {stored_sql}", "JSONCompactEachRow").bytes() if n_stored else b""
+            stored = self._session.query(stored_sql, "JSONCompactEachRow").bytes() if n_stored else b""
         rows = [_decode_line(line) for line in stored.splitlines() if line]
         return rows, distinct
 
@@ -212,9 +216,9 @@ class EmbeddedWarehouse(RowReads):
 
         if limits is None:
             if self._door is None:
-                self._door = EmbeddedReads(chdb_dir(self.data_dir))
+                self._door = EmbeddedReads(self._engine_dir)
             return self._door
-        return EmbeddedReads(chdb_dir(self.data_dir), limits)
+        return EmbeddedReads(self._engine_dir, limits)
 
     def release_freed_memory(self) -> None:
         """Hand the memory ClickHouse has freed back to the OS. chDB allocates with its own

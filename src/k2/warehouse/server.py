@@ -289,15 +289,18 @@ class ServerWarehouse(RowReads):
 
 
     # -- inserts ----------------------------------------------------------------------------------
-    def existing_keys(self, table: str, key_columns: Sequence[str], batch: Any) -> tuple[list[list[Any]], int]:
-        """Keys of `batch` (a pyarrow Table of the key columns) already in `table`, and how many
-        distinct keys `batch` holds. The keys travel as external data (ArrowStream)."""
+    def existing_keys(self, table: str, key_columns: Sequence[str], batch: Any,
+                      also: Sequence[str] = ()) -> tuple[list[list[Any]], int]:
+        """Keys of `batch` (a pyarrow Table of the key columns) already in `table` (or in the tables
+        `also` names), and how many distinct keys `batch` holds. The keys travel as external data
+        (ArrowStream)."""
         from clickhouse_connect.driver.external import ExternalData
 
         key = ", ".join(key_columns)
         ext = ExternalData(file_name=self.BATCH_TABLE, data=arrow_stream(batch), fmt="ArrowStream",
                            structure=structure(batch))
-        sql = f"SELECT {key} FROM k2.{table} WHERE ({key}) IN (SELECT {key} FROM {self.BATCH_TABLE})"
+        sql = " UNION ALL ".join(f"SELECT {key} FROM k2.{t} WHERE ({key}) IN (SELECT {key} FROM {self.BATCH_TABLE})"
+                                 for t in (table, *also))
         data = self._call(self._client.raw_query, self._sql(sql), fmt="JSONCompactEachRow", external_data=ext)
         text = data.decode("utf-8", "replace") if isinstance(data, (bytes, bytearray)) else str(data)
         stored = [_decode_line(line) for line in text.splitlines() if line]
