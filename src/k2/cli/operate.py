@@ -38,9 +38,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     conns = st.get("connections", [])
     down = [c for c in conns if not c["connected"]]
     writer = st.get("writer") or {}  # a sink-only process has a writer and no feed connections
+    health = st.get("health") or {}
+    failing = {k: v for k, v in (health.get("conditions") or {}).items() if not v.get("ok")}
+    bad = bool(down or not (conns or writer) or failing or health.get("healthy") is False)
     if args.format == "json":
         print(json.dumps({"running": True, **st}, default=str))
-        return 1 if down or not (conns or writer) else 0
+        return 1 if bad else 0
     now = st.get("now", time.time())
     print(f"k2 running (pid {st.get('pid')}) for {_age(now - st.get('started_at', now))}, "
           f"transport {st.get('transport')}, {st.get('buffered', 0)} rows buffered")
@@ -64,7 +67,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     if writer:
         print("written: " + ", ".join(f"{k} {v:,}" for k, v in writer.get("written", {}).items())
               + f"; insert errors {writer.get('insert_errors', 0)}")
-    return 1 if down or not (conns or writer) else 0
+    for name, cond in failing.items():
+        print(f"UNHEALTHY {name}: {cond.get('reason', '')}")
+    if health and not failing:
+        print("healthy: " + ", ".join(sorted(health.get("conditions", {}))))
+    return 1 if bad else 0
 
 
 # -- checks and ledgers -------------------------------------------------------------------------------

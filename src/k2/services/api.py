@@ -31,6 +31,8 @@ class ApiHandlers:
     status: Callable[[], dict]
     metrics: Callable[[], bytes]
     healthy: Callable[[], bool]
+    #: the conditions behind `healthy` (k2.monitoring.health.Health.as_dict), for /healthz's body
+    health: Callable[[], dict] | None = None
 
 
 class ApiServer:
@@ -57,8 +59,8 @@ class ApiServer:
                 if path == "/metrics":
                     self._send(200, handlers_ref.metrics(), "text/plain; version=0.0.4")
                 elif path == "/healthz":
-                    ok = handlers_ref.healthy()
-                    self._send(200 if ok else 503, json.dumps({"healthy": ok}).encode())
+                    body = handlers_ref.health() if handlers_ref.health else {"healthy": handlers_ref.healthy()}
+                    self._send(200 if body["healthy"] else 503, json.dumps(body).encode())
                 elif path == "/api/status":
                     if self.headers.get("X-K2-Token") != token:
                         return self._send(403, b'{"error":"bad token"}')

@@ -4,6 +4,7 @@ write: `k2 run` with either transport."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from k2.config import Settings
 from k2.exchanges.base import ExchangeAdapter, Instrument
@@ -27,6 +28,8 @@ class WarehouseStore:
     def __init__(self, wh):
         self.wh = wh
         self._pending_writes: set = set()
+        # one thread: ledger versions are written in the order they were made
+        self._ledger_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="k2-ledger")
 
     def store_instruments(self, exchange: str, instruments: list[Instrument]) -> None:
         n = upsert_instruments(self.wh, exchange, instruments, "exchange")
@@ -42,16 +45,32 @@ class WarehouseStore:
         ids = {r[0]: int(r[2]) for r in rows} if adapter.sequential_id_index is not None else {}
         return ids, ({} if ids else times)
 
+    def gaps_to_retry(self, adapter: ExchangeAdapter) -> list[Gap]:
+        """Gaps an earlier run left open (or gave up on because REST failed), to be retried."""
+        rows = self.wh.rows(stored_query("gaps_to_retry"), {"exchange": adapter.name})
+        names = ("gap_id", "exchange", "symbol", "kind", "start", "end", "recovered", "detail", "detected", "updated")
+        return [Gap.from_ledger(dict(zip(names, r))) for r in rows]
+
     def store_gap(self, gap: Gap) -> None:
-        """Write a ledger version off the event loop (the warehouse may be busy inserting)."""
+        """Write a ledger version off the event loop (the warehouse may be busy inserting), in
+        order; the version's own time decides which one wins anyway."""
         loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(None, self.wh.execute, stored_query("gap_upsert"), gap.ledger_params())
+        task = loop.run_in_executor(self._ledger_writer, self._write_gap, gap.ledger_params())
         self._pending_writes.add(task)
         task.add_done_callback(self._pending_writes.discard)
+
+    def _write_gap(self, params: dict) -> None:
+        try:
+            self.wh.execute(stored_query("gap_upsert"), params)
+        except Exception as exc:  # the trades are safe; say that the ledger missed a version
+            log.error("gaps ledger: could not write %s (%s): %s", params["gap_id"], params["state"],
+                      str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
+            raise
 
     async def drain(self) -> None:
         if self._pending_writes:
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        self._ledger_writer.shutdown(wait=True)
 
     def query(self, sql: str, fmt: str, params: dict | None) -> str:
         return self.wh.query(sql, fmt, params)
