@@ -21,7 +21,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     from k2.history.load import load_file
     from k2.warehouse import open_warehouse
 
-    wh = open_warehouse(s.data_dir, url=s.warehouse_url)
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
     try:
         report = load_file(wh, adapter, path, batch_size=args.batch_size)
     finally:

@@ -13,6 +13,7 @@ A condition is about one thing an operator can act on:
                       behind a slow read, a lock, a frozen server)
     broker:<role>     the Kafka broker answers the producer / the consumer (Kafka mode)
     disk              the data dir's filesystem has room (the writer keeps a reserve free)
+    storage           no damaged part left unrepaired, no repair deferred (k2.warehouse.repair)
 
 The writers keep the facts (`last_write_at`, `failing_since`, `last_error` in their stats); this
 module only turns facts into conditions, so another kind of condition (per symbol, per venue
@@ -151,3 +152,13 @@ def disk_condition(path: os.PathLike | str | None, reserve: int = DISK_RESERVE_B
         return Condition("disk", True)
     return Condition("disk", False, f"{free / 2**20:.0f} MB free on the filesystem of {path} "
                                     f"(K2 keeps {reserve / 2**20:.0f} MB free); writes wait until space is freed")
+
+
+def storage_condition(wh: Any) -> Condition:
+    """`storage` from an opened warehouse's `damage` (parts found broken, not repaired) and
+    `deferred` (repairs waiting for free space), set by k2.warehouse.open_warehouse."""
+    damage, deferred = list(getattr(wh, "damage", None) or []), list(getattr(wh, "deferred", None) or [])
+    if not damage and not deferred:
+        return Condition("storage", True)
+    what = [f"damaged: {getattr(d, 'text', lambda: str(d))()}" for d in damage] + [f"deferred: {d}" for d in deferred]
+    return Condition("storage", False, ("; ".join(what) + " (k2 repair)")[:400])

@@ -21,7 +21,14 @@ from k2.config import Settings
 from k2.exchanges.base import ExchangeAdapter, Instrument
 from k2.feed.gaps import Gap
 from k2.feed.runtime import FeedRuntime
-from k2.monitoring.health import Health, broker_condition, disk_condition, feed_conditions, write_conditions
+from k2.monitoring.health import (
+    Health,
+    broker_condition,
+    disk_condition,
+    feed_conditions,
+    storage_condition,
+    write_conditions,
+)
 from k2.monitoring.metrics import render
 from k2.services.api import ApiHandlers
 from k2.services.lifecycle import ServiceEndpoint, stop_loop_on_signals
@@ -120,6 +127,7 @@ class Pipeline:
             data_dir = getattr(self.transport, "data_dir", None)
             if data_dir is not None:
                 conditions.append(disk_condition(data_dir))
+            conditions.append(storage_condition(getattr(self.store, "wh", None)))
         for watch in {id(w): w for w in (getattr(self.transport, "watch", None),
                                          getattr(getattr(self.transport, "producer", None), "watch", None),
                                          getattr(sink, "watch", None)) if w is not None}.values():

@@ -17,7 +17,7 @@ from k2.warehouse.instruments import instrument_map, upsert_instruments
 def open_for_writing(settings: Settings):
     """The warehouse of a long-running writer (library pages only opening needed given back)."""
     return open_warehouse(settings.data_dir, url=settings.warehouse_url,
-                          release_startup_pages=settings.release_startup_pages)
+                          release_startup_pages=settings.release_startup_pages, for_writing=True)
 
 
 class WarehouseStore:

@@ -35,7 +35,7 @@ from k2.monitoring.latency import observe_ingest
 from k2.monitoring.metrics import reject_class
 from k2.rejects import Reject
 from k2.transport import spool
-from k2.warehouse.bronze import BronzeWriter, write_rejects
+from k2.warehouse.bronze import BronzeWriter, PartsMayBeBroken, write_rejects
 from k2.warehouse.memory import FreedMemoryRelease
 
 log = logging.getLogger("k2.transport")
@@ -88,6 +88,8 @@ class DirectTransport:
         self.paused = False
         self._on_pause: Callable[[bool], None] | None = None
         self.started_at = time.time()
+        self.halted = ""  # why inserts stopped for the rest of the run (parts may be broken)
+        self._shutdown_deadline = 0.0
         # the embedded store's filesystem, watched for room before each insert
         self.data_dir: Path | None = Path(wh.data_dir) if getattr(wh, "backend", "") == "embedded" else None
         self.disk_reserve = DISK_RESERVE_BYTES
@@ -191,8 +193,15 @@ class DirectTransport:
         """Insert until it works: a failed insert keeps its rows and is retried with backoff. Once
         stopping, retries are bounded (`shutdown_retry_s`) and what still cannot be written is
         spooled to a file, so a dead warehouse can neither lose trades nor hang the exit."""
-        delay, deadline = 0.1, None
+        delay = 0.1
         while taken or rejects:
+            if self.halted:  # parts may be broken: no more inserts in this run; the stop spools
+                if self._stopping:
+                    self._spool(taken, rejects)
+                    return
+                with self._cv:
+                    self._cv.wait(1.0)
+                continue
             try:
                 started = time.perf_counter()
                 self._check_disk()
@@ -216,15 +225,22 @@ class DirectTransport:
                 self.stats.last_insert_s = time.perf_counter() - started
                 self.stats.last_write_at = time.time()
                 self.stats.failing_since, self.stats.failures_in_a_row = None, 0
+            except PartsMayBeBroken as exc:
+                self.halted = str(exc)
+                self.stats.insert_errors += 1
+                self.stats.failures_in_a_row += 1
+                self.stats.failing_since = self.stats.failing_since or time.time()
+                self.stats.last_error = self.halted
+                log.critical("%s", self.halted)
             except Exception as exc:  # keep the rows, retry: nothing received is dropped
                 self.stats.insert_errors += 1
                 self.stats.failures_in_a_row += 1
                 if self.stats.failing_since is None:
                     self.stats.failing_since = time.time()
                 self.stats.last_error = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-                if self._stopping:
-                    deadline = deadline or time.monotonic() + self.shutdown_retry_s
-                    if time.monotonic() > deadline:
+                if self._stopping:  # one deadline for the whole stop, not one per batch
+                    self._shutdown_deadline = self._shutdown_deadline or time.monotonic() + self.shutdown_retry_s
+                    if time.monotonic() > self._shutdown_deadline:
                         self._spool(taken, rejects)
                         return
                 log.error("insert failed, retrying in %.1f s: %s", delay, self.stats.last_error)

@@ -62,7 +62,7 @@ from k2.transport.kafka_common import (
     wait_for_broker,
 )
 from k2.warehouse import stored_query
-from k2.warehouse.bronze import BronzeWriter, write_rejects
+from k2.warehouse.bronze import BronzeWriter, PartsMayBeBroken, write_rejects
 from k2.warehouse.memory import FreedMemoryRelease
 
 log = logging.getLogger("k2.sink")
@@ -367,6 +367,12 @@ class KafkaSink:
                 continue
             try:
                 self._write(topic, [(k[1], msgs) for k, msgs in parts])
+            except PartsMayBeBroken as exc:  # nothing committed: stop; the next start repairs and re-reads
+                self.stats.insert_errors += 1
+                self.stats.failing_since = self.stats.failing_since or time.time()
+                self.stats.last_error = str(exc)
+                log.critical("sink: %s", exc)
+                raise
             except Exception as exc:  # warehouse down or refusing: keep the batch, retry
                 failed = True
                 self.stats.insert_errors += 1

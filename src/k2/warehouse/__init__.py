@@ -50,12 +50,17 @@ def stored_query(name: str) -> str:
 
 
 def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema: bool = True,
-                   release_startup_pages: bool = False):
+                   release_startup_pages: bool = False, for_writing: bool = False):
     """Open the warehouse: a ClickHouse server when `url` is given, else chDB in `data_dir`.
     The schema is applied (idempotently) unless told otherwise. `release_startup_pages`: the
     long-running writers give back the chDB library pages only opening it needed (memory.py),
     after each step of the opening, so that the peak is one step's pages, not all of them, and
     set up their memory use (`k2.warehouse.memory.lean_writer_process`).
+
+    Then what an earlier run left to put right: an insert a crash interrupted (journal.py) and
+    parts ClickHouse found damaged (repair.py). A writer (`for_writing`) repairs both before it
+    writes anything, or refuses to start (K2Error) when it cannot; a reader reports them and opens
+    anyway, so a data dir on a full disk stays readable (`wh.damage`, `wh.deferred`).
 
     The backend modules are imported here, when chosen: a server needs the optional
     clickhouse-connect, and a process reading through a running pipeline never loads chDB."""
@@ -84,12 +89,70 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
             raise K2Error(f"cannot prepare the warehouse in {where}: {first_line(exc)}") from None
         release()  # parsing and planning the schema's statements
     wh.execute("USE k2")
+    wh.damage, wh.deferred = [], []
     if apply_schema:
-        from k2.warehouse.journal import repair_interrupted_insert
-
-        repair_interrupted_insert(wh)
+        try:
+            _put_right(wh, for_writing)
+        except K2Error:
+            wh.close()
+            raise
         release()
     return wh
+
+
+def _put_right(wh, for_writing: bool) -> None:
+    """Finish an interrupted insert and repair damaged parts: now if this process writes (or if
+    there is room), else later -- each deferred step is logged and kept in `wh.deferred`."""
+    import logging
+
+    from k2.warehouse.journal import repair_interrupted_insert
+    from k2.warehouse.repair import find_damage, repair, report
+
+    log = logging.getLogger("k2.warehouse")
+    room = _has_room(wh)
+    damage = find_damage(wh)
+    if damage:
+        log.warning("damaged parts found (ClickHouse detached them when it opened the data dir): %s", report(damage))
+    pending = getattr(getattr(wh, "journal", None), "pending", lambda: None)()
+    if not (pending or damage):
+        return
+    if not for_writing and not room:
+        if pending:
+            wh.deferred.append("the repair of an insert a stop interrupted (needs free space)")
+        if damage:
+            wh.deferred.append("the repair of damaged parts (needs free space)")
+        wh.damage = damage
+        log.warning("not enough free space to repair now; opened for reading, repair deferred")
+        return
+    if not for_writing and damage:  # a reader reports; the next writer (or k2 repair) repairs
+        wh.damage = damage
+        try:
+            repair_interrupted_insert(wh)
+        except Exception as exc:
+            wh.deferred.append(f"the repair of an interrupted insert: {first_line(exc)}")
+        return
+    try:
+        if damage:  # first: an interrupted insert is replayed from bronze, which must be whole again
+            for line in repair(wh, damage):
+                log.warning("repair: %s", line)
+        repair_interrupted_insert(wh)
+    except Exception as exc:
+        if for_writing:
+            raise K2Error(f"cannot repair the data dir before writing: {first_line(exc)}"
+                          + ("" if room else " (the disk is full: free space and start again)")) from None
+        wh.deferred.append(f"repair: {first_line(exc)}")
+        log.warning("repair deferred: %s", first_line(exc))
+
+
+def _has_room(wh) -> bool:
+    """Room for a repair on the embedded store's filesystem (a server looks after its own disks)."""
+    data_dir = getattr(wh, "data_dir", None)
+    if getattr(wh, "backend", "") != "embedded" or data_dir is None:
+        return True
+    from k2.monitoring.health import DISK_RESERVE_BYTES, free_bytes
+
+    free = free_bytes(data_dir)
+    return free is None or free >= DISK_RESERVE_BYTES
 
 
 def _no_release() -> float:
