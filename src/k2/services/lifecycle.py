@@ -8,7 +8,9 @@ way they start, announce themselves and stop is this module's.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
+import ipaddress
 import logging
 import os
 import signal
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from k2.runfile import remove_run_info, write_run_info
-from k2.services.api import ApiHandlers, ApiServer
+from k2.services.api import ApiHandlers, ApiServer, parse_addr
 
 log = logging.getLogger("k2.service")
 
@@ -90,8 +92,15 @@ class ServiceEndpoint:
         return self.server.address if self.server else None
 
     def __enter__(self) -> "ServiceEndpoint":
+        handlers = self.handlers
+        if not serves_reads(self.addr):  # a token over plain HTTP beyond this machine: no
+            handlers = dataclasses.replace(handlers, query=_reads_refused,
+                                           status=lambda: {"error": "status is served on loopback only"})
+            self.run_info = None  # nothing to tell the read commands
+            log.warning("%s is not a loopback address: serving /metrics and /healthz only (reads and status "
+                        "stay on loopback; put a TLS proxy in front for remote reads)", self.addr)
         try:
-            self.server = ApiServer(self.addr, self.handlers).start()
+            self.server = ApiServer(self.addr, handlers).start()
         except OSError as exc:
             if self.required:
                 raise
@@ -116,6 +125,21 @@ class ServiceEndpoint:
         self.server = None
         if self.run_info is not None and self.data_dir is not None:
             remove_run_info(self.data_dir)
+
+
+def serves_reads(addr: str) -> bool:
+    """Reads and status (token-protected, plain HTTP) are served on a loopback address only."""
+    host = parse_addr(addr)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def _reads_refused(*_: Any) -> Any:
+    raise PermissionError("reads are served on a loopback address only (K2_METRICS_ADDR)")
 
 
 # -- process settings ---------------------------------------------------------------------------------
