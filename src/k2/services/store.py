@@ -4,12 +4,15 @@ write: `k2 run` with either transport."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from k2.config import Settings
 from k2.exchanges.base import ExchangeAdapter, Instrument
 from k2.feed.gaps import Gap
 from k2.services.pipeline import log
+from k2.transport import spool
 from k2.warehouse import open_warehouse, stored_query
 from k2.warehouse.instruments import instrument_map, upsert_instruments
 
@@ -30,6 +33,8 @@ class WarehouseStore:
         self._pending_writes: set = set()
         # one thread: ledger versions are written in the order they were made
         self._ledger_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="k2-ledger")
+        self._closing = threading.Event()
+        self._unwritten: list[dict] = []  # versions the warehouse would not take before the stop
 
     def store_instruments(self, exchange: str, instruments: list[Instrument]) -> None:
         n = upsert_instruments(self.wh, exchange, instruments, "exchange")
@@ -60,17 +65,41 @@ class WarehouseStore:
         task.add_done_callback(self._pending_writes.discard)
 
     def _write_gap(self, params: dict) -> None:
-        try:
-            self.wh.execute(stored_query("gap_upsert"), params)
-        except Exception as exc:  # the trades are safe; say that the ledger missed a version
-            log.error("gaps ledger: could not write %s (%s): %s", params["gap_id"], params["state"],
-                      str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
-            raise
+        """Write one version, retrying while the warehouse refuses (a full disk) until the stop;
+        a version still unwritten then is not lost for good: the gap stays open in the ledger and
+        the next start retries it."""
+        delay = 0.5
+        while True:
+            try:
+                self.wh.execute(stored_query("gap_upsert"), params)
+                return
+            except Exception as exc:
+                reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                if self._closing.is_set():
+                    log.error("gaps ledger: could not write %s (%s) before the stop: %s; kept in the spool",
+                              params["gap_id"], params["state"], reason)
+                    self._unwritten.append(params)
+                    return
+                log.warning("gaps ledger: could not write %s (%s), retrying in %.0f s: %s", params["gap_id"],
+                            params["state"], delay, reason)
+                self._closing.wait(delay)
+                delay = min(delay * 2, 10.0)
 
     async def drain(self) -> None:
+        """Write the ledger versions still queued (each gets one more try once stopping)."""
         if self._pending_writes:
+            await asyncio.wait(set(self._pending_writes), timeout=10)
+            self._closing.set()  # writes still retrying make their last attempt
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        self._closing.set()
         self._ledger_writer.shutdown(wait=True)
+        if self._unwritten:  # the next start writes them (k2.transport.direct.resend_spool)
+            try:
+                path = spool.write_spool(Path(str(getattr(self.wh, "data_dir", "."))), {}, [], self._unwritten)
+                log.error("gaps ledger: %d versions saved to %s", len(self._unwritten), path)
+            except OSError as exc:
+                log.critical("gaps ledger: %d versions lost (the spool cannot be written: %s)",
+                             len(self._unwritten), exc)
 
     def query(self, sql: str, fmt: str, params: dict | None) -> str:
         return self.wh.query(sql, fmt, params)

@@ -35,6 +35,7 @@ from k2.monitoring.latency import observe_ingest
 from k2.monitoring.metrics import reject_class
 from k2.rejects import Reject
 from k2.transport import spool
+from k2.warehouse import stored_query
 from k2.warehouse.bronze import BronzeWriter, PartsMayBeBroken, write_rejects
 from k2.warehouse.memory import FreedMemoryRelease
 
@@ -240,7 +241,7 @@ class DirectTransport:
                 self.stats.last_error = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
                 if self._stopping:  # one deadline for the whole stop, not one per batch
                     self._shutdown_deadline = self._shutdown_deadline or time.monotonic() + self.shutdown_retry_s
-                    if time.monotonic() > self._shutdown_deadline:
+                    if time.monotonic() > self._shutdown_deadline or isinstance(exc, DiskFull):
                         self._spool(taken, rejects)
                         return
                 log.error("insert failed, retrying in %.1f s: %s", delay, self.stats.last_error)
@@ -294,6 +295,8 @@ def resend_spool(wh, data_dir: Path) -> int:
         if content.rejects:
             h = hashlib.blake2b(path.name.encode(), digest_size=12).hexdigest()
             write_rejects(wh, content.rejects, token=f"spool-{h}")
+        for version in sorted(content.gaps, key=lambda g: int(g.get("updated") or 0)):
+            wh.execute(stored_query("gap_upsert"), version)
         log.warning("re-sent %d spooled rows from %s (%d new in bronze)", content.count, path, new)
         written += new
         if content.damaged_lines:

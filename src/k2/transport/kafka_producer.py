@@ -154,6 +154,8 @@ class KafkaTransport:
                     self._produce_blocking(topic, enc(rec(*row)), row[adapter.symbol_index], headers)
             for reject in content.rejects:
                 self.submit_reject(reject)
+            for version in sorted(content.gaps, key=lambda g: int(g.get("updated") or 0)):
+                self._produce_or_keep((GAPS_TOPIC, msgspec.json.encode(version), str(version["gap_id"]).encode(), None))
             left = self.producer.flush(self.flush_timeout_s)
             if left:
                 self._purge_to_spool()  # the broker's spool keeps them for the next start

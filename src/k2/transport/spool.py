@@ -5,8 +5,10 @@ Written only as a last resort, when the writer is stopping and its inserts kept 
 server, a full disk): `<data dir>/spool/unwritten-<time>-<pid>.jsonl`, or, when the data dir's
 filesystem cannot take even that, the same file under the user's state directory
 (`$XDG_STATE_HOME/k2/spool`, else `~/.local/state/k2/spool`), named after the data dir so that the
-right data dir picks it up. One line per trade (its bronze table, source and native columns) or per
-reject (its raw bytes in base64, so they stay exact).
+right data dir picks it up. One line per trade (its bronze table, source and native columns), per
+reject (its raw bytes in base64, so they stay exact) or per gaps-ledger version (a gap found while
+the warehouse could not take it would otherwise be forgotten: the next start retries open gaps
+from the ledger).
 
 Re-sending: a file is claimed by renaming it to `*.resending` (a run that dies while re-sending
 leaves it there and the next start takes it again), its rows go to bronze through the usual
@@ -51,15 +53,17 @@ class SpooledRows:
     """What one spool file holds: rows per (adapter, source), and rejects."""
     rows: dict[tuple[ExchangeAdapter, str], list[tuple]] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
+    gaps: list[dict] = field(default_factory=list)  # ledger versions (queries/gap_upsert.sql parameters)
     damaged_lines: int = 0
 
     @property
     def count(self) -> int:
-        return sum(map(len, self.rows.values())) + len(self.rejects)
+        return sum(map(len, self.rows.values())) + len(self.rejects) + len(self.gaps)
 
 
 # -- writing ------------------------------------------------------------------------------------------
-def _lines(taken: dict[tuple[ExchangeAdapter, str], list[tuple]], rejects: Iterable[Reject]) -> Iterator[str]:
+def _lines(taken: dict[tuple[ExchangeAdapter, str], list[tuple]], rejects: Iterable[Reject],
+           gaps: Iterable[dict] = ()) -> Iterator[str]:
     for (adapter, source), rows in taken.items():
         head = {"exchange": adapter.name, "bronze_table": adapter.bronze_table, "source": source}
         cols = adapter.columns
@@ -69,13 +73,15 @@ def _lines(taken: dict[tuple[ExchangeAdapter, str], list[tuple]], rejects: Itera
         yield json.dumps({"exchange": r.exchange, "reject": r.reason, "source": r.source,
                           "raw_b64": base64.b64encode(r.raw).decode(), "received_us": r.received_us,
                           "origin": r.origin}) + "\n"
+    for g in gaps:
+        yield json.dumps({"gap": g}, ensure_ascii=False) + "\n"
 
 
 def write_spool(data_dir: Path, taken: dict[tuple[ExchangeAdapter, str], list[tuple]],
-                rejects: list[Reject]) -> Path:
+                rejects: list[Reject], gaps: list[dict] | None = None) -> Path:
     """Save unwritten rows (synced to disk); the data dir's spool first, then the user's state
     directory. Raises OSError when neither can take them."""
-    name = f"{PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
+    name = f"{PREFIX}{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.time_ns() % 10**9:09d}.jsonl"
     errors = []
     for folder, fname in ((Path(data_dir) / "spool", name),
                           (state_spool_dir(), f"{PREFIX}{_data_dir_tag(data_dir)}-{name[len(PREFIX):]}")):
@@ -86,7 +92,7 @@ def write_spool(data_dir: Path, taken: dict[tuple[ExchangeAdapter, str], list[tu
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 if folder != Path(data_dir) / "spool":
                     f.write(json.dumps({"k2_spool_for": str(Path(data_dir).resolve())}) + "\n")
-                f.writelines(_lines(taken, rejects))
+                f.writelines(_lines(taken, rejects, gaps or ()))
                 f.flush()
                 os.fsync(f.fileno())
             return path
@@ -141,6 +147,9 @@ def read_spool(path: Path) -> SpooledRows:
             try:
                 rec = json.loads(line)
                 if "k2_spool_for" in rec:
+                    continue
+                if "gap" in rec:
+                    out.gaps.append(dict(rec["gap"]))
                     continue
                 if "reject" in rec:
                     raw = base64.b64decode(rec["raw_b64"]) if "raw_b64" in rec else rec["raw"].encode()

@@ -76,7 +76,7 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
     else:
         from k2.warehouse.embedded import EmbeddedWarehouse
 
-        wh = EmbeddedWarehouse(Path(data_dir))
+        wh = _open_embedded(EmbeddedWarehouse, Path(data_dir), for_writing)
         release()  # loading chDB's library and starting its engine
     if apply_schema:
         from k2.warehouse import schema
@@ -98,6 +98,28 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
             raise
         release()
     return wh
+
+
+#: how long a writer waits for a read that holds the data dir (a `k2 query` while nothing ran)
+WRITER_WAITS_FOR_READS_S = 60.0
+
+
+def _open_embedded(cls, data_dir: Path, for_writing: bool):
+    """A reader that opened the data dir while nothing ran holds it for a moment: a writer waits
+    for it instead of failing at start. Another writer (its run file says so) is an error at once."""
+    import time
+
+    from k2.errors import WarehouseBusy
+    from k2.runfile import read_run_info
+
+    deadline = time.monotonic() + (WRITER_WAITS_FOR_READS_S if for_writing else 0.0)
+    while True:
+        try:
+            return cls(data_dir)
+        except WarehouseBusy:
+            if time.monotonic() >= deadline or read_run_info(data_dir) is not None:
+                raise
+            time.sleep(0.5)
 
 
 def _put_right(wh, for_writing: bool) -> None:

@@ -344,6 +344,11 @@ def write_rejects(wh, rejects: Sequence[Reject], token: str | None = None) -> No
              for c in _REJECT_COLUMNS]
     # a reject read from Kafka is known by its coordinates: a re-delivered one (a sink that died
     # before committing) is not kept twice, whatever batch it comes back in
-    wh.insert_rows("rejects", batch, exprs, _REJECT_COLUMNS, token=token,
-                   where="kafka_topic = '' OR (kafka_topic, kafka_partition, kafka_offset) NOT IN "
-                         "(SELECT kafka_topic, kafka_partition, kafka_offset FROM k2.rejects WHERE kafka_topic != '')")
+    outcome = wh.insert_rows("rejects", batch, exprs, _REJECT_COLUMNS, token=token,
+                             where="kafka_topic = '' OR (kafka_topic, kafka_partition, kafka_offset) NOT IN "
+                                   "(SELECT kafka_topic, kafka_partition, kafka_offset FROM k2.rejects "
+                                   "WHERE kafka_topic != '')")
+    if outcome is not None and outcome.write_failed:
+        raise PartsMayBeBroken("ClickHouse could not write every file of the insert into rejects (a full disk?) "
+                               "although the INSERT succeeded: its part may be broken; writing stops until a "
+                               "restart repairs it (the rejects are kept)")

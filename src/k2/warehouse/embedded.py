@@ -39,6 +39,10 @@ _INSERT_EVENTS = ("SELECT event, value FROM system.events "
                   "WHERE event IN ('DuplicatedInsertedBlocks', 'WriteBufferFromFileDescriptorWriteFailed')")
 
 
+class StorageWriteFailed(OSError):
+    """An INSERT ClickHouse reported done, with files of its part unwritten (k2.warehouse.embedded)."""
+
+
 class InsertOutcome(NamedTuple):
     """What an INSERT that did not raise really did (k2.warehouse.bronze reads it)."""
     deduplicated: bool = False  # ClickHouse dropped a block: its token was seen before
@@ -139,9 +143,22 @@ class EmbeddedWarehouse(RowReads):
 
     # -- basic calls ------------------------------------------------------------------------
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """Run a statement. An INSERT (the gaps ledger, the instruments, a rebuild) that ClickHouse
+        reports done although files of its part could not be written raises StorageWriteFailed:
+        the part is broken, and the caller must not count on it (see InsertOutcome)."""
         with self._lock:
-            self._statements_since_events += 1
-            return self._session.query(sql, "CSV", params=params or None)
+            if not sql.lstrip().upper().startswith("INSERT"):
+                self._statements_since_events += 1
+                return self._session.query(sql, "CSV", params=params or None)
+            if self._statements_since_events:
+                self._events = self._insert_events()
+            result = self._session.query(sql, "CSV", params=params or None)
+            before, after = self._events, self._insert_events()
+            self._events, self._statements_since_events = after, 0
+        if after[1] > before[1]:
+            raise StorageWriteFailed("ClickHouse could not write every file of an INSERT (a full disk?): "
+                                     "its part may be broken")
+        return result
 
     def _insert_events(self) -> tuple[int, int]:
         rows = dict(line.split(",") for line in self._session.query(_INSERT_EVENTS, "CSV").bytes()
