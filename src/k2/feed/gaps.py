@@ -332,11 +332,16 @@ class Backfiller:
             before = [r for r in rows if r[ii] <= gap.end]
             if not before:  # nothing served up to the first trade: its REST keeps no older ones
                 break
-            oldest_served = before[0][ii] > cursor
-            if adapter.row_time_us(before[0]) < gap.since_us or cursor == 0 or oldest_served \
-                    or gap.end - cursor >= self.max_trades:
+            reached = adapter.row_time_us(before[0]) < gap.since_us  # the page goes back past since_us
+            if reached or cursor == 0 or gap.end - cursor >= self.max_trades:
                 since = [r[ii] for r in before if adapter.row_time_us(r) >= gap.since_us]
-                gap.start = (since[0] if since else gap.end + 1) if not oldest_served else cursor
+                gap.start = since[0] if since else gap.end + 1
+                break
+            if before[0][ii] > cursor:
+                # asked from `cursor`, served from a later id, still after since_us: the venue has no
+                # older trade of the symbol. The two venues with sequential ids (Binance, Coinbase)
+                # serve their whole history over REST, so no older trade exists (a new market)
+                gap.start = before[0][ii]
                 break
             cursor = max(0, cursor - HEAD_SEARCH_IDS)
             await asyncio.sleep(self.pause_s)
