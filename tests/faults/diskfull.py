@@ -51,9 +51,12 @@ class DiskFull:
         return {**env, "LD_PRELOAD": str(library()), "K2_FAULT_ENOSPC_FLAG": str(self.flag),
                 "K2_FAULT_ENOSPC_DIR": str(self.directory), "PYTHONPATH": path}
 
-    def fill(self) -> None:
-        """From now on: writes under the directory fail with ENOSPC and statvfs says 0 bytes free."""
-        Path(str(self.flag) + ".statvfs").touch()  # no room reported first, then writes fail: as a disk fills
+    def fill(self, report_no_room: bool = True) -> None:
+        """From now on: writes under the directory fail with ENOSPC and statvfs says 0 bytes free.
+        `report_no_room=False`: writes fail while statvfs still reports room (a disk filled by
+        someone else between a check and a write: ClickHouse then writes parts that are broken)."""
+        if report_no_room:
+            Path(str(self.flag) + ".statvfs").touch()  # no room reported first, then writes fail
         self.flag.touch()
         self.fills += 1
 

@@ -212,7 +212,10 @@ class Pipeline:
             ever[st.exchange] = ever.get(st.exchange, False) or st.ever_connected
         s.never_connected = [ex for ex, up in ever.items() if not up]
         if self.store is not None:
-            s.latency_ms = self.store.latency_percentiles(started_us)
+            try:
+                s.latency_ms = self.store.latency_percentiles(started_us)
+            except Exception as exc:  # a damaged part (the next start repairs it): the summary goes on
+                log.warning("ingest latency not measured: %s", str(exc).splitlines()[0][:300] if str(exc) else exc)
         return s
 
     async def _show_progress(self, stop: asyncio.Event) -> None:
