@@ -138,11 +138,13 @@ def _put_right(wh, for_writing: bool) -> None:
     pending = getattr(getattr(wh, "journal", None), "pending", lambda: None)()
     if not (pending or damage):
         return
-    if not for_writing and not room:
-        if pending:
-            wh.deferred.append("the repair of an insert a stop interrupted (needs free space)")
-        if damage:
-            wh.deferred.append("the repair of damaged parts (needs free space)")
+    if not room:  # a repair writes (and a mutation on a full disk waits forever): not now
+        what = [w for w, due in (("the repair of an insert a stop interrupted", pending),
+                                 ("the repair of damaged parts", damage)) if due]
+        if for_writing:
+            raise K2Error(f"cannot repair the data dir before writing ({' and '.join(what)}): the disk is full; "
+                          "free space and start again")
+        wh.deferred += [f"{w} (needs free space)" for w in what]
         wh.damage = damage
         log.warning("not enough free space to repair now; opened for reading, repair deferred")
         return
