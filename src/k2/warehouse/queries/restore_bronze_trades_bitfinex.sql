@@ -6,7 +6,7 @@ INSERT INTO k2.repair_bronze_trades_bitfinex (chan_id, symbol, msg_type, id, mts
     received_at, ingested_at, source, batch_id)
 SELECT * FROM (
     SELECT toUInt64OrZero(vendor_data['chanId']) AS chan_id, vendor_data['symbol'] AS symbol,
-           vendor_data['msg_type'] AS msg_type, toUInt64(vendor_data['ID']) AS id, toInt64(vendor_data['MTS']) AS mts,
+           vendor_data['msg_type'] AS msg_type, toUInt64OrZero(vendor_data['ID']) AS id, toInt64OrZero(vendor_data['MTS']) AS mts,
            vendor_data['AMOUNT'] AS amount, vendor_data['PRICE'] AS price,
            received_at, ingestion_timestamp AS ingested_at, source, 'repair:from-silver' AS batch_id
     FROM k2.silver_trades_v2 WHERE bronze_table = 'bronze_trades_bitfinex'

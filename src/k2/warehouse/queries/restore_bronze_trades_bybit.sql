@@ -7,10 +7,10 @@ INSERT INTO k2.repair_bronze_trades_bybit (topic, message_type, message_ts_ms, e
 SELECT * FROM (
     SELECT vendor_data['topic'] AS topic, vendor_data['type'] AS message_type,
            toInt64OrZero(vendor_data['ts']) AS message_ts_ms, vendor_data['i'] AS exec_id,
-           toInt64(vendor_data['T']) AS trade_time_ms, vendor_data['p'] AS price, vendor_data['v'] AS size,
+           toInt64OrZero(vendor_data['T']) AS trade_time_ms, vendor_data['p'] AS price, vendor_data['v'] AS size,
            vendor_data['S'] AS side, vendor_data['s'] AS symbol, vendor_data['BT'] = 'true' AS is_block_trade,
            if(mapContains(vendor_data, 'RPI'), vendor_data['RPI'] = 'true', NULL) AS is_rpi,
-           if(mapContains(vendor_data, 'seq'), toInt64(vendor_data['seq']), -1) AS seq,
+           if(mapContains(vendor_data, 'seq'), toInt64OrZero(vendor_data['seq']), -1) AS seq,
            received_at, ingestion_timestamp AS ingested_at, source, 'repair:from-silver' AS batch_id
     FROM k2.silver_trades_v2 WHERE bronze_table = 'bronze_trades_bybit'
     LIMIT 1 BY symbol, exec_id

@@ -5,7 +5,7 @@
 INSERT INTO k2.repair_bronze_trades_coinbase (type, trade_id, maker_order_id, taker_order_id, side, size, price,
     product_id, sequence, time, received_at, ingested_at, source, batch_id)
 SELECT * FROM (
-    SELECT vendor_data['type'] AS type, toUInt64(vendor_data['trade_id']) AS trade_id,
+    SELECT vendor_data['type'] AS type, toUInt64OrZero(vendor_data['trade_id']) AS trade_id,
            vendor_data['maker_order_id'] AS maker_order_id, vendor_data['taker_order_id'] AS taker_order_id,
            vendor_data['side'] AS side, vendor_data['size'] AS size, vendor_data['price'] AS price,
            vendor_data['product_id'] AS product_id, toUInt64OrZero(vendor_data['sequence']) AS sequence,

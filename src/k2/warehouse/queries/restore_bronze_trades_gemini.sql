@@ -6,8 +6,8 @@ INSERT INTO k2.repair_bronze_trades_gemini (symbol, event_id, timestamp, price, 
     received_at, ingested_at, source, batch_id)
 SELECT * FROM (
     SELECT vendor_data['symbol'] AS symbol, toUInt64OrZero(vendor_data['event_id']) AS event_id,
-           toInt64(vendor_data['timestamp']) AS timestamp, vendor_data['price'] AS price,
-           vendor_data['quantity'] AS quantity, vendor_data['side'] AS side, toUInt64(vendor_data['tid']) AS tid,
+           toInt64OrZero(vendor_data['timestamp']) AS timestamp, vendor_data['price'] AS price,
+           vendor_data['quantity'] AS quantity, vendor_data['side'] AS side, toUInt64OrZero(vendor_data['tid']) AS tid,
            vendor_data['is_snapshot'] = 'true' AS is_snapshot,
            received_at, ingestion_timestamp AS ingested_at, source, 'repair:from-silver' AS batch_id
     FROM k2.silver_trades_v2 WHERE bronze_table = 'bronze_trades_gemini'

@@ -6,7 +6,7 @@ INSERT INTO k2.repair_bronze_trades_kraken_v2 (symbol, side, price, qty, ord_typ
     received_at, ingested_at, source, batch_id)
 SELECT * FROM (
     SELECT vendor_data['symbol'] AS symbol, vendor_data['side'] AS side, vendor_data['price'] AS price,
-           vendor_data['qty'] AS qty, vendor_data['ord_type'] AS ord_type, toUInt64(vendor_data['trade_id']) AS trade_id,
+           vendor_data['qty'] AS qty, vendor_data['ord_type'] AS ord_type, toUInt64OrZero(vendor_data['trade_id']) AS trade_id,
            vendor_data['timestamp'] AS timestamp, vendor_data['is_snapshot'] = 'true' AS is_snapshot,
            received_at, ingestion_timestamp AS ingested_at, source, 'repair:from-silver' AS batch_id
     FROM k2.silver_trades_v2 WHERE bronze_table = 'bronze_trades_kraken_v2'

@@ -8,7 +8,7 @@ SELECT * FROM (
     SELECT vendor_data['channel'] AS channel, vendor_data['instId'] AS inst_id, vendor_data['tradeId'] AS trade_id,
            vendor_data['px'] AS px, vendor_data['sz'] AS sz, vendor_data['side'] AS side, vendor_data['ts'] AS ts,
            vendor_data['count'] AS count, vendor_data['source'] AS trade_source,
-           if(mapContains(vendor_data, 'seqId'), toInt64(vendor_data['seqId']), -1) AS seq_id,
+           if(mapContains(vendor_data, 'seqId'), toInt64OrZero(vendor_data['seqId']), -1) AS seq_id,
            received_at, ingestion_timestamp AS ingested_at, source, 'repair:from-silver' AS batch_id
     FROM k2.silver_trades_v2 WHERE bronze_table = 'bronze_trades_okx'
     LIMIT 1 BY inst_id, trade_id
