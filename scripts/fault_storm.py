@@ -153,15 +153,18 @@ HEAVY_READ = ("SELECT s.exchange, s.symbol, count(), sum(toFloat64(s.price) * n.
 
 class HeavyReads(threading.Thread):
     """Every `every` s, a heavy query through the running pipeline's read API (`k2 query`, which
-    finds it in the run file); counts how many answered and how long they took."""
+    finds it in the run file; none while no pipeline serves); counts how many answered and how long
+    they took."""
 
-    def __init__(self, data: Path, env: dict, every: float, stop: threading.Event):
+    def __init__(self, data: Path, env: dict, every: float, stop: threading.Event, serving=lambda: True):
         super().__init__(name="heavy-reads", daemon=True)
-        self.data, self.env, self.every, self.stop_event = data, env, every, stop
+        self.data, self.env, self.every, self.stop_event, self.serving = data, env, every, stop, serving
         self.done, self.failed, self.seconds = 0, 0, []
 
     def run(self) -> None:
         while not self.stop_event.wait(self.every):
+            if not self.serving():
+                continue
             started = time.monotonic()
             r = subprocess.run([sys.executable, "-m", "k2", "query", HEAVY_READ, "--format", "csv",
                                 "--data-dir", str(self.data)], capture_output=True, text=True, env=self.env,
@@ -299,7 +302,8 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
     freezes, health_while_full, health_after_full = 0, [], []
     restarted = restart_pending = False
     reads_stop = threading.Event()
-    reads = HeavyReads(data, env, heavy_reads, reads_stop) if heavy_reads and not kafka else None
+    reads = (HeavyReads(data, env, heavy_reads, reads_stop, lambda: pipeline.api() is not None)
+             if heavy_reads and not kafka else None)
     if reads:
         reads.start()
     started = time.monotonic()
@@ -341,7 +345,11 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
         if restart_pending:
             pipeline._start()
         reads_stop.set()
-        time.sleep(settle)
+        calm_until = time.monotonic() + settle
+        while disk is not None and time.monotonic() < calm_until and "green" not in health_after_full[-1:]:
+            health_after_full.append(write_health(pipeline.api()))  # writes back to health once the disk is free
+            time.sleep(0.5)
+        time.sleep(max(0.0, calm_until - time.monotonic()))
         sim.stop()  # the simulator stops first: everything it sent was delivered
         time.sleep(1)
     finally:
