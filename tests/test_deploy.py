@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import yaml
 
 from k2.monitoring import metrics
+from k2.monitoring.health import Condition, Health
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 PROMQL_FUNCS = {"sum", "rate", "increase", "delta", "histogram_quantile", "count", "vector", "max", "min", "avg",
@@ -39,7 +40,8 @@ def exposed_metric_names() -> set[str]:
     runtime = SimpleNamespace(connection_stats=lambda: [conn], healthy=lambda: True,
                               gaps=[SimpleNamespace(gap_id="g", exchange="kraken", state="open")])
     transport = SimpleNamespace(stats=writer, buffered=0, sink=SimpleNamespace(stats=writer))
-    pipeline = SimpleNamespace(runtime=runtime, transport=transport, exchanges=["kraken"])
+    health = Health([Condition(n, True) for n in ("feed:kraken", "venues", "writes", "buffer", "disk")])
+    pipeline = SimpleNamespace(runtime=runtime, transport=transport, exchanges=["kraken"], health=lambda: health)
     hist = metrics.Histogram()
     hist.observe_many("kraken", [0.1])
     metrics.INGEST_LATENCY.observe_many("kraken", [0.1])
@@ -96,6 +98,11 @@ def test_the_alerts_the_issue_asks_for():
     assert "k2_rejects_total" in rules["K2RejectsHigh"]["expr"]
     lag = rules["K2SinkLagGrowing"]["expr"]
     assert "k2_sink_lag_messages" in lag and "delta(" in lag
+    # issue 16: health reflects writes -- an alert per write-side condition of k2.monitoring.health
+    for alert, condition in (("K2WritesFailing", "writes"), ("K2WriterStalled", "buffer"),
+                             ("K2DiskAlmostFull", "disk"), ("K2VenueNeverConnected", "venues")):
+        assert f'k2_health{{condition="{condition}"}} == 0' in rules[alert]["expr"], alert
+        assert rules[alert]["labels"]["severity"] == "critical", alert
 
 
 def test_prometheus_config():

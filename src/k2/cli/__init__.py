@@ -14,9 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 import traceback
-from pathlib import Path
 from typing import Sequence
 
 from k2 import __version__
@@ -54,14 +52,13 @@ def _setup_logging() -> None:
 
 
 def _crash_log(exc: BaseException) -> str:
-    path = Path(os.environ.get("K2_LOG_DIR", tempfile.gettempdir())) / "k2-error.log"
+    """The traceback, in the user's own crash log (k2.runfile: 0600, never a shared /tmp path)."""
+    from k2.runfile import append_crash_log
+
     try:
-        with path.open("a") as f:
-            f.write("".join(traceback.format_exception(exc)))
-            f.write("\n")
+        return str(append_crash_log("".join(traceback.format_exception(exc)) + "\n"))
     except OSError:
         return "(could not write the log)"
-    return str(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,18 +32,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     check_data_dir(settings, must_exist=True)
     info = read_run_info(settings.data_dir)
     if info is None:
+        storage = _stored_damage(settings)
         if args.format == "json":
-            print(json.dumps({"running": False, "data_dir": str(settings.data_dir)}))
+            print(json.dumps({"running": False, "data_dir": str(settings.data_dir), **storage}))
         else:
             print(f"k2 is not running on {settings.data_dir} (start it with: k2 run)")
+            for line in storage.get("damaged", []):
+                print(f"DAMAGED {line} (k2 repair, or the next k2 run, repairs it)")
+            for line in storage.get("deferred", []):
+                print(f"DEFERRED {line}")
         return 1
     st = RemoteReader(info).status()
     conns = st.get("connections", [])
     down = [c for c in conns if not c["connected"]]
     writer = st.get("writer") or {}  # a sink-only process has a writer and no feed connections
+    health = st.get("health") or {}
+    failing = {k: v for k, v in (health.get("conditions") or {}).items() if not v.get("ok")}
+    bad = bool(down or not (conns or writer) or failing or health.get("healthy") is False)
     if args.format == "json":
         print(json.dumps({"running": True, **st}, default=str))
-        return 1 if down or not (conns or writer) else 0
+        return 1 if bad else 0
     now = st.get("now", time.time())
     print(f"k2 running (pid {st.get('pid')}) for {_age(now - st.get('started_at', now))}, "
           f"transport {st.get('transport')}, {st.get('buffered', 0)} rows buffered")
@@ -67,7 +75,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     if writer:
         print("written: " + ", ".join(f"{k} {v:,}" for k, v in writer.get("written", {}).items())
               + f"; insert errors {writer.get('insert_errors', 0)}")
-    return 1 if down or not (conns or writer) else 0
+    for name, cond in failing.items():
+        print(f"UNHEALTHY {name}: {cond.get('reason', '')}")
+    if health and not failing:
+        print("healthy: " + ", ".join(sorted(health.get("conditions", {}))))
+    return 1 if bad else 0
+
+
+def _stored_damage(settings) -> dict:
+    """Damaged parts and deferred repairs of a data dir nothing runs on (opened for reading)."""
+    from k2.warehouse import open_warehouse
+    from k2.warehouse.embedded import chdb_dir
+
+    if settings.warehouse_url or not chdb_dir(settings.data_dir).is_dir():
+        return {}
+    wh = open_warehouse(settings.data_dir)
+    try:
+        return {"damaged": [d.text() for d in wh.damage], "deferred": list(wh.deferred)}
+    finally:
+        wh.close()
 
 
 # -- checks and ledgers -------------------------------------------------------------------------------
@@ -119,6 +145,27 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         wh.close()
     print("rebuilt silver and gold from bronze: "
           + ", ".join(f"{t} {n:,} rows" for t, n in replayed.items()))
+    return 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Repair damaged parts from the intact layer (k2.warehouse.repair); --check also restores any
+    bronze row that silver holds and bronze lacks."""
+    from k2.runfile import read_run_info
+    from k2.warehouse import open_warehouse
+    from k2.warehouse.repair import repair
+
+    s = settings_from(args)
+    if not s.warehouse_url and read_run_info(s.data_dir):
+        raise K2Error(f"k2 is running on {s.data_dir}; stop it before repairing (a writer repairs when it starts)")
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url)
+    try:
+        if wh.deferred and not wh.damage:
+            print("\n".join(f"deferred: {d}" for d in wh.deferred))
+        done = repair(wh, wh.damage, check_all_bronze=args.check, progress=sys.stderr.isatty())
+    finally:
+        wh.close()
+    print("\n".join(done) if done else "nothing to repair")
     return 0
 
 
@@ -183,6 +230,13 @@ def register(sub) -> None:
                                     "default: everything)")
     sp.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
     sp.set_defaults(func=cmd_rebuild)
+
+    sp = sub.add_parser("repair", help="repair damaged parts from the intact layer (bronze from silver, "
+                                       "silver and gold from bronze)")
+    storage_options(sp)
+    sp.add_argument("--check", action="store_true",
+                    help="also restore every bronze row that silver holds and bronze lacks, damage found or not")
+    sp.set_defaults(func=cmd_repair)
 
     sp = sub.add_parser("schema", help="apply the warehouse schema (idempotent)")
     sp.add_argument("action", choices=("apply",))

@@ -6,7 +6,6 @@ They read through the running pipeline when one holds the data dir (k2.read.remo
 from __future__ import annotations
 
 import argparse
-import argparse
 import logging
 import sys
 from pathlib import Path

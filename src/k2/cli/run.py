@@ -7,6 +7,7 @@ needs (`k2 feed` never loads the warehouse; `k2 --help` loads no service).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from k2.cli.options import (
@@ -55,7 +56,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         summary = run_direct(s, exchanges, args.duration)
     print(summary.text())
-    return 0
+    return _run_status(summary)
+
+
+def _run_status(summary) -> int:
+    """0, or 1 with a line per problem: a venue that never connected, rows not written."""
+    for problem in summary.problems():
+        print(f"k2: error: {problem}", file=sys.stderr)
+    return 1 if summary.problems() else 0
 
 
 def cmd_feed(args: argparse.Namespace) -> int:
@@ -66,7 +74,7 @@ def cmd_feed(args: argparse.Namespace) -> int:
     summary = run_feed(s, exchanges, bootstrap_of(args.kafka, s), args.duration, args.partitions,
                        args.replication_factor)
     print(summary.text())
-    return 0
+    return _run_status(summary)
 
 
 def cmd_sink(args: argparse.Namespace) -> int:

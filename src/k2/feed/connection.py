@@ -82,6 +82,7 @@ class ConnectionStats:
     subscribed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     gave_up: bool = False
+    ever_connected: bool = False  # up at least once in this run (health: `venues`)
 
     def error(self, text: str) -> None:
         self.last_error = text[:500]
@@ -299,6 +300,7 @@ class FeedConnection:
         self._ws = ws
         self.close_reason = ""
         self.stats.connected = True
+        self.stats.ever_connected = True
         self.stats.connected_since = time.time()
         self.stats.subscribed = []
         self.last_activity = time.monotonic()
@@ -308,8 +310,10 @@ class FeedConnection:
         log.info("%s: connected to %s", self.conn_id, self.url)
         self._parser = self.adapter.session()  # a new connection starts with a clean parser state
         self._sessions += 1
-        if self._sessions > 1 and self.gaps is not None:
-            self.gaps.reconnected()
+        if self.gaps is not None:
+            if self._sessions > 1:
+                self.gaps.reconnected()
+            self.gaps.connected(self.symbols)
         self._subscribe(ws)
         next_ping = time.monotonic() + self.ping_interval_s
         disconnected = asyncio.ensure_future(ws.wait_disconnected())

@@ -46,7 +46,8 @@ class FeedRuntime:
                  on_instruments: Callable[[str, list[Instrument]], None] | None = None,
                  known_instruments: Callable[[str], set[str]] | None = None,
                  on_gap: Callable[[Gap], None] | None = None,
-                 stored_history: Callable[[ExchangeAdapter], tuple[dict, dict]] | None = None):
+                 stored_history: Callable[[ExchangeAdapter], tuple[dict, dict]] | None = None,
+                 gaps_to_retry: Callable[[ExchangeAdapter], list[Gap]] | None = None):
         self.settings = settings
         self.transport = transport
         self.exchanges = exchanges
@@ -54,6 +55,7 @@ class FeedRuntime:
         self.known_instruments = known_instruments
         self.on_gap = on_gap  # persists a gap (new or updated) in the ledger
         self.stored_history = stored_history  # (last ids, last times) per symbol already stored
+        self.gaps_to_retry = gaps_to_retry  # gaps a previous run left open, from the ledger
         self.connections: list[FeedConnection] = []
         self.trackers: dict[str, GapTracker] = {}
         self.backfillers: dict[str, Backfiller] = {}
@@ -102,8 +104,12 @@ class FeedRuntime:
                     self.transport.submit(adapter, new, source="rest")
                 return len(new)
 
-            self.backfillers[adapter.name] = Backfiller(adapter, ex.rest_url, deliver, self._gap_updated,
-                                                        max_trades=self.settings.backfill_max_trades)
+            backfiller = self.backfillers[adapter.name] = Backfiller(
+                adapter, ex.rest_url, deliver, self._gap_updated, max_trades=self.settings.backfill_max_trades)
+            for gap in (self.gaps_to_retry(adapter) if self.gaps_to_retry else []):
+                log.info("%s %s: retrying gap %s left open by an earlier run", gap.exchange, gap.symbol, gap.gap_id)
+                self.gaps.append(gap)
+                backfiller.submit(gap)
         self.trackers[adapter.name] = tracker
         return tracker
 

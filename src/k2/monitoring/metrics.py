@@ -17,6 +17,8 @@ them; docs/operations/monitoring.md lists them):
     k2_gaps_total{exchange,state}                  counter  gaps: detected, filled, unfillable
     k2_gaps_open{exchange}                         gauge    gaps not yet filled
     k2_sink_lag_messages{topic,partition}          gauge    Kafka consumer lag (k2 run --kafka, k2 sink)
+    k2_health{condition}                           gauge    1 when the named condition holds (k2.monitoring.health)
+    k2_up                                          gauge    1 when every condition holds (as /healthz)
 """
 
 from __future__ import annotations
@@ -228,6 +230,13 @@ def writer_families(e: Exposition, stats: Any, hist: Histogram = INGEST_LATENCY)
                 "Ingest latency: insert time minus the exchange's trade time, per trade.", hist, "exchange")
 
 
+def health_families(e: Exposition, health: Any) -> None:
+    """k2_health{condition} and k2_up from a k2.monitoring.health.Health."""
+    e.family("k2_health", "gauge", "1 when the named health condition holds; /healthz and k2 status say why "
+             "when it does not.", (({"condition": c.name}, int(c.ok)) for c in health.conditions))
+    e.family("k2_up", "gauge", "1 when every health condition holds (as /healthz).", [({}, int(health.ok))])
+
+
 def process_families(e: Exposition) -> None:
     from k2 import __version__
 
@@ -376,7 +385,11 @@ def render(pipeline) -> bytes:
     if isinstance(buffered, int):
         e.family("k2_transport_buffered", "gauge", "Rows/messages received but not yet written or acknowledged.",
                  [({}, buffered)])
-    e.family("k2_up", "gauge", "1 when every configured feed is connected and fresh (as /healthz).",
-             [({}, int(bool(pipeline.runtime.healthy())))])
+    health = getattr(pipeline, "health", None)
+    if callable(health):
+        health_families(e, health())
+    else:
+        e.family("k2_up", "gauge", "1 when every configured feed is connected and fresh (as /healthz).",
+                 [({}, int(bool(pipeline.runtime.healthy())))])
     process_families(e)
     return e.render()

@@ -95,6 +95,8 @@ class ApiHandlers:
     #: `k2 query --write`: one statement in a session of its own, not read-only (token only)
     write: Callable[[str, str], str] | None = None
     routes: list[Route] = field(default_factory=list)
+    #: the conditions behind `healthy` (k2.monitoring.health.Health.as_dict), for /healthz's body
+    health: Callable[[], dict] | None = None
 
 
 # -- the bounded server --------------------------------------------------------------------------------
@@ -170,8 +172,8 @@ class ApiServer:
         h = self.handlers
 
         def healthz(_req: Request) -> Response:
-            ok = h.healthy()
-            return json_response(200 if ok else 503, {"healthy": ok})
+            body = h.health() if h.health else {"healthy": h.healthy()}
+            return json_response(200 if body["healthy"] else 503, body)
 
         def write(req: Request) -> Response:
             if h.write is None:

@@ -8,7 +8,9 @@ way they start, announce themselves and stop is this module's.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
+import ipaddress
 import logging
 import os
 import signal
@@ -19,7 +21,7 @@ from typing import Any, Callable
 from k2.config import ReadSettings
 from k2.errors import K2Error
 from k2.runfile import remove_run_info, write_run_info
-from k2.services.api import ApiHandlers, ApiServer
+from k2.services.api import ApiHandlers, ApiServer, parse_addr
 
 log = logging.getLogger("k2.service")
 
@@ -92,8 +94,20 @@ class ServiceEndpoint:
         return self.server.address if self.server else None
 
     def __enter__(self) -> "ServiceEndpoint":
+        handlers = self.handlers
+        if not serves_reads(self.addr):
+            # beyond this machine, over plain HTTP: never K2's token routes (status, writes, jobs);
+            # ClickHouse reads only with a read password (read-only and limited like every read)
+            password = bool(self.limits and self.limits.password)
+            handlers = dataclasses.replace(handlers, write=None, routes=[],
+                                           reads=handlers.reads if password else None,
+                                           status=lambda: {"error": "status is served on loopback only"})
+            self.run_info = None  # nothing to tell the read commands
+            log.warning("%s is not a loopback address: serving /metrics and /healthz%s only (status and K2's own "
+                        "commands stay on loopback; put a TLS proxy in front)", self.addr,
+                        ", and read-only queries with the read password" if password else "")
         try:
-            self.server = ApiServer(self.addr, self.handlers, self.limits).start()
+            self.server = ApiServer(self.addr, handlers, self.limits).start()
         except OSError as exc:  # a name that does not resolve, an address in use or not ours
             reason = exc.strerror or str(exc)
             if self.required:
@@ -120,6 +134,17 @@ class ServiceEndpoint:
         self.server = None
         if self.run_info is not None and self.data_dir is not None:
             remove_run_info(self.data_dir)
+
+
+def serves_reads(addr: str) -> bool:
+    """Reads and status (token-protected, plain HTTP) are served on a loopback address only."""
+    host = parse_addr(addr)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 # -- process settings ---------------------------------------------------------------------------------

@@ -21,6 +21,14 @@ from k2.config import Settings
 from k2.exchanges.base import ExchangeAdapter, Instrument
 from k2.feed.gaps import Gap
 from k2.feed.runtime import FeedRuntime
+from k2.monitoring.health import (
+    Health,
+    broker_condition,
+    disk_condition,
+    feed_conditions,
+    storage_condition,
+    write_conditions,
+)
 from k2.monitoring.metrics import render
 from k2.services.api import ApiHandlers
 from k2.services.lifecycle import ServiceEndpoint, stop_loop_on_signals
@@ -41,6 +49,23 @@ class RunSummary:
     reconnects: int = 0
     connect_failures: int = 0
     latency_ms: dict[str, float] = field(default_factory=dict)
+    never_connected: list[str] = field(default_factory=list)  # configured exchanges that never came up
+    spooled: int = 0  # rows the writer could not write before the stop, saved for the next start
+    spool_path: str = ""
+    lost: int = 0  # rows neither written nor spooled
+
+    def problems(self) -> list[str]:
+        """What makes this run a failure (exit status 1), one line each."""
+        out = []
+        if self.never_connected:
+            out.append(f"never connected to {', '.join(self.never_connected)} (check the URL, the network, "
+                       "and the log above)")
+        if self.spooled:
+            out.append(f"{self.spooled:,} rows could not be written before the stop; saved in {self.spool_path or 'the spool'} "
+                       "and written at the next start")
+        if self.lost:
+            out.append(f"{self.lost:,} rows could be neither written nor saved (see the log)")
+        return out
 
     def text(self) -> str:
         lines = [f"ran {self.seconds:.1f} s"]
@@ -76,6 +101,8 @@ class Store(Protocol):
 
     def routes(self, transport) -> list: ...
 
+    def gaps_to_retry(self, adapter: ExchangeAdapter) -> list[Gap]: ...
+
     async def drain(self) -> None: ...
 
     def latency_percentiles(self, since_us: int) -> dict[str, float]: ...
@@ -95,11 +122,33 @@ class Pipeline:
             known_instruments=store.known_instruments if store else None,
             # without a warehouse (k2 feed) gap-ledger versions travel to the sink through Kafka
             on_gap=store.store_gap if store else getattr(transport, "submit_gap", None),
-            stored_history=store.stored_history if store else None)
+            stored_history=store.stored_history if store else None,
+            gaps_to_retry=store.gaps_to_retry if store else None)
         self.endpoint: ServiceEndpoint | None = None
         self.stop_event: asyncio.Event | None = None
 
     # -- status for `k2 status` and the API -----------------------------------------------------
+    def health(self) -> Health:
+        """The named conditions /healthz, `k2 status` and k2_health report (k2.monitoring.health)."""
+        conditions = feed_conditions(self.runtime.connection_stats(), self.exchanges)
+        sink = getattr(self.transport, "sink", None)  # k2 run --kafka: the writer is the sink thread
+        writer = sink.stats if sink is not None else getattr(self.transport, "stats", None)
+        if self.store is not None and writer is not None:
+            conditions += write_conditions(writer, self.transport.buffered,
+                                           getattr(self.transport, "started_at", self.runtime.started_at))
+            data_dir = getattr(self.transport, "data_dir", None)
+            if data_dir is not None:
+                conditions.append(disk_condition(data_dir))
+            conditions.append(storage_condition(getattr(self.store, "wh", None)))
+        for watch in {id(w): w for w in (getattr(self.transport, "watch", None),
+                                         getattr(getattr(self.transport, "producer", None), "watch", None),
+                                         getattr(sink, "watch", None)) if w is not None}.values():
+            conditions.append(broker_condition(watch))
+        return Health(conditions)
+
+    def healthy(self) -> bool:
+        return self.health().ok
+
     def status(self) -> dict[str, Any]:
         st = self.runtime.status()
         st["pid"] = os.getpid()
@@ -109,6 +158,7 @@ class Pipeline:
         if ts is not None:
             st["writer"] = {k: v for k, v in vars(ts).items()}
             st["buffered"] = self.transport.buffered
+        st["health"] = self.health().as_dict()
         return st
 
     def _metrics(self) -> bytes:
@@ -124,10 +174,11 @@ class Pipeline:
             await self.runtime.plan()
             self.transport.set_pause_callback(self.runtime.pause)
             self.transport.start(loop)
-            handlers = ApiHandlers(self.status, self._metrics, self.runtime.healthy,
+            handlers = ApiHandlers(self.status, self._metrics, self.healthy,
                                    reads=self.store.reads if self.store else None,
                                    write=self.store.write if self.store else None,
-                                   routes=self.store.routes(self.transport) if self.store else [])
+                                   routes=self.store.routes(self.transport) if self.store else [],
+                                   health=lambda: self.health().as_dict())
             # with a warehouse the endpoint is where reads go while this process holds the data dir
             self.endpoint = ServiceEndpoint(
                 self.settings.metrics_addr, handlers, data_dir=self.settings.data_dir,
@@ -166,8 +217,17 @@ class Pipeline:
         if ts is not None:
             s.written = dict(ts.written)
             s.already_stored = {k: v for k, v in getattr(ts, "duplicates", {}).items() if v}
+            s.spooled, s.lost = getattr(ts, "spooled", 0), getattr(ts, "lost", 0)
+            s.spool_path = getattr(ts, "spool_path", "")
+        ever: dict[str, bool] = {ex: False for ex in self.exchanges}
+        for st in self.runtime.connection_stats():
+            ever[st.exchange] = ever.get(st.exchange, False) or st.ever_connected
+        s.never_connected = [ex for ex, up in ever.items() if not up]
         if self.store is not None:
-            s.latency_ms = self.store.latency_percentiles(started_us)
+            try:
+                s.latency_ms = self.store.latency_percentiles(started_us)
+            except Exception as exc:  # a damaged part (the next start repairs it): the summary goes on
+                log.warning("ingest latency not measured: %s", str(exc).splitlines()[0][:300] if str(exc) else exc)
         return s
 
     async def _show_progress(self, stop: asyncio.Event) -> None:

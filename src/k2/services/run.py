@@ -14,7 +14,7 @@ from k2.config import Settings
 from k2.services.lifecycle import tune_gc_for_streaming
 from k2.services.pipeline import Pipeline, RunSummary, adapters_for
 from k2.services.store import WarehouseStore, open_for_writing
-from k2.transport.direct import DirectTransport
+from k2.transport.direct import DirectTransport, resend_spool
 
 
 def run_direct(settings: Settings, exchanges: list[str], duration: float | None = None,
@@ -22,6 +22,7 @@ def run_direct(settings: Settings, exchanges: list[str], duration: float | None 
     """`k2 run`: the direct transport into the embedded (or server) warehouse."""
     wh = open_for_writing(settings)
     try:
+        resend_spool(wh, settings.data_dir)  # rows an earlier run could not write before it stopped
         transport = DirectTransport(wh, adapters_for(settings, exchanges), settings.batch_max_rows,
                                     settings.batch_max_delay_s, settings.queue_max_rows)
         pipeline = Pipeline(settings, exchanges, transport, WarehouseStore(wh, settings.read), progress)

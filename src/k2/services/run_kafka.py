@@ -15,6 +15,7 @@ from k2.services.pipeline import Pipeline, RunSummary, adapters_for
 from k2.services.store import WarehouseStore, open_for_writing
 from k2.transport.kafka_common import DEFAULT_PARTITIONS, SINK_GROUP
 from k2.transport.kafka_consumer import KafkaRunTransport, KafkaSink
+from k2.transport.direct import resend_spool
 from k2.transport.kafka_producer import KafkaTransport
 
 
@@ -25,6 +26,7 @@ def run_kafka(settings: Settings, exchanges: list[str], bootstrap: str, duration
     comes back into the warehouse."""
     wh = open_for_writing(settings)
     try:
+        resend_spool(wh, settings.data_dir)  # straight into bronze: this process holds the warehouse
         producer = KafkaTransport(bootstrap, settings.kafka_options, adapters_for(settings, exchanges),
                                   Path(settings.data_dir), max_buffered=settings.queue_max_rows,
                                   partitions=partitions, replication_factor=replication_factor)

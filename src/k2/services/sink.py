@@ -16,6 +16,7 @@ from k2.services.api import ApiHandlers
 from k2.services.lifecycle import ServiceEndpoint, stop_on_signals
 from k2.services.store import open_for_writing
 from k2.transport.kafka_common import DEFAULT_PARTITIONS, SINK_GROUP
+from k2.transport.direct import resend_spool
 from k2.transport.kafka_consumer import KafkaSink, SinkStats
 
 log = logging.getLogger("k2.sink")
@@ -27,6 +28,7 @@ def run_sink(settings: Settings, bootstrap: str, group: str = SINK_GROUP, durati
     wh = open_for_writing(settings)
     stop = threading.Event()
     try:
+        resend_spool(wh, settings.data_dir)  # rows a `k2 run` on this data dir could not write
         sink = KafkaSink(wh, bootstrap, settings.kafka_options, group, settings.batch_max_rows,
                          settings.batch_max_delay_s, partitions, replication_factor)
         with stop_on_signals(stop):
@@ -34,7 +36,8 @@ def run_sink(settings: Settings, bootstrap: str, group: str = SINK_GROUP, durati
             embedded = getattr(wh, "backend", "") == "embedded"  # then reads go through this process
             reads = wh.reads(settings.read)
             endpoint = ServiceEndpoint(settings.metrics_addr,
-                                       ApiHandlers(sink.status, sink.metrics, sink.healthy, reads=reads, write=reads.write),
+                                       ApiHandlers(sink.status, sink.metrics, sink.healthy, reads=reads, write=reads.write,
+                                                   health=lambda: sink.health().as_dict()),
                                        data_dir=settings.data_dir, required=False, limits=settings.read,
                                        run_info={"started_at": time.time(), "role": "kafka-sink"} if embedded else None)
             with endpoint:

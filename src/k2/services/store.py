@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from k2.config import Settings
 from k2.errors import first_line
@@ -13,6 +16,7 @@ from k2.feed.gaps import Gap
 from k2.services.api import Request, Response, Route, json_response
 from k2.services.history_jobs import HistoryJobs
 from k2.services.pipeline import log
+from k2.transport import spool
 from k2.warehouse import open_warehouse, stored_query
 from k2.warehouse.instruments import instrument_map, upsert_instruments
 
@@ -20,7 +24,7 @@ from k2.warehouse.instruments import instrument_map, upsert_instruments
 def open_for_writing(settings: Settings):
     """The warehouse of a long-running writer (library pages only opening needed given back)."""
     return open_warehouse(settings.data_dir, url=settings.warehouse_url,
-                          release_startup_pages=settings.release_startup_pages)
+                          release_startup_pages=settings.release_startup_pages, for_writing=True)
 
 
 class WarehouseStore:
@@ -32,6 +36,10 @@ class WarehouseStore:
         self.wh = wh
         self.reads = wh.reads(read_limits)
         self._pending_writes: set = set()
+        # one thread: ledger versions are written in the order they were made
+        self._ledger_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="k2-ledger")
+        self._closing = threading.Event()
+        self._unwritten: list[dict] = []  # versions the warehouse would not take before the stop
 
     def store_instruments(self, exchange: str, instruments: list[Instrument]) -> None:
         n = upsert_instruments(self.wh, exchange, instruments, "exchange")
@@ -63,16 +71,56 @@ class WarehouseStore:
         ids = {r[0]: int(r[2]) for r in rows} if adapter.sequential_id_index is not None else {}
         return ids, ({} if ids else times)
 
+    def gaps_to_retry(self, adapter: ExchangeAdapter) -> list[Gap]:
+        """Gaps an earlier run left open (or gave up on because REST failed), to be retried."""
+        rows = self.wh.rows(stored_query("gaps_to_retry"), {"exchange": adapter.name})
+        names = ("gap_id", "exchange", "symbol", "kind", "start", "end", "recovered", "detail", "detected", "updated")
+        return [Gap.from_ledger(dict(zip(names, r))) for r in rows]
+
     def store_gap(self, gap: Gap) -> None:
-        """Write a ledger version off the event loop (the warehouse may be busy inserting)."""
+        """Write a ledger version off the event loop (the warehouse may be busy inserting), in
+        order; the version's own time decides which one wins anyway."""
         loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(None, self.wh.execute, stored_query("gap_upsert"), gap.ledger_params())
+        task = loop.run_in_executor(self._ledger_writer, self._write_gap, gap.ledger_params())
         self._pending_writes.add(task)
         task.add_done_callback(self._pending_writes.discard)
 
+    def _write_gap(self, params: dict) -> None:
+        """Write one version, retrying while the warehouse refuses (a full disk) until the stop;
+        a version still unwritten then is not lost for good: the gap stays open in the ledger and
+        the next start retries it."""
+        delay = 0.5
+        while True:
+            try:
+                self.wh.execute(stored_query("gap_upsert"), params)
+                return
+            except Exception as exc:
+                reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+                if self._closing.is_set():
+                    log.error("gaps ledger: could not write %s (%s) before the stop: %s; kept in the spool",
+                              params["gap_id"], params["state"], reason)
+                    self._unwritten.append(params)
+                    return
+                log.warning("gaps ledger: could not write %s (%s), retrying in %.0f s: %s", params["gap_id"],
+                            params["state"], delay, reason)
+                self._closing.wait(delay)
+                delay = min(delay * 2, 10.0)
+
     async def drain(self) -> None:
+        """Write the ledger versions still queued (each gets one more try once stopping)."""
         if self._pending_writes:
+            await asyncio.wait(set(self._pending_writes), timeout=10)
+            self._closing.set()  # writes still retrying make their last attempt
             await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        self._closing.set()
+        self._ledger_writer.shutdown(wait=True)
+        if self._unwritten:  # the next start writes them (k2.transport.direct.resend_spool)
+            try:
+                path = spool.write_spool(Path(str(getattr(self.wh, "data_dir", "."))), {}, [], self._unwritten)
+                log.error("gaps ledger: %d versions saved to %s", len(self._unwritten), path)
+            except OSError as exc:
+                log.critical("gaps ledger: %d versions lost (the spool cannot be written: %s)",
+                             len(self._unwritten), exc)
 
     def write(self, sql: str, fmt: str) -> str:
         """`k2 query --write`: in a session of its own, never the writer's (k2.warehouse.reads)."""

@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--slow-start", type=float, default=0.0, metavar="S", help="new connections stay mute for S s")
     g.add_argument("--faults-for", type=float, default=0.0, metavar="S",
                    help="stop dropping, silencing and erroring after S s (0 = never), so a run can settle")
+    g.add_argument("--rest-down", metavar="A-B[,A-B...]",
+                   help="the REST API answers 503 from A to B s after the start (e.g. 0-8,20-26)")
     g = p.add_argument_group("venue behaviour")
     g.add_argument("--kraken-snapshot", type=int, default=0, metavar="N", help="Kraken v1: last N trades on subscribe")
     g.add_argument("--ping-interval", type=float, default=20.0, metavar="S", help="Binance protocol ping period")
@@ -67,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     from k2.exchanges import parse_exchange_list
-    from k2.simulator.faults import Faults
+    from k2.simulator.faults import Faults, parse_windows
     from k2.simulator.runner import SimConfig
 
     symbols = [s for item in args.symbols or [] for s in item.split(",") if s.strip()] or None
@@ -81,7 +83,7 @@ def config_from_args(args: argparse.Namespace):
         replay=Path(args.replay) if args.replay else None,
         record_dir=Path(args.record) if args.record else None,
         faults=Faults(args.drop_every, args.silence_every, args.silence_for, args.malformed_ratio,
-                      args.error_every, args.slow_start, args.faults_for),
+                      args.error_every, args.slow_start, args.faults_for, parse_windows(args.rest_down)),
         bursts=not args.no_bursts, ping_interval_s=args.ping_interval,
         max_connection_age_s=args.max_connection_age, binance_max_messages_per_s=args.binance_message_limit,
         kraken_snapshot=args.kraken_snapshot, history_size=args.history,
@@ -133,5 +135,6 @@ async def _serve(config, duration: float | None, ready_file: Path | None) -> int
     for name, s in sim.stats().items():
         print(f"k2 simulate: {name}: {s['trades_generated']} trades generated, {s['frames_sent']} frames sent, "
               f"{s['connections_total']} connections, {s['drops'] + s['slow_drops']} dropped "
-              f"({s['slow_drops']} for reading too slowly)", file=sys.stderr)
+              f"({s['slow_drops']} for reading too slowly), {s.get('rest_refused', 0)} REST requests refused",
+              file=sys.stderr)
     return 0

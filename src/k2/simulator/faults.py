@@ -11,6 +11,9 @@ Every fault is bounded and announced in the counters, so a test can tell what it
   slow_start S          a new connection stays mute for S s: greeting, acks, first data wait
   faults_for S          drops, silences and error events stop S s after the start (0 = never;
                         a silence already under way runs its full length)
+  rest_down A-B,...     the REST API answers 503 from A to B s after the start (each window),
+                        as a venue whose REST is down while its WebSocket still streams; windows
+                        are explicit, so they are not cut by faults_for
 """
 
 from __future__ import annotations
@@ -31,8 +34,12 @@ class Faults:
     error_every: float = 0.0
     slow_start: float = 0.0
     faults_for: float = 0.0
+    rest_down: tuple[tuple[float, float], ...] = ()
 
     def check(self) -> None:
+        for start, end in self.rest_down:
+            if not 0 <= start < end:
+                raise K2Error(f"--rest-down: window {start:g}-{end:g} must be START-END with 0 <= START < END")
         for name in ("drop_every", "silence_every", "silence_for", "error_every", "slow_start", "faults_for"):
             if getattr(self, name) < 0:
                 raise K2Error(f"--{name.replace('_', '-')} must not be negative")
@@ -63,6 +70,10 @@ class FaultClock:
         elapsed = now - self.start
         began = self.start + elapsed // f.silence_every * f.silence_every
         return elapsed >= f.silence_every and elapsed % f.silence_every < f.silence_for and began < self.until
+
+    def rest_down(self, now: float) -> bool:
+        elapsed = now - self.start
+        return any(a <= elapsed < b for a, b in self.faults.rest_down)
 
     def drop_due(self, now: float) -> bool:
         if now < self._next_drop or now >= self.until:
@@ -101,3 +112,19 @@ def malformed(frame: bytes, rng: random.Random, kind: str | None = None) -> byte
         return frame[: match.start(1)] + b"\xff\xfe" + frame[match.start(1):]
     # truncated: cut somewhere inside, never at the end, so brackets stay unbalanced
     return frame[: max(1, int(len(frame) * (0.2 + 0.7 * rng.random())))]
+
+
+def parse_windows(text: str | None) -> tuple[tuple[float, float], ...]:
+    """"0-8,20-26" -> ((0.0, 8.0), (20.0, 26.0)): seconds after the start."""
+    if not text:
+        return ()
+    out = []
+    for item in text.split(","):
+        start, sep, end = item.strip().partition("-")
+        try:
+            out.append((float(start), float(end)))
+        except ValueError:
+            raise K2Error(f"--rest-down: {item.strip()!r} is not START-END (seconds)") from None
+        if not sep:
+            raise K2Error(f"--rest-down: {item.strip()!r} is not START-END (seconds)")
+    return tuple(out)

@@ -232,6 +232,12 @@ class Simulator:
             await asyncio.shield(self._task)
 
     # -- used by the venues ---------------------------------------------------------------------
+    def rest_down(self) -> bool:
+        """True inside a --rest-down window (the REST API answers 503)."""
+        if not self.config.faults.rest_down or not self.started_at:
+            return False
+        return FaultClock(self.config.faults, self.started_at).rest_down(self.loop.time())
+
     def activate(self, exchange: str, native: str) -> bool:
         return self.engine.activate(exchange, native)
 

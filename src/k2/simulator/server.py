@@ -73,6 +73,7 @@ class VenueStats:
     errors_sent: int = 0
     heartbeats_sent: int = 0
     pings_sent: int = 0
+    rest_refused: int = 0  # REST requests answered 503 by --rest-down
 
 
 class Connection(WSListener):
@@ -257,7 +258,11 @@ class Venue:
         query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
         if request.headers.get("Upgrade", "").lower() != "websocket":
             try:
-                answer = self.http(parts.path, query)
+                if self.sim.rest_down():
+                    self.stats.rest_refused += 1
+                    answer = 503, {"error": "service unavailable (k2 simulate --rest-down)"}
+                else:
+                    answer = self.http(parts.path, query)
             except Exception:  # a bug here must not kill the server; the client sees a 500
                 log.exception("%s: REST %s failed", self.name, target)
                 answer = 500, b'{"error":"internal"}'

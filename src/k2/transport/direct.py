@@ -12,23 +12,31 @@ benchmark machine -- so 0.1 s rather than 0.05 means half as many INSERTs at low
 the same p99.) When the buffer passes `high_water` rows the feed is told to stop reading its
 sockets (TCP back-pressure) until the writer has drained it below half. A failed insert keeps its rows and is retried; nothing
 received is dropped.
+
+A full disk is not left to ClickHouse to find halfway through a part: below a reserve of free space
+(k2.monitoring.health.DISK_RESERVE_BYTES) the writer does not insert, keeps the rows and says so
+(health `writes` red), and goes on when space is back. Rows it still cannot write when told to stop
+go to the spool (k2.transport.spool), which the next start re-sends (`resend_spool`).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from k2.exchanges.base import ExchangeAdapter
+from k2.monitoring.health import DISK_RESERVE_BYTES, free_bytes
 from k2.monitoring.latency import observe_ingest
 from k2.monitoring.metrics import reject_class
 from k2.rejects import Reject
-from k2.warehouse.bronze import BronzeWriter, write_rejects
+from k2.transport import spool
+from k2.warehouse import stored_query
+from k2.warehouse.bronze import BronzeWriter, PartsMayBeBroken, write_rejects
 from k2.warehouse.memory import FreedMemoryRelease
 
 log = logging.getLogger("k2.transport")
@@ -46,6 +54,17 @@ class WriterStats:
     last_error: str = ""
     #: exchange -> reason class -> rejects, for k2_rejects_total{reason} (see k2.monitoring.metrics.reject_class)
     rejects_by_reason: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: the health facts (k2.monitoring.health.write_conditions): wall-clock times
+    last_write_at: float | None = None
+    failing_since: float | None = None
+    failures_in_a_row: int = 0
+    spooled: int = 0  # rows saved to the spool at the stop (re-sent at the next start)
+    spool_path: str = ""
+    lost: int = 0  # rows neither written nor spooled (the spool could not be written either)
+
+
+class DiskFull(OSError):
+    """Less free space than the writer's reserve on the data dir's filesystem."""
 
 
 class DirectTransport:
@@ -72,6 +91,12 @@ class DirectTransport:
         self._write_lock = threading.Lock()
         self.paused = False
         self._on_pause: Callable[[bool], None] | None = None
+        self.started_at = time.time()
+        self.halted = ""  # why inserts stopped for the rest of the run (parts may be broken)
+        self._shutdown_deadline = 0.0
+        # the embedded store's filesystem, watched for room before each insert
+        self.data_dir: Path | None = Path(wh.data_dir) if getattr(wh, "backend", "") == "embedded" else None
+        self.disk_reserve = DISK_RESERVE_BYTES
 
     # -- feed side (event loop thread) ------------------------------------------------------------
     def set_pause_callback(self, callback: Callable[[bool], None]) -> None:
@@ -186,10 +211,18 @@ class DirectTransport:
         """Insert until it works: a failed insert keeps its rows and is retried with backoff. Once
         stopping, retries are bounded (`shutdown_retry_s`) and what still cannot be written is
         spooled to a file, so a dead warehouse can neither lose trades nor hang the exit."""
-        delay, deadline = 0.1, None
+        delay = 0.1
         while taken or rejects:
+            if self.halted:  # parts may be broken: no more inserts in this run; the stop spools
+                if self._stopping:
+                    self._spool(taken, rejects)
+                    return
+                with self._cv:
+                    self._cv.wait(1.0)
+                continue
             try:
                 started = time.perf_counter()
+                self._check_disk()
                 for key in list(taken):
                     name, source = key
                     rows = taken[key]
@@ -209,12 +242,24 @@ class DirectTransport:
                     rejects = []
                 self.stats.batches += 1
                 self.stats.last_insert_s = time.perf_counter() - started
+                self.stats.last_write_at = time.time()
+                self.stats.failing_since, self.stats.failures_in_a_row = None, 0
+            except PartsMayBeBroken as exc:
+                self.halted = str(exc)
+                self.stats.insert_errors += 1
+                self.stats.failures_in_a_row += 1
+                self.stats.failing_since = self.stats.failing_since or time.time()
+                self.stats.last_error = self.halted
+                log.critical("%s", self.halted)
             except Exception as exc:  # keep the rows, retry: nothing received is dropped
                 self.stats.insert_errors += 1
+                self.stats.failures_in_a_row += 1
+                if self.stats.failing_since is None:
+                    self.stats.failing_since = time.time()
                 self.stats.last_error = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-                if self._stopping:
-                    deadline = deadline or time.monotonic() + self.shutdown_retry_s
-                    if time.monotonic() > deadline:
+                if self._stopping:  # one deadline for the whole stop, not one per batch
+                    self._shutdown_deadline = self._shutdown_deadline or time.monotonic() + self.shutdown_retry_s
+                    if time.monotonic() > self._shutdown_deadline or isinstance(exc, DiskFull):
                         self._spool(taken, rejects)
                         return
                 log.error("insert failed, retrying in %.1f s: %s", delay, self.stats.last_error)
@@ -229,19 +274,51 @@ class DirectTransport:
         except Exception:
             log.debug("latency observation failed", exc_info=True)
 
+    def _check_disk(self) -> None:
+        if self.data_dir is None:
+            return
+        free = free_bytes(self.data_dir)
+        if free is not None and free < self.disk_reserve:
+            raise DiskFull(f"disk full: {free / 2**20:.0f} MB free on the filesystem of {self.data_dir} "
+                           f"(K2 keeps {self.disk_reserve / 2**20:.0f} MB free); writing resumes when space is freed")
+
     def _spool(self, taken: dict[tuple[str, str], list[tuple]], rejects: list[Reject]) -> None:
-        """Last resort at shutdown: keep unwritten rows as JSON lines (bronze column names)."""
-        folder = os.path.join(str(getattr(self.wh, "data_dir", ".")), "spool")
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"unwritten-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl")
-        with open(path, "a", encoding="utf-8") as f:
-            for (name, source), rows in taken.items():
-                cols = self.writers[name].adapter.columns
-                for row in rows:
-                    f.write(json.dumps({"exchange": name, "source": source, **dict(zip(cols, row))}) + "\n")
-            for r in rejects:
-                f.write(json.dumps({"exchange": r.exchange, "reject": r.reason,
-                                    "raw": r.raw.decode("utf-8", "replace")}) + "\n")
+        """Last resort at shutdown: keep unwritten rows in the spool, re-sent at the next start."""
         n = sum(len(v) for v in taken.values()) + len(rejects)
-        self.stats.spooled = getattr(self.stats, "spooled", 0) + n
-        log.error("the warehouse kept failing at shutdown: %d rows saved to %s", n, path)
+        by_adapter = {(self.writers[name].adapter, source): rows for (name, source), rows in taken.items()}
+        try:
+            path = spool.write_spool(Path(str(getattr(self.wh, "data_dir", "."))), by_adapter, rejects)
+        except OSError as exc:
+            self.stats.lost += n
+            log.critical("the warehouse kept failing at shutdown and the spool cannot be written (%s): "
+                         "%d rows are lost", exc, n)
+            return
+        self.stats.spooled += n
+        self.stats.spool_path = str(path)
+        log.error("the warehouse kept failing at shutdown: %d rows saved to %s (re-sent at the next start)", n, path)
+
+
+def resend_spool(wh, data_dir: Path) -> int:
+    """Write the rows earlier runs spooled (k2.transport.spool) into bronze, once: each file is
+    claimed, written through the exactly-once writer (keys bronze holds are skipped, so a file
+    re-sent twice adds nothing), then deleted. Returns the rows written. A failure leaves the
+    file for the next start and raises."""
+    written = 0
+    for path in spool.pending_files(data_dir):
+        path = spool.claim(path)
+        content = spool.read_spool(path)
+        new = 0
+        for (adapter, source), rows in content.rows.items():
+            new += BronzeWriter(wh, adapter).write(rows, source=source)
+        if content.rejects:
+            h = hashlib.blake2b(path.name.encode(), digest_size=12).hexdigest()
+            write_rejects(wh, content.rejects, token=f"spool-{h}")
+        for version in sorted(content.gaps, key=lambda g: int(g.get("updated") or 0)):
+            wh.execute(stored_query("gap_upsert"), version)
+        log.warning("re-sent %d spooled rows from %s (%d new in bronze)", content.count, path, new)
+        written += new
+        if content.damaged_lines:
+            spool.keep_damaged(path)
+        else:
+            path.unlink()
+    return written

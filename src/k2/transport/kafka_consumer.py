@@ -38,7 +38,8 @@ import msgspec
 from k2.exchanges import ADAPTERS, ALL_ADAPTERS
 from k2.exchanges.base import ExchangeAdapter, is_decimal_string
 from k2.monitoring.latency import observe_ingest
-from k2.monitoring.metrics import Exposition, process_families, sink_lag_family, writer_families
+from k2.monitoring.health import Condition, Health, broker_condition, disk_condition, write_conditions
+from k2.monitoring.metrics import Exposition, health_families, process_families, sink_lag_family, writer_families
 from k2.rejects import Reject, now_us
 from k2.transport.kafka_common import (
     DEFAULT_PARTITIONS,
@@ -61,7 +62,7 @@ from k2.transport.kafka_common import (
     wait_for_broker,
 )
 from k2.warehouse import stored_query
-from k2.warehouse.bronze import BronzeWriter, write_rejects
+from k2.warehouse.bronze import BronzeWriter, PartsMayBeBroken, write_rejects
 from k2.warehouse.memory import FreedMemoryRelease
 
 log = logging.getLogger("k2.sink")
@@ -180,6 +181,10 @@ class SinkStats:
     last_insert_s: float = 0.0
     last_error: str = ""
     lag: dict[str, int] = field(default_factory=dict)  # "topic[partition]" -> messages behind
+    #: the health facts (k2.monitoring.health.write_conditions): wall-clock times
+    last_write_at: float | None = None
+    failing_since: float | None = None
+    failures_in_a_row: int = 0
 
 
 class _Part:
@@ -364,14 +369,25 @@ class KafkaSink:
                 continue
             try:
                 self._write(topic, [(k[1], msgs) for k, msgs in parts])
+            except PartsMayBeBroken as exc:  # nothing committed: stop; the next start repairs and re-reads
+                self.stats.insert_errors += 1
+                self.stats.failing_since = self.stats.failing_since or time.time()
+                self.stats.last_error = str(exc)
+                log.critical("sink: %s", exc)
+                raise
             except Exception as exc:  # warehouse down or refusing: keep the batch, retry
                 failed = True
                 self.stats.insert_errors += 1
+                self.stats.failures_in_a_row += 1
+                if self.stats.failing_since is None:
+                    self.stats.failing_since = time.time()
                 self.stats.last_error = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
                 log.error("sink: insert into bronze failed (%s, %d messages), retrying in %.1f s: %s",
                           topic, sum(len(m) for _, m in parts), self._retry_delay, self.stats.last_error)
                 log.debug("insert failure", exc_info=True)
                 break
+            self.stats.last_write_at = time.time()
+            self.stats.failing_since, self.stats.failures_in_a_row = None, 0
             for k, msgs in parts:
                 done.append(TopicPartition(k[0], k[1], msgs[-1].offset() + 1))
                 self._drop(k)
@@ -415,7 +431,10 @@ class KafkaSink:
         for m in msgs:
             try:
                 params = json.loads(m.value())
-                self.wh.execute(stored_query("gap_upsert"), {k: params[k] for k in _GAP_KEYS})
+                version = {k: params[k] for k in _GAP_KEYS}
+                # a feed older than the version stamp: the message's own time orders its versions
+                version["updated"] = int(params.get("updated") or m.timestamp()[1] * 1000)
+                self.wh.execute(stored_query("gap_upsert"), version)
             except (ValueError, TypeError, KeyError) as exc:
                 bad.append(Reject("", "kafka", f"not a gap event: {exc!r:.200}", m.value() or b"", now_us(), "",
                                   GAPS_TOPIC, m.partition(), m.offset()))
@@ -577,10 +596,21 @@ class KafkaSink:
                 "last_message_age_s": None if self._last_msg_at is None else round(now - self._last_msg_at, 3),
                 "broker_down_for_s": None if self.watch.down_since is None
                 else round(time.monotonic() - self.watch.down_since, 1),
-                "writer": {k: v for k, v in vars(self.stats).items()}}
+                "writer": {k: v for k, v in vars(self.stats).items()},
+                "health": self.health().as_dict()}
+
+    def health(self) -> Health:
+        """broker:consumer, writes, buffer (and disk, embedded): k2.monitoring.health."""
+        conditions = [broker_condition(self.watch),
+                      *write_conditions(self.stats, self._buffered, self.started_at)]
+        if self.consumer is None:
+            conditions.append(Condition("consumer", False, "not connected to the broker"))
+        if getattr(self.wh, "backend", "") == "embedded":
+            conditions.append(disk_condition(self.wh.data_dir))
+        return Health(conditions)
 
     def healthy(self) -> bool:
-        return self.consumer is not None and self.watch.down_since is None and self._retry_at is None
+        return self.health().ok
 
     def metrics(self) -> bytes:
         """The same families as `k2 run` for the writer side (docs/operations/monitoring.md), plus
@@ -597,7 +627,7 @@ class KafkaSink:
         e.family("k2_sink_rebalances_total", "counter", "Partition assignments and revocations.",
                  [({}, s.rebalances)])
         e.family("k2_transport_buffered", "gauge", "Messages consumed, not yet written.", [({}, self._buffered)])
-        e.family("k2_up", "gauge", "1 when /healthz would answer 200.", [({}, int(self.healthy()))])
+        health_families(e, self.health())  # k2_health{condition}, k2_up
         process_families(e)
         return e.render()
 

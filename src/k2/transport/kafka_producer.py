@@ -34,6 +34,7 @@ import msgspec
 from k2.exchanges import ADAPTERS
 from k2.exchanges.base import ExchangeAdapter
 from k2.rejects import Reject
+from k2.transport import spool
 from k2.transport.kafka_common import (
     DEFAULT_PARTITIONS,
     GAPS_TOPIC,
@@ -133,7 +134,36 @@ class KafkaTransport:
         ensure_topics(admin, [*self._topics.values(), REJECTS_TOPIC, GAPS_TOPIC], self.partitions, self.replication_factor, md)
         self.producer = new_client(Producer, self._conf)
         self._resend_spool()
+        self._resend_unwritten()
         return self
+
+    def _resend_unwritten(self) -> None:
+        """Rows an earlier `k2 run` in this data dir could not write before it stopped
+        (k2.transport.spool): published like live ones, so the sink writes them (once: its key
+        check skips what bronze already holds), then the file is deleted."""
+        enc = msgspec.json.Encoder().encode
+        for path in spool.pending_files(self.spool.dir.parent):
+            path = spool.claim(path)
+            content = spool.read_spool(path)
+            for (adapter, source), rows in content.rows.items():
+                rec, topic = _record_types(adapter), trades_topic(adapter.name)
+                headers = [("source", source.encode())]
+                if ADAPTERS.get(adapter.name) is not adapter:  # an API variant: name its bronze table
+                    headers.append((TABLE_HEADER, adapter.bronze_table.encode()))
+                for row in rows:
+                    self._produce_blocking(topic, enc(rec(*row)), row[adapter.symbol_index], headers)
+            for reject in content.rejects:
+                self.submit_reject(reject)
+            for version in sorted(content.gaps, key=lambda g: int(g.get("updated") or 0)):
+                self._produce_or_keep((GAPS_TOPIC, msgspec.json.encode(version), str(version["gap_id"]).encode(), None))
+            left = self.producer.flush(self.flush_timeout_s)
+            if left:
+                self._purge_to_spool()  # the broker's spool keeps them for the next start
+            log.warning("kafka: published %d rows an earlier run had spooled (%s)", content.count, path.name)
+            if content.damaged_lines:
+                spool.keep_damaged(path)
+            else:
+                path.unlink()
 
     def _resend_spool(self) -> None:
         pending = self.spool.take_pending()

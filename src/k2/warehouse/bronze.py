@@ -8,6 +8,8 @@ deterministic deduplication token so that a retried batch is a no-op in bronze, 
 from __future__ import annotations
 
 import hashlib
+import logging
+import uuid
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -15,9 +17,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from k2.errors import K2Error
 from k2.exchanges.base import ExchangeAdapter
 from k2.monitoring.latency import exchange_times_of_column
 from k2.rejects import Reject
+
+log = logging.getLogger("k2.warehouse")
+
+
+class PartsMayBeBroken(K2Error):
+    """An INSERT succeeded but ClickHouse failed to write files of its parts (k2.warehouse.embedded):
+    the writer stops; the next open finds the broken parts and repairs them (k2.warehouse.repair)."""
+
+    exit_code = 1
+
 
 _ARROW_TYPES = {
     "String": pa.string(), "Int64": pa.int64(), "UInt64": pa.uint64(), "Int32": pa.int32(),
@@ -222,12 +235,46 @@ class BronzeWriter:
         journal = getattr(self.wh, "journal", None)
         if journal is not None:
             journal.begin(self.adapter.bronze_table, batch.token, batch.first_time_us)
-        self.wh.insert_rows(self.adapter.bronze_table, table, select, targets,
-                            {"source": source, "batch_id": batch.token}, token=batch.token)
+        outcome = self.wh.insert_rows(self.adapter.bronze_table, table, select, targets,
+                                      {"source": source, "batch_id": batch.token}, token=batch.token)
+        if outcome is not None and outcome.write_failed:  # the journal stays: the next open repairs
+            raise PartsMayBeBroken(
+                f"ClickHouse could not write every file of the insert into {self.adapter.bronze_table} (a full "
+                "disk?) although the INSERT succeeded: its parts may be broken; writing stops until a restart "
+                "repairs them (the rows are kept)")
+        written = table.num_rows
+        if outcome is not None and outcome.deduplicated:
+            written = self._after_dropped_insert(table, select, targets, source, batch.token)
         if journal is not None:
             journal.done()
         self._remember(batch)
-        return table.num_rows
+        return written
+
+    def _after_dropped_insert(self, table: pa.Table, select: list[str], targets: list[str], source: str,
+                              token: str) -> int:
+        """ClickHouse dropped the insert as a repeat of an earlier one with the same token, yet the
+        key check had found its rows missing from bronze: bronze lost rows after they were written
+        (a damaged part). Silver still has them: restore bronze from silver (no view runs, nothing
+        is counted twice), then write what neither layer holds under a token of its own. Returns
+        the rows written now -- what `write` counts is what was stored."""
+        from k2.warehouse.repair import restore_bronze_from_silver
+
+        restored = restore_bronze_from_silver(self.wh, self.adapter.bronze_table)
+        probe = pa.Table.from_arrays([table.column(c) for c in self.adapter.key_columns],
+                                     names=list(self.adapter.key_columns))
+        stored, _ = self.wh.existing_keys(self.adapter.bronze_table, self.adapter.key_columns, probe)
+        conv = self._key_converters
+        stored_keys = {tuple(c(v) for c, v in zip(conv, k)) for k in stored}
+        keys = zip(*[table.column(c).to_pylist() for c in self.adapter.key_columns])
+        keep = [i for i, k in enumerate(keys) if k not in stored_keys]
+        log.warning("%s: an insert of %d rows was dropped by ClickHouse as a repeat of an earlier one, but bronze "
+                    "lacked them: %d rows restored from silver, %d written now", self.adapter.bronze_table,
+                    table.num_rows, restored, len(keep))
+        if keep:
+            rest = table.take(pa.array(keep, pa.int64()))
+            self.wh.insert_rows(self.adapter.bronze_table, rest, select, targets,
+                                {"source": source, "batch_id": token}, token=f"{token}:after-loss:{uuid.uuid4().hex}")
+        return len(keep)
 
     def _rows_to_keep(self, batch: PreparedBatch, candidates: np.ndarray | None = None) -> list[int] | None:
         """None when every row is new (the usual case); else the indexes of the rows to write:
@@ -303,6 +350,11 @@ def write_rejects(wh, rejects: Sequence[Reject], token: str | None = None) -> No
              for c in _REJECT_COLUMNS]
     # a reject read from Kafka is known by its coordinates: a re-delivered one (a sink that died
     # before committing) is not kept twice, whatever batch it comes back in
-    wh.insert_rows("rejects", batch, exprs, _REJECT_COLUMNS, token=token,
-                   where="kafka_topic = '' OR (kafka_topic, kafka_partition, kafka_offset) NOT IN "
-                         "(SELECT kafka_topic, kafka_partition, kafka_offset FROM k2.rejects WHERE kafka_topic != '')")
+    outcome = wh.insert_rows("rejects", batch, exprs, _REJECT_COLUMNS, token=token,
+                             where="kafka_topic = '' OR (kafka_topic, kafka_partition, kafka_offset) NOT IN "
+                                   "(SELECT kafka_topic, kafka_partition, kafka_offset FROM k2.rejects "
+                                   "WHERE kafka_topic != '')")
+    if outcome is not None and outcome.write_failed:
+        raise PartsMayBeBroken("ClickHouse could not write every file of the insert into rejects (a full disk?) "
+                               "although the INSERT succeeded: its part may be broken; writing stops until a "
+                               "restart repairs it (the rejects are kept)")

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import msgspec
 from chdb import session
@@ -33,6 +33,22 @@ SESSION_SETTINGS = (
 )
 
 _decode_line = msgspec.json.Decoder().decode
+
+#: ClickHouse's counters of what an INSERT can do without failing: drop a block as a duplicate of
+#: an earlier insert's token, and fail to write a file of a part (seen with a full disk: the part is
+#: broken and the INSERT still succeeds)
+_INSERT_EVENTS = ("SELECT event, value FROM system.events "
+                  "WHERE event IN ('DuplicatedInsertedBlocks', 'WriteBufferFromFileDescriptorWriteFailed')")
+
+
+class StorageWriteFailed(OSError):
+    """An INSERT ClickHouse reported done, with files of its part unwritten (k2.warehouse.embedded)."""
+
+
+class InsertOutcome(NamedTuple):
+    """What an INSERT that did not raise really did (k2.warehouse.bronze reads it)."""
+    deduplicated: bool = False  # ClickHouse dropped a block: its token was seen before
+    write_failed: bool = False  # a file of a new part could not be written: the part may be broken
 
 
 class _captured_stderr:
@@ -155,11 +171,32 @@ class EmbeddedWarehouse(RowReads):
             self._session.query(stmt)
         self.journal = None if read_only else InflightJournal(self.data_dir)
         self._door = None
+        self._events = self._insert_events()
+        self._statements_since_events = 0
 
     # -- basic calls ------------------------------------------------------------------------
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        """Run a statement. An INSERT (the gaps ledger, the instruments, a rebuild) that ClickHouse
+        reports done although files of its part could not be written raises StorageWriteFailed:
+        the part is broken, and the caller must not count on it (see InsertOutcome)."""
         with self._lock:
-            return self._session.query(sql, "CSV", params=params or None)
+            if not sql.lstrip().upper().startswith("INSERT"):
+                self._statements_since_events += 1
+                return self._session.query(sql, "CSV", params=params or None)
+            if self._statements_since_events:
+                self._events = self._insert_events()
+            result = self._session.query(sql, "CSV", params=params or None)
+            before, after = self._events, self._insert_events()
+            self._events, self._statements_since_events = after, 0
+        if after[1] > before[1]:
+            raise StorageWriteFailed("ClickHouse could not write every file of an INSERT (a full disk?): "
+                                     "its part may be broken")
+        return result
+
+    def _insert_events(self) -> tuple[int, int]:
+        rows = dict(line.split(",") for line in self._session.query(_INSERT_EVENTS, "CSV").bytes()
+                    .decode().replace('"', "").splitlines() if line)
+        return int(rows.get("DuplicatedInsertedBlocks", 0)), int(rows.get("WriteBufferFromFileDescriptorWriteFailed", 0))
 
     def query(self, sql: str, fmt: str = "TabSeparated", params: dict[str, Any] | None = None,
               settings: dict[str, Any] | None = None) -> str:
@@ -168,6 +205,7 @@ class EmbeddedWarehouse(RowReads):
         if settings:
             return self.reads().query(sql, fmt, params, settings)
         with self._lock:
+            self._statements_since_events += 1  # a user's SQL may write too
             res = self._session.query(sql, fmt, params=params or None)
         return res.bytes().decode("utf-8", "replace") if hasattr(res, "bytes") else str(res)
 
@@ -193,9 +231,11 @@ class EmbeddedWarehouse(RowReads):
 
     def insert_rows(self, table: str, batch: Any, select_exprs: Sequence[str],
                     target_columns: Sequence[str], params: dict[str, Any] | None = None,
-                    where: str = "", token: str = "") -> None:
+                    where: str = "", token: str = "") -> InsertOutcome:
         """Insert a pyarrow Table. With a token, an exact retry of the same batch is a no-op in
-        the table and in every materialized view fed by it."""
+        the table and in every materialized view fed by it. Returns what ClickHouse did beside
+        succeeding (a block dropped as a duplicate, a file it could not write), read from its
+        counters: one cheap query after the insert (and one before when other statements ran)."""
         settings = ""
         if token:
             settings = ("SETTINGS insert_deduplicate = 1, deduplicate_blocks_in_dependent_materialized_views = 1, "
@@ -207,7 +247,12 @@ class EmbeddedWarehouse(RowReads):
             + (f" WHERE {where}" if where else "")
         )
         with self._lock:
+            if self._statements_since_events:
+                self._events = self._insert_events()
             self._session.query(sql, "CSV", params=params or None)
+            before, after = self._events, self._insert_events()
+            self._events, self._statements_since_events = after, 0
+        return InsertOutcome(after[0] > before[0], after[1] > before[1])
 
     def reads(self, limits=None):
         """The read door on this engine (k2.warehouse.reads): reads in sessions of their own,

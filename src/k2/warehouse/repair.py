@@ -1,0 +1,133 @@
+"""Damaged parts: found when the data dir opens, reported, and repaired from the layer that is intact.
+
+ClickHouse checks every part when it opens a table; a part whose files are short or wrong (a disk
+that filled up, a crash of the machine, a bad sector) is moved to `detached/` as `broken-on-start`
+and the table opens without its rows. Nothing else says so: bronze is simply short. Bronze,
+silver and gold hold the same trades three times, so one damaged layer is rebuilt from another:
+
+  * bronze lost rows: silver keeps every bronze row's native fields (`vendor_data`) and ingestion
+    metadata, so the missing rows are rebuilt from silver (queries/restore_<bronze table>.sql) into
+    a staging table whose partitions are then ATTACHed to bronze. Attaching runs no materialized
+    view, so silver and gold are not counted twice; and once bronze holds the rows again, its key
+    check skips them in any reload (a file, REST, Kafka), so the exactly-once guarantee no longer
+    rests on bronze alone being intact.
+  * silver or gold lost rows: bronze is replayed into them (k2.warehouse.rebuild), from the month of
+    the damaged silver partition, or for all of gold.
+  * other tables (the gaps ledger, rejects, instruments): nothing to rebuild them from; reported.
+
+`find_damage` lists what is damaged and not yet repaired (repairs are recorded in `k2.repairs`).
+`repair` does the work; the writers (`k2 run`, `k2 sink`, `k2 load`) run it when they open the data
+dir, the readers only report, and `k2 repair` runs it on demand (also `--check`: restore any bronze
+row silver has and bronze lacks, damage found or not). A repair needs room to write: with less free
+space than the writer's reserve it is deferred, and the data dir opens for reading.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from k2.exchanges import ALL_ADAPTERS
+from k2.warehouse import stored_query
+
+log = logging.getLogger("k2.warehouse")
+
+#: detached-part reasons that mean lost rows (not `ignored`: an outdated part covered by a newer one)
+BROKEN_REASONS = ("broken", "broken-on-start", "unexpected", "covered-by-broken", "noquorum", "broken-from-backup")
+BRONZE_TABLES = {a.bronze_table: a for a in ALL_ADAPTERS}
+SILVER, GOLD = "silver_trades_v2", ("gold_ohlcv_1m", "gold_ohlcv_1h")
+
+
+@dataclass(frozen=True)
+class Damage:
+    table: str
+    part: str
+    partition_id: str
+    reason: str
+
+    @property
+    def layer(self) -> str:
+        if self.table in BRONZE_TABLES:
+            return "bronze"
+        if self.table == SILVER:
+            return "silver"
+        return "gold" if self.table in GOLD else "other"
+
+    def text(self) -> str:
+        return f"{self.table}: part {self.part} ({self.reason}, partition {self.partition_id})"
+
+
+def find_damage(wh) -> list[Damage]:
+    """Detached parts of K2's tables that mean lost rows and were not repaired yet."""
+    try:
+        rows = wh.rows(stored_query("damaged_parts"))
+    except Exception as exc:  # a server without the system table's columns: say so, do not fail
+        log.warning("could not look for damaged parts: %s", str(exc).splitlines()[0][:200] if str(exc) else exc)
+        return []
+    return [Damage(*map(str, r)) for r in rows]
+
+
+def report(damage: list[Damage]) -> str:
+    return "; ".join(d.text() for d in damage)
+
+
+# -- repairing --------------------------------------------------------------------------------------
+def restore_bronze_from_silver(wh, bronze_table: str) -> int:
+    """Rebuild the rows silver holds and `bronze_table` lacks, without running the views. Returns
+    how many rows came back."""
+    staging = f"repair_{bronze_table}"
+    wh.execute(f"DROP TABLE IF EXISTS k2.{staging}")
+    wh.execute(f"CREATE TABLE k2.{staging} AS k2.{bronze_table}")
+    try:
+        wh.execute(stored_query(f"restore_{bronze_table}"))
+        parts = wh.rows("SELECT partition_id, sum(rows) FROM system.parts WHERE database = 'k2' AND table = {t:String} "
+                        "AND active GROUP BY partition_id ORDER BY partition_id", {"t": staging})
+        for partition_id, _ in parts:
+            wh.execute(f"ALTER TABLE k2.{bronze_table} ATTACH PARTITION ID {{p:String}} FROM k2.{staging}",
+                       {"p": partition_id})
+        return sum(int(n) for _, n in parts)
+    finally:
+        wh.execute(f"DROP TABLE IF EXISTS k2.{staging}")
+
+
+def _month_start_us(partition_id: str) -> int:
+    """Silver is partitioned by toYYYYMM(timestamp): '202611' -> µs of 2026-11-01 00:00 UTC."""
+    from datetime import datetime, timezone
+
+    try:
+        return int(datetime(int(partition_id[:4]), int(partition_id[4:6]), 1, tzinfo=timezone.utc).timestamp()) * 10**6
+    except ValueError:
+        return 0
+
+
+def repair(wh, damage: list[Damage] | None = None, check_all_bronze: bool = False, progress: bool = False) -> list[str]:
+    """Repair `damage` (default: what `find_damage` finds) from the intact layers; with
+    `check_all_bronze`, every bronze table gets back what silver holds and it lacks. Returns one
+    line per action, and records the repaired parts in `k2.repairs`."""
+    from k2.warehouse.rebuild import rebuild_from_us
+
+    damage = find_damage(wh) if damage is None else damage
+    done: list[str] = []
+    bronze = {d.table for d in damage if d.layer == "bronze"}
+    if check_all_bronze:
+        bronze |= set(BRONZE_TABLES)
+    for table in sorted(bronze):
+        n = restore_bronze_from_silver(wh, table)
+        if n or table in {d.table for d in damage}:
+            done.append(f"{table}: {n:,} rows restored from silver")
+    # silver or gold: replay bronze (now complete) into them
+    silver = [d for d in damage if d.layer == "silver"]
+    gold = [d for d in damage if d.layer == "gold"]
+    if silver or gold:
+        since = 0 if gold else min(_month_start_us(d.partition_id) for d in silver)
+        exchanges = sorted({a.name for a in ALL_ADAPTERS if int(wh.scalar(
+            f"SELECT count() > 0 FROM k2.{a.bronze_table}") or 0)})
+        replayed = rebuild_from_us(wh, exchanges, since, progress=progress)
+        done.append(f"silver and gold rebuilt from bronze since {since} µs: "
+                    + ", ".join(f"{t} {n:,} rows" for t, n in replayed.items()))
+    for d in damage:
+        if d.layer == "other":
+            done.append(f"{d.table}: part {d.part} cannot be rebuilt from another table (its rows are lost)")
+        wh.execute(stored_query("repair_record"),
+                   {"table": d.table, "part": d.part, "reason": d.reason, "action": "; ".join(done)[:1000]})
+    return done
