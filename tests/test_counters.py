@@ -90,7 +90,8 @@ def test_the_run_summary_says_what_the_metrics_say():
     """It printed the writer's count as "duplicates dropped" (0) while the metric said thousands."""
     conns = [SimpleNamespace(exchange="kraken", connection=f"kraken-{i}", connected=True, last_message_at=1.0,
                              trades=1000, trades_by_symbol={"XBT/USD": 1000}, last_trade_by_symbol={"XBT/USD": 1.0},
-                             reconnects=3, connect_failures=28, rejects=2, duplicates=1234 + i) for i in range(2)]
+                             reconnects=3, connect_failures=28, rejects=2, duplicates=1234 + i, ever_connected=True)
+             for i in range(2)]
     writer = SimpleNamespace(written={"kraken": 2000}, duplicates={"kraken": 0}, insert_errors=0, batches=4,
                              last_insert_s=0.1, rejects_written=4, rejects_by_reason={}, lag={})
     pipeline = SimpleNamespace(

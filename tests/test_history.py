@@ -217,7 +217,7 @@ def test_archive_rest_and_resume_under_rate_limits_give_each_trade_once(tmp_path
     with SimulatorProcess("--exchange", "binance", "--symbols", "BTCUSDT", "--port", "0", "--history-days", "3",
                           "--history-trades-per-day", "6000", "--archive-dir", str(archive),
                           "--rest-weight-limit", "50", "--rest-window", "1") as sim:
-        urls = sim.start()
+        urls = sim.urls
         env = _env(urls)
         files = sorted(str(p) for p in archive.glob("BTCUSDT-trades-*.zip"))
         assert len(files) == 3
@@ -263,7 +263,7 @@ def test_coverage_lists_a_hole_and_backfill_fills_it(tmp_path):
     data = tmp_path / "data"
     with SimulatorProcess("--exchange", "binance", "--symbols", "BTCUSDT", "--port", "0", "--history-days", "3",
                           "--history-trades-per-day", "1500", "--archive-dir", str(tmp_path / "a")) as sim:
-        urls = sim.start()
+        urls = sim.urls
         env = _env(urls)
         files = sorted((tmp_path / "a").glob("BTCUSDT-trades-*.zip"))
         # the middle day with 25 lines missing
@@ -291,7 +291,7 @@ def test_import_backfill_and_load_hand_their_work_to_a_running_k2_run(tmp_path, 
     with SimulatorProcess("--exchange", "binance", "--symbols", "BTCUSDT", "--port", "0", "--rate", "50",
                           "--history-days", "2", "--history-trades-per-day", "1500",
                           "--archive-dir", str(tmp_path / "a")) as sim:
-        urls = sim.start()
+        urls = sim.urls
         env = _env(urls)
         run = subprocess.Popen([sys.executable, "-m", "k2", "run", "--exchange", "binance", "--symbols", "BTCUSDT",
                                 "--data-dir", str(data)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -38,7 +38,7 @@ def test_the_run_file_replaces_a_planted_symlink_and_is_0600_whatever_was_there(
 
 def test_a_stale_run_file_whose_pid_is_another_process_is_ignored(tmp_path, k2_cli):
     data = tmp_path / "data"
-    assert k2_cli("query", "SELECT 1", "--data-dir", data).returncode == 0  # a data dir
+    assert k2_cli("schema", "apply", "--data-dir", data).returncode == 0  # a data dir
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         info = {"pid": sleeper.pid, "addr": "127.0.0.1:9", "token": "x"}
@@ -89,11 +89,10 @@ def test_reads_and_status_are_served_on_loopback_only():
 def test_an_endpoint_on_loopback_serves_reads_and_writes_its_run_file(tmp_path):
     import urllib.request
 
-    handlers = ApiHandlers(lambda sql, fmt, params: "42\n", lambda: {"ok": True}, lambda: b"", lambda: True)
+    handlers = ApiHandlers(lambda: {"ok": 42}, lambda: b"", lambda: True)
     with ServiceEndpoint("127.0.0.1:0", handlers, data_dir=tmp_path, run_info={"role": "test"}) as ep:
         info = read_run_info(tmp_path)
         assert info["addr"] == ep.address and _mode(tmp_path / RUN_FILE) == 0o600
-        req = urllib.request.Request(f"http://{ep.address}/api/query", data=json.dumps({"sql": "SELECT 42"}).encode(),
-                                     method="POST", headers={"X-K2-Token": info["token"]})
-        assert urllib.request.urlopen(req, timeout=5).read() == b"42\n"
+        req = urllib.request.Request(f"http://{ep.address}/api/status", headers={"X-K2-Token": info["token"]})
+        assert json.loads(urllib.request.urlopen(req, timeout=5).read()) == {"ok": 42}
     assert not (tmp_path / RUN_FILE).exists()

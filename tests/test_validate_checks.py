@@ -10,6 +10,9 @@ Info checks only inform (they have no pass or fail) and are the only ones withou
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from fixtures import k2db
@@ -133,6 +136,15 @@ def unknown_instrument(wh):
 ARCHIVE = "bronze_archive_binance_trades"
 
 
+def damaged_part(wh):
+    """A gold part ClickHouse found broken when it opened the data dir: detached as `broken-on-start_`."""
+    name, path = wh.rows("SELECT name, path FROM system.parts WHERE database = 'k2' AND table = 'gold_ohlcv_1m' "
+                         "AND active ORDER BY name LIMIT 1")[0]
+    wh.execute(f"ALTER TABLE k2.gold_ohlcv_1m DETACH PART '{name}'")
+    detached = Path(path).parent / "detached"
+    os.rename(detached / name, detached / f"broken-on-start_{name}")
+
+
 def archive_trade(then=None):
     """One Binance archive trade (k2 import's bronze table; its view carries it to silver), with an id
     far from the fixtures', then `then(wh)` (e.g. a change to its silver row)."""
@@ -205,6 +217,7 @@ PLANTS = {
                                                  "symbol = 'BTCUSDT'")),
     "quality.coinbase.sequential_ids": (MAIN, bronze_copy("bronze_trades_coinbase", "trade_id + 100 AS trade_id")),
     "quality.gaps": (MAIN, open_gap),
+    "storage.damaged_parts": (MAIN, damaged_part),
     "history.silver_once": (MAIN, silver_duplicate("bronze_trades_binance")),
     "history.open_holes": (MAIN, bronze_copy("bronze_trades_binance", "trade_id + 100 AS trade_id",
                                              "symbol = 'BTCUSDT'")),

@@ -50,7 +50,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     # is refused before any work starts
     with open_frames(args.file) as (lines, name, compression):
         head = sniff(adapter, lines, name)
-        wh = open_warehouse(s.data_dir, url=s.warehouse_url)
+        wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
         try:
             placement = Placement(wh, adapter, ex.rest_url, fetch=s.instruments_refresh)
             report = load_lines(wh, adapter, itertools.chain(head, lines), name, compression, args.batch_size,
@@ -150,7 +150,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         from k2.warehouse import open_warehouse
         from k2.warehouse.bronze import BronzeWriter
 
-        wh = open_warehouse(s.data_dir, url=s.warehouse_url)
+        wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
         writer = BronzeWriter(wh, adapter)
 
         def write(rows):

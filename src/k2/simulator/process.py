@@ -31,16 +31,21 @@ class SimulatorProcess:
         self._stderr: Any = None
 
     def start(self) -> dict[str, dict[str, str]]:
-        """Start the child and wait for its URL line; raise RuntimeError with its stderr if none comes."""
+        """Start the child and wait for its URL line; raise RuntimeError with its stderr if none comes.
+        Starting twice is a mistake (the first child would be left running): RuntimeError."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError("this simulator is already running (a `with SimulatorProcess(...)` block starts it)")
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([sys.executable, "-m", "k2", "simulate", *self.args],
                                      stdout=subprocess.PIPE, stderr=self._stderr, env=self.env)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + self.ready_timeout
         line = b""
+        poller = select.poll()  # not select(): a test process may hold more than 1024 descriptors
+        poller.register(self.proc.stdout, select.POLLIN | select.POLLHUP)
         while not line.endswith(b"\n"):
             remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, remaining))
+            ready = poller.poll(max(0.0, remaining) * 1000)
             if not ready:
                 self.stop()
                 raise RuntimeError(f"k2 simulate printed no URLs within {self.ready_timeout} s: {self.stderr()}")

@@ -100,7 +100,8 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
             where = "the ClickHouse server" if url else f"data dir {data_dir}"
             raise K2Error(f"cannot prepare the warehouse in {where}: {first_line(exc)}") from None
         release()  # parsing and planning the schema's statements
-    wh.execute("USE k2")
+    if apply_schema or wh.scalar("SELECT count() FROM system.databases WHERE name = 'k2'") not in (None, "0", 0):
+        wh.execute("USE k2")  # (`k2 schema apply` on a new data dir creates the database after this)
     wh.damage, wh.deferred = [], []
     if apply_schema:
         try:
