@@ -94,7 +94,7 @@ def run_backfill(trades: int, work: Path) -> dict:
     with SimulatorProcess("--exchange", "binance", "--symbols", "BTCUSDT", "--port", "0", "--history-days", "1",
                           "--history-trades-per-day", str(trades), "--rest-weight-limit", "100",
                           "--rest-window", "1") as sim:
-        urls = sim.start()
+        urls = sim.urls
         env = clean_env(K2_LOG_LEVEL="WARNING", K2_BINANCE_REST_URL=urls["binance"]["rest"])
         since = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() - 86400))
         r = run_measured([*k2_cmd(), "backfill", "--exchange", "binance", "--symbols", "BTCUSDT", "--since", since,
