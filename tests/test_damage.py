@@ -19,7 +19,10 @@ import pytest
 from faults.diskfull import DiskFull
 from fixtures import k2db
 from k2.exchanges import ALL_ADAPTERS
+from k2.history.archives import import_archives
 from k2.history.load import load_file
+from k2.simulator.history import BinanceHistory, day_start_us, write_archives
+from k2.warehouse.rebuild import rebuild
 from k2.warehouse.repair import BROKEN_REASONS, restore_bronze_from_silver
 from kafka_broker import Procs, procs, wait_for  # noqa: F401 - fixtures
 
@@ -53,6 +56,47 @@ def test_bronze_rebuilt_from_silver_is_the_bronze_that_was_lost(clean_warehouse,
     assert wh.rows(select) == before  # every native field and the ingestion metadata, exactly
     assert k2db.snapshot(wh, "silver_trades_v2") == silver  # no view ran: nothing counted twice
     assert restore_bronze_from_silver(wh, table) == 0  # nothing left to restore
+
+
+def _imported_and_live(wh, tmp_path) -> None:
+    """Binance trades of March 2024 from archive files (k2 import) and live ones from a session file."""
+    past = BinanceHistory(7, "BTCUSDT", "BTC", "USDT", 5_000_000, day_start_us("2024-03-31"), 4, 200)
+    report = import_archives(wh, write_archives(past, tmp_path / "daily", ("trades",)), "binance")
+    assert sum(f.loaded for f in report.files) > 0
+    adapter = next(a for a in ALL_ADAPTERS if a.name == "binance")
+    assert load_file(wh, adapter, _session(adapter)).written > 0
+
+
+def test_bronze_rebuilt_from_silver_includes_the_archive_tables(clean_warehouse, tmp_path):
+    wh = clean_warehouse
+    _imported_and_live(wh, tmp_path)
+    for table in next(a for a in ALL_ADAPTERS if a.name == "binance").archive_tables:
+        columns = [r[0] for r in wh.rows("SELECT name FROM system.columns WHERE database = 'k2' AND table = {t:String} "
+                                         "AND name != 'batch_id' AND default_kind != 'ALIAS' ORDER BY position",
+                                         {"t": table})]
+        select = f"SELECT {', '.join(f'toString({c})' for c in columns)} FROM k2.{table} ORDER BY tuple(*)"
+        before, silver = wh.rows(select), k2db.snapshot(wh, "silver_trades_v2")
+        assert before
+        wh.execute(f"TRUNCATE TABLE k2.{table}")
+        assert restore_bronze_from_silver(wh, table) == len(before)
+        assert wh.rows(select) == before  # every column as the file had it, its name and line too
+        assert k2db.snapshot(wh, "silver_trades_v2") == silver
+
+
+@pytest.mark.parametrize("since", [None, "2024-03-29T00:00:00Z"], ids=["all", "since"])
+def test_rebuild_replays_the_archive_tables_too(clean_warehouse, tmp_path, since):
+    """k2 rebuild deletes a venue's silver and gold and replays its bronze: the trades k2 import
+    brought (bronze_archive_*) are that venue's silver rows as much as the live ones."""
+    wh = clean_warehouse
+    _imported_and_live(wh, tmp_path)
+    silver = k2db.snapshot(wh, "silver_trades_v2")
+    gold = {t: k2db.read_candles(wh, t, cross=False) for t in ("1m", "1h")}
+    assert {r for r in (str(x) for row in silver for x in row)} >= {"bronze_archive_binance_trades",
+                                                                   "bronze_trades_binance"}
+    replayed = rebuild(wh, ["binance"], since, progress=False)
+    assert replayed["bronze_archive_binance_trades"] > 0
+    assert k2db.snapshot(wh, "silver_trades_v2") == silver
+    assert {t: k2db.read_candles(wh, t, cross=False) for t in ("1m", "1h")} == gold
 
 
 def test_the_reasons_that_mean_lost_rows_are_the_same_in_python_and_sql():

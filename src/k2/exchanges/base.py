@@ -194,7 +194,9 @@ class ExchangeAdapter:
     #: time): a gap is then filled only if the answer reaches back to its start
     rest_pages_from_cursor: ClassVar[bool] = True
     #: bronze tables of archive formats holding this venue's trades under the same key columns
-    #: (k2 import): a live or REST row whose key one of them holds is already stored
+    #: (k2 import): a live or REST row whose key one of them holds is already stored. Each feeds
+    #: silver through a view of its own, has a `trade_time_us` column (k2 rebuild replays it by
+    #: time) and a queries/restore_<table>.sql (k2 repair restores it from silver)
     archive_tables: ClassVar[tuple[str, ...]] = ()
     #: REST trade history for k2 backfill (None: the venue serves no range of its past)
     rest_history: ClassVar[RestHistory | None] = None

@@ -6,7 +6,8 @@ Bronze holds every trade as sent, so silver and gold can always be derived again
 How, per exchange, from the start of the UTC hour of --since (gold stores 1m and 1h states; 5m,
 15m and 1d are read from them, so no stored window straddles an hour boundary):
   1. the exchange's silver rows and gold states from that hour on are deleted;
-  2. for each of its bronze tables, the rows from that hour on are moved to a staging table
+  2. for each of its bronze tables (the live one and the archive tables `k2 import` fills, whose
+     rows are in the same silver), the rows from that hour on are moved to a staging table
      (`k2.rebuild_<bronze table>`) and inserted back into bronze one day at a time: the
      materialized views fire exactly as they did live and recompute silver and gold. The rows
      keep their ingestion metadata, so the result equals what live ingestion produced.
@@ -25,6 +26,15 @@ from k2.times import parse_time, to_microseconds
 
 GOLD_TABLES = ("gold_ohlcv_1m", "gold_ohlcv_1h")
 _HOUR_US = 3_600_000_000
+#: every archive table that feeds silver has this column (ExchangeAdapter.archive_tables)
+ARCHIVE_TIME_SQL = "fromUnixTimestamp64Micro(trade_time_us, 'UTC')"
+
+
+def bronze_tables(adapter: ExchangeAdapter) -> list[tuple[str, str | None]]:
+    """The bronze tables whose rows make `adapter`'s silver rows, each with the SQL giving a row's
+    trade time (None: not known, the table is replayed whole)."""
+    return [(adapter.bronze_table, adapter.bronze_time_sql),
+            *((t, ARCHIVE_TIME_SQL) for t in adapter.archive_tables)]
 
 
 def _progress(done: int, total: int, label: str) -> None:
@@ -40,13 +50,13 @@ def _hour_start_us(since: str | None) -> int:
     return to_microseconds(parse_time(since, "--since", "")) // _HOUR_US * _HOUR_US
 
 
-def _restore_leftovers(wh, adapter: ExchangeAdapter) -> int:
-    staging = f"rebuild_{adapter.bronze_table}"
+def _restore_leftovers(wh, table: str) -> int:
+    staging = f"rebuild_{table}"
     if not int(wh.scalar("SELECT count() FROM system.tables WHERE database = 'k2' AND name = {t:String}",
                          {"t": staging})):
         return 0
     n = int(wh.scalar(f"SELECT count() FROM k2.{staging}"))
-    wh.execute(f"INSERT INTO k2.{adapter.bronze_table} SETTINGS insert_deduplicate = 0 SELECT * FROM k2.{staging}")
+    wh.execute(f"INSERT INTO k2.{table} SETTINGS insert_deduplicate = 0 SELECT * FROM k2.{staging}")
     wh.execute(f"DROP TABLE k2.{staging}")
     return n
 
@@ -64,12 +74,13 @@ def rebuild_from_us(wh, exchanges: list[str], since_us: int, progress: bool = Tr
         adapters = [a for a in ALL_ADAPTERS if a.name == exchange]
         if not adapters:
             raise K2Error(f"unknown exchange {exchange!r}")
-        for a in adapters:
-            restored = _restore_leftovers(wh, a)
+        tables = [t for a in adapters for t in bronze_tables(a)]
+        for table, _ in tables:
+            restored = _restore_leftovers(wh, table)
             if restored:
-                print(f"{a.bronze_table}: put back {restored} rows left by an interrupted rebuild", file=sys.stderr)
+                print(f"{table}: put back {restored} rows left by an interrupted rebuild", file=sys.stderr)
         from_us = start_us
-        if from_us and any(not getattr(a, "bronze_time_sql", None) for a in adapters):
+        if from_us and any(not time_sql for _, time_sql in tables):
             print(f"{exchange}: --since is not supported for all its bronze tables; rebuilding all of it",
                   file=sys.stderr)
             from_us = 0
@@ -80,14 +91,14 @@ def rebuild_from_us(wh, exchanges: list[str], since_us: int, progress: bool = Tr
             wh.execute(f"ALTER TABLE k2.{table} DELETE WHERE exchange = {{e:String}} "
                        "AND window_start >= toDateTime(intDiv({t:Int64}, 1000000), 'UTC') SETTINGS mutations_sync = 2",
                        params)
-        for a in adapters:
-            replayed[a.bronze_table] = _replay(wh, a, from_us, progress)
+        for table, time_sql in tables:
+            replayed[table] = _replay(wh, table, time_sql, from_us, progress)
     return replayed
 
 
-def _replay(wh, adapter: ExchangeAdapter, from_us: int, progress: bool) -> int:
-    table, staging = adapter.bronze_table, f"rebuild_{adapter.bronze_table}"
-    time_sql = getattr(adapter, "bronze_time_sql", None) or "toDateTime64(0, 6, 'UTC')"
+def _replay(wh, table: str, time_sql: str | None, from_us: int, progress: bool) -> int:
+    staging = f"rebuild_{table}"
+    time_sql = time_sql or "toDateTime64(0, 6, 'UTC')"
     where = f"{time_sql} >= fromUnixTimestamp64Micro({{t:Int64}}, 'UTC')" if from_us else "1"
     params = {"t": from_us}
     wh.execute(f"CREATE TABLE k2.{staging} AS k2.{table}")

@@ -34,7 +34,7 @@ log = logging.getLogger("k2.warehouse")
 
 #: detached-part reasons that mean lost rows (not `ignored`: an outdated part covered by a newer one)
 BROKEN_REASONS = ("broken", "broken-on-start", "unexpected", "covered-by-broken", "noquorum", "broken-from-backup")
-BRONZE_TABLES = {a.bronze_table: a for a in ALL_ADAPTERS}
+BRONZE_TABLES = {t: a for a in ALL_ADAPTERS for t in (a.bronze_table, *a.archive_tables)}
 SILVER, GOLD = "silver_trades_v2", ("gold_ohlcv_1m", "gold_ohlcv_1h")
 
 
@@ -120,8 +120,8 @@ def repair(wh, damage: list[Damage] | None = None, check_all_bronze: bool = Fals
     gold = [d for d in damage if d.layer == "gold"]
     if silver or gold:
         since = 0 if gold else min(_month_start_us(d.partition_id) for d in silver)
-        exchanges = sorted({a.name for a in ALL_ADAPTERS if int(wh.scalar(
-            f"SELECT count() > 0 FROM k2.{a.bronze_table}") or 0)})
+        exchanges = sorted({a.name for t, a in BRONZE_TABLES.items() if int(wh.scalar(
+            f"SELECT count() > 0 FROM k2.{t}") or 0)})
         replayed = rebuild_from_us(wh, exchanges, since, progress=progress)
         done.append(f"silver and gold rebuilt from bronze since {since} µs: "
                     + ", ".join(f"{t} {n:,} rows" for t, n in replayed.items()))
