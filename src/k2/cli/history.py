@@ -48,13 +48,22 @@ def cmd_load(args: argparse.Namespace) -> int:
 
     # the input is opened and its first frames checked before the store is: a wrong file or venue
     # is refused before any work starts
-    with open_frames(args.file) as (lines, name, compression):
+    from k2.terminal import Progress
+
+    with open_frames(args.file) as opened:
+        lines, name, compression = opened
         head = sniff(adapter, lines, name)
         wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
         try:
             placement = Placement(wh, adapter, ex.rest_url, fetch=s.instruments_refresh)
-            report = load_lines(wh, adapter, itertools.chain(head, lines), name, compression, args.batch_size,
-                                placement)
+            # the bar counts the file's bytes on disk (compressed or not), so its ETA is right
+            with Progress(f"load {Path(name).name}", opened.size, "B") as bar:
+                def show(report) -> None:
+                    bar.update(opened.position(), note=f"({report.trades:,} trades)")
+
+                report = load_lines(wh, adapter, itertools.chain(head, lines), name, compression, args.batch_size,
+                                    placement, progress=show)
+                bar.update(opened.size or opened.position(), note=f"({report.trades:,} trades)")
         finally:
             wh.close()
     print(report.summary())
@@ -96,19 +105,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     from k2.history.archives import DEFAULT_CHUNK_LINES, import_archives
     from k2.warehouse import open_warehouse
 
+    from k2.terminal import Progress
+
     wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
     try:
-        report = import_archives(wh, paths, exchange, args.symbol, args.chunk_lines or DEFAULT_CHUNK_LINES,
-                                 progress=_import_progress if sys.stderr.isatty() else None)
+        with Progress("import", None, "lines") as bar:
+            before: dict[str, int] = {}
+
+            def show(name: str, lines: int, chunks: int) -> None:
+                before.setdefault(name, int(bar.done))  # lines of the files imported before this one
+                bar.update(before[name] + lines, note=name)
+
+            report = import_archives(wh, paths, exchange, args.symbol, args.chunk_lines or DEFAULT_CHUNK_LINES,
+                                     progress=show)
+            bar.update(report.lines)
     finally:
         wh.close()
     print(report.summary())
     return 0
-
-
-def _import_progress(name: str, lines: int, chunks: int) -> None:
-    sys.stderr.write(f"\r{name}: {lines:,} lines ({chunks} chunks)")
-    sys.stderr.flush()
 
 
 def _us(value: str | None, what: str) -> int | None:
@@ -138,7 +152,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     symbols = [x.strip() for x in (args.symbols or "").split(",") if x.strip()]
     if not symbols and not args.holes:
         raise K2Error("k2 backfill needs --symbols")
-    from k2.history.backfill import Backfill, stderr_progress
+    from k2.history.backfill import Backfill
+    from k2.terminal import Progress
 
     rest_url = s.exchange(adapter.name).rest_url
     running = _pipeline(s)
@@ -170,14 +185,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         else:
             jobs = [(adapter.native_symbol(sym), None) for sym in symbols]
         for native, hole in jobs:
-            bf = Backfill(adapter, rest_url, write, s.data_dir / "history", rate=args.max_rps,
-                          progress=stderr_progress(f"{adapter.name} {native}"))
-            if hole is not None:
-                rep = bf.run(native, 0, None, from_id=hole.from_id, to_id=hole.to_id, until_label="hole")
-            else:
-                rep = bf.run(native, since_us, until_us, until_label=args.until or "now")
-            if sys.stderr.isatty():
-                sys.stderr.write("\n")
+            with Progress(f"backfill {adapter.name} {native}", 100.0, "%", show_rate=False) as bar:
+                bf = Backfill(adapter, rest_url, write, s.data_dir / "history", rate=args.max_rps,
+                              progress=bar.log, bar=bar)
+                if hole is not None:
+                    rep = bf.run(native, 0, None, from_id=hole.from_id, to_id=hole.to_id, until_label="hole")
+                else:
+                    rep = bf.run(native, since_us, until_us, until_label=args.until or "now")
             print(rep.summary())
     finally:
         if wh is not None:

@@ -140,7 +140,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         raise K2Error(f"k2 run is running on {s.data_dir}; stop it before rebuilding")
     wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
     try:
-        replayed = rebuild(wh, exchanges, since, progress=sys.stderr.isatty() or args.progress)
+        replayed = rebuild(wh, exchanges, since, progress=True, final_line=args.progress)
     finally:
         wh.close()
     print("rebuilt silver and gold from bronze: "
@@ -228,7 +228,8 @@ def register(sub) -> None:
     sp.add_argument("--exchange", help="exchange(s) to rebuild (default: all)")
     sp.add_argument("--since", help="rebuild from the UTC hour of this time on (ISO-8601, epoch, or 1h, 7d...; "
                                     "default: everything)")
-    sp.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    sp.add_argument("--progress", action="store_true",
+                    help="off a terminal, end with a progress line per exchange even when the rebuild was quick")
     sp.set_defaults(func=cmd_rebuild)
 
     sp = sub.add_parser("repair", help="repair damaged parts from the intact layer (bronze from silver, "

@@ -59,7 +59,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from k2.read.export import check_out, export, progress_printer
+    from k2.read.export import check_out, export
+    from k2.terminal import Progress
     from k2.read.queries import check_interval
     from k2.times import parse_time
 
@@ -81,8 +82,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     logging.getLogger("k2.memory").setLevel(logging.WARNING)  # the writers' page-release notes: noise here
     reader = reader_for(args, lean=True, batch_job=True)
     try:
-        report = export(reader, out, args.layer, exchanges, symbols, args.since, args.until, args.interval,
-                        args.force, args.row_group_rows, progress_printer())
+        with Progress(f"export {args.layer}", None, "rows") as bar:
+            report = export(reader, out, args.layer, exchanges, symbols, args.since, args.until, args.interval,
+                            args.force, args.row_group_rows, bar.log, bar)
     finally:
         reader.close()
     print(report.text(out))

@@ -16,22 +16,15 @@ A staging table left behind by an interrupted rebuild is put back first, so noth
 from __future__ import annotations
 
 import sys
-import time
 
 from k2.errors import K2Error
 from k2.exchanges import ALL_ADAPTERS
 from k2.exchanges.base import ExchangeAdapter
+from k2.terminal import Progress
 from k2.times import parse_time, to_microseconds
 
 GOLD_TABLES = ("gold_ohlcv_1m", "gold_ohlcv_1h")
 _HOUR_US = 3_600_000_000
-
-
-def _progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = int(width * done / total) if total else width
-    sys.stderr.write(f"\r\x1b[2K{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} days")
-    sys.stderr.flush()
 
 
 def _hour_start_us(since: str | None) -> int:
@@ -51,13 +44,15 @@ def _restore_leftovers(wh, adapter: ExchangeAdapter) -> int:
     return n
 
 
-def rebuild(wh, exchanges: list[str], since: str | None = None, progress: bool = True) -> dict[str, int]:
+def rebuild(wh, exchanges: list[str], since: str | None = None, progress: bool = True,
+            final_line: bool = False) -> dict[str, int]:
     """Recompute silver and gold for `exchanges` from the UTC hour of `since` on. Returns the
     number of bronze rows replayed per bronze table."""
-    return rebuild_from_us(wh, exchanges, _hour_start_us(since), progress)
+    return rebuild_from_us(wh, exchanges, _hour_start_us(since), progress, final_line)
 
 
-def rebuild_from_us(wh, exchanges: list[str], since_us: int, progress: bool = True) -> dict[str, int]:
+def rebuild_from_us(wh, exchanges: list[str], since_us: int, progress: bool = True,
+                    final_line: bool = False) -> dict[str, int]:
     start_us = since_us // _HOUR_US * _HOUR_US
     replayed: dict[str, int] = {}
     for exchange in exchanges:
@@ -74,35 +69,50 @@ def rebuild_from_us(wh, exchanges: list[str], since_us: int, progress: bool = Tr
                   file=sys.stderr)
             from_us = 0
         params = {"e": exchange, "t": from_us}
+        bar = Progress(f"rebuild {exchange}", _rows_to_replay(wh, adapters, from_us), "rows", enabled=progress,
+                       final_line=final_line)
+        bar.update(0, note="deleting silver")
         wh.execute("ALTER TABLE k2.silver_trades_v2 DELETE WHERE exchange = {e:String} "
                    "AND timestamp >= fromUnixTimestamp64Micro({t:Int64}, 'UTC') SETTINGS mutations_sync = 2", params)
         for table in GOLD_TABLES:
+            bar.update(0, note=f"deleting {table}")
             wh.execute(f"ALTER TABLE k2.{table} DELETE WHERE exchange = {{e:String}} "
                        "AND window_start >= toDateTime(intDiv({t:Int64}, 1000000), 'UTC') SETTINGS mutations_sync = 2",
                        params)
-        for a in adapters:
-            replayed[a.bronze_table] = _replay(wh, a, from_us, progress)
+        with bar:
+            for a in adapters:
+                replayed[a.bronze_table] = _replay(wh, a, from_us, bar)
     return replayed
 
 
-def _replay(wh, adapter: ExchangeAdapter, from_us: int, progress: bool) -> int:
-    table, staging = adapter.bronze_table, f"rebuild_{adapter.bronze_table}"
+def _bronze_where(adapter: ExchangeAdapter, from_us: int) -> tuple[str, str]:
     time_sql = getattr(adapter, "bronze_time_sql", None) or "toDateTime64(0, 6, 'UTC')"
-    where = f"{time_sql} >= fromUnixTimestamp64Micro({{t:Int64}}, 'UTC')" if from_us else "1"
+    return time_sql, (f"{time_sql} >= fromUnixTimestamp64Micro({{t:Int64}}, 'UTC')" if from_us else "1")
+
+
+def _rows_to_replay(wh, adapters: list[ExchangeAdapter], from_us: int) -> int:
+    """The rows the replay will insert (the progress bar's total), counted before anything moves."""
+    return sum(int(wh.scalar(f"SELECT count() FROM k2.{a.bronze_table} WHERE {_bronze_where(a, from_us)[1]}",
+                             {"t": from_us})) for a in adapters)
+
+
+def _replay(wh, adapter: ExchangeAdapter, from_us: int, bar: Progress) -> int:
+    table, staging = adapter.bronze_table, f"rebuild_{adapter.bronze_table}"
+    time_sql, where = _bronze_where(adapter, from_us)
     params = {"t": from_us}
+    done = bar.done
+    bar.update(done, note=f"staging {table}")
     wh.execute(f"CREATE TABLE k2.{staging} AS k2.{table}")
     wh.execute(f"INSERT INTO k2.{staging} SETTINGS insert_deduplicate = 0 SELECT * FROM k2.{table} WHERE {where}", params)
     wh.execute(f"ALTER TABLE k2.{table} DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
-    days = [int(d) for d in (r[0] for r in wh.rows(
-        f"SELECT DISTINCT toUnixTimestamp(toStartOfDay({time_sql})) AS d FROM k2.{staging} ORDER BY d"))]
-    total = int(wh.scalar(f"SELECT count() FROM k2.{staging}"))
-    started = time.monotonic()
-    for n, day in enumerate(days, 1):
+    days = [(int(d), int(n)) for d, n in wh.rows(
+        f"SELECT toUnixTimestamp(toStartOfDay({time_sql})) AS d, count() FROM k2.{staging} GROUP BY d ORDER BY d")]
+    total = sum(n for _, n in days)
+    for i, (day, rows) in enumerate(days, 1):
+        bar.update(done, note=f"{table} day {i}/{len(days)}")
         wh.execute(f"INSERT INTO k2.{table} SETTINGS insert_deduplicate = 0 SELECT * FROM k2.{staging} "
                    f"WHERE toUnixTimestamp(toStartOfDay({time_sql})) = {{d:Int64}}", {"d": day})
-        if progress:
-            _progress(n, len(days), f"{table}")
-    if progress and days:
-        sys.stderr.write(f"  {total:,} rows in {time.monotonic() - started:.1f} s\n")
+        done += rows
+        bar.update(done)
     wh.execute(f"DROP TABLE k2.{staging}")
     return total
