@@ -292,3 +292,23 @@ class LiveStatus:
         if self._logs is not None:
             self._logs.__exit__(None, None, None)
             self._logs = None
+
+
+def status_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], caption: str, ok: bool,
+                 alert_rows: frozenset[int] = frozenset()):
+    """A status table for LiveStatus: numbers right-aligned, the health line under it (red when a
+    condition fails). Rich fits it to the terminal's width, folding cells when it must."""
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False, title=None, show_edge=False)
+    numeric = {"trades", "/s", "last msg", "gaps", "latency", "rows", "rows/s"}
+    for name in columns:
+        table.add_column(name, justify="right" if name in numeric else "left", overflow="fold")
+    for i, row in enumerate(rows):
+        table.add_row(*row, style="red" if i in alert_rows else None)
+    head = Text(f"{title}: ", style="bold")
+    head.append(caption, style="green" if ok else "bold red")
+    return Group(head, table)

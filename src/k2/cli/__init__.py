@@ -44,11 +44,20 @@ def _setup_logging() -> None:
     level = os.environ.get("K2_LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if level not in _LEVELS:
         raise K2Error(f"K2_LOG_LEVEL must be one of {', '.join(_LEVELS)}, got {os.environ['K2_LOG_LEVEL']!r}")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from k2.terminal import fancy
+
+    # on a terminal a person reads the time of day; in a log file the date too
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+                        datefmt="%H:%M:%S" if fancy(sys.stderr) else None)
     # the HTTP client libraries log each failed attempt (with a retry line and the whole URL): K2
     # reports a network failure once, with the endpoint (its own messages)
     for name in ("urllib3.connectionpool", "clickhouse_connect"):  # (clickhouse_connect resets "urllib3")
         logging.getLogger(name).setLevel(max(logging.ERROR, logging.getLogger().level))
+    # picows logs each WebSocket it opens and closes (buffer sizes, mask_impl=avx2) under
+    # "picows.<logger_name>": K2 logs "connected to" and "disconnected" itself, so picows's lines
+    # are for K2_LOG_LEVEL=DEBUG only
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("picows").setLevel(logging.WARNING)
 
 
 def _crash_log(exc: BaseException) -> str:
