@@ -11,29 +11,48 @@ and exit status 2; an unexpected error is one line on the terminal and a traceba
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
+import textwrap
 import traceback
 from typing import Sequence
 
 from k2 import __version__
 from k2.cli import history, operate, read, run
-from k2.cli.options import ArgumentParser, config_option
+from k2.cli.options import COMMANDS, ArgumentParser, HelpFormatter, commands_help, config_option, examples_text
 from k2.errors import K2Error, first_line
 
 log = logging.getLogger("k2")
 
 
+EXAMPLES = [
+    "k2 demo  # the pipeline on simulated exchanges",
+    "k2 run --exchange binance,kraken  # ingest live trades until Ctrl-C",
+    "k2 ohlcv BTC/USD --interval 1m --since 1h  # the last hour's candles",
+    "k2 chart BTC/USD --interval 5m --since 1d --out btc.html",
+    "k2 COMMAND --help  # a command's options and examples",
+]
+ENVIRONMENT = "environment: K2_CONFIG, K2_DATA_DIR, K2_LOG_LEVEL, NO_COLOR and the K2_* settings (README: Configuration)"
+
+
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog="k2", description="K2: crypto trades -> bronze -> silver -> gold candles.")
+    p = ArgumentParser(prog="k2", formatter_class=HelpFormatter, usage="k2 [--config FILE] [--no-progress] COMMAND ...",
+                       description="K2: crypto trades -> bronze -> silver -> gold candles.")
     p.add_argument("--version", action="version", version=f"k2 {__version__}")
     config_option(p, top=True)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser, prog="k2")
     for group in (run, read, history, operate):
         group.register(sub)
     for command in sub.choices.values():  # also after the command: k2 ohlcv ... --config FILE
         config_option(command)
+    # `k2 --help` lists the commands by job (options.COMMANDS), not argparse's one flat list
+    for action in sub._choices_actions:  # a command added with plain add_parser(help=...) is listed too
+        COMMANDS.setdefault(action.dest, ("other", action.help or ""))
+    sub.help = argparse.SUPPRESS
+    p.description += "\n\n" + commands_help()
+    p.epilog = examples_text(EXAMPLES) + "\n\n" + textwrap.fill(ENVIRONMENT, 78, subsequent_indent="  ")
     return p
 
 
@@ -77,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
+        if getattr(args, "no_progress", False):
+            os.environ["K2_NO_PROGRESS"] = "1"  # k2.terminal: plain lines, no bars or live status
         _setup_logging()
         return int(args.func(args) or 0)
     except K2Error as exc:

@@ -11,7 +11,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from k2.cli.options import check_data_dir, emit, positive_int, reader_for, settings_from, storage_options
+from k2.cli.options import (
+    TIME_HELP, check_data_dir, command, emit, exchange_option, format_option, positive_int, reader_for,
+    settings_from, storage_options,
+)
 from k2.errors import K2Error
 from k2.exchanges import get_adapter
 
@@ -205,9 +208,12 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
     since = parse_time(args.since, "--since", "1970-01-01 00:00:00.000000")
     until = parse_time(args.until, "--until", "2200-01-01 00:00:00.000000")
+    from k2.read.queries import check_exchange
+
+    exchange = check_exchange(args.exchange)
     reader = reader_for(args)
     try:
-        cov = coverage(reader, args.exchange, args.symbol or "", since, until)
+        cov = coverage(reader, exchange, args.symbol or "", since, until)
     finally:
         reader.close()
     emit(cov.to_json() if args.format == "json" else cov.text())
@@ -215,40 +221,48 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    sp = sub.add_parser("load", help="load a file of raw exchange frames (one per line; .gz/.zst; - for stdin)")
+    sp = command(sub, "load", "history", "load a file of raw exchange frames (one per line; .gz/.zst; - for stdin)", [
+        "k2 load binance-2026-11-01.jsonl.zst --exchange binance",
+        "zcat kraken.jsonl.gz | k2 load - --exchange kraken",
+    ], "A trade already stored is skipped, so loading a file twice is harmless.", cmd_load)
     sp.add_argument("file", help="frames one per line, as the exchange sent them; gzip/zstd/bz2/xz are "
                                  "recognised; - reads stdin")
     sp.add_argument("--exchange", required=True, help="exchange that sent the frames")
     sp.add_argument("--api", help="the exchange's other wire API the frames use (kraken: v2, coinbase: advanced)")
-    sp.add_argument("--batch-size", type=positive_int, default=100_000)
+    sp.add_argument("--batch-size", type=positive_int, default=100_000, help="trades per insert (default 100000)")
     storage_options(sp)
-    sp.set_defaults(func=cmd_load)
 
-    sp = sub.add_parser("import", help="load exchange archive files (Binance trades/aggTrades zip or csv, "
-                                       "Kraken time & sales csv)")
-    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp = command(sub, "import", "history", "load exchange archive files (Binance trades/aggTrades zip or csv, "
+                                           "Kraken time & sales csv)", [
+        "k2 import BTCUSDT-trades-2026-11-*.zip --exchange binance",
+        "k2 import XBTUSD.csv --exchange kraken --symbol XBTUSD",
+    ], "A file already imported is skipped; an interrupted import resumes where it stopped.", cmd_import)
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="archive files (.zip or .csv)")
     sp.add_argument("--exchange", required=True, help="binance or kraken")
     sp.add_argument("--symbol", help="check the files are of this symbol (the name says it)")
     sp.add_argument("--chunk-lines", type=int, help="lines per insert (default 500,000; 250,000 via k2 run)")
     storage_options(sp)
-    sp.set_defaults(func=cmd_import)
 
-    sp = sub.add_parser("backfill", help="page a venue's REST trade history for a range (resumable)")
+    sp = command(sub, "backfill", "history", "page a venue's REST trade history for a range (resumable)", [
+        "k2 backfill --exchange binance --symbols BTCUSDT --since 2026-11-01 --until 2d",
+        "k2 backfill --exchange coinbase --holes        # fill every hole k2 coverage lists",
+    ], func=cmd_backfill)
     sp.add_argument("--exchange", required=True, help="binance, coinbase, kraken, bitfinex or okx")
     sp.add_argument("--api", help="the exchange's other wire API (kraken: v2)")
     sp.add_argument("--symbols", help="comma list, canonical (BTC/USD) or native")
-    sp.add_argument("--since", help="start, ISO-8601 UTC (inclusive)")
-    sp.add_argument("--until", help="end, ISO-8601 UTC (exclusive; default now)")
+    sp.add_argument("--since", help=f"start (inclusive): {TIME_HELP}")
+    sp.add_argument("--until", help=f"end (exclusive; default now): {TIME_HELP}")
     sp.add_argument("--holes", action="store_true", help="fill every hole k2 coverage lists instead")
     sp.add_argument("--max-rps", type=float, help="requests per second (default: 97%% of the venue's documented limit)")
     storage_options(sp)
-    sp.set_defaults(func=cmd_backfill)
 
-    sp = sub.add_parser("coverage", help="trades per exchange, symbol and UTC day: sources, holes, proven-complete days")
+    sp = command(sub, "coverage", "history", "trades per exchange, symbol and UTC day: sources, holes, "
+                                             "proven-complete days", [
+        "k2 coverage --exchange binance --symbol BTCUSDT --since 30d",
+    ], func=cmd_coverage)
     storage_options(sp)
-    sp.add_argument("--exchange", default="all")
+    exchange_option(sp)
     sp.add_argument("--symbol", help="native (BTCUSDT) or canonical (BTC/USDT)")
-    sp.add_argument("--since", help="first day, ISO-8601 UTC")
-    sp.add_argument("--until", help="end, ISO-8601 UTC (exclusive)")
-    sp.add_argument("--format", default="table", choices=("table", "json"))
-    sp.set_defaults(func=cmd_coverage)
+    sp.add_argument("--since", help=f"first day: {TIME_HELP}")
+    sp.add_argument("--until", help=f"end (exclusive): {TIME_HELP}")
+    format_option(sp, ("table", "json"))

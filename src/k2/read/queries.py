@@ -57,9 +57,12 @@ def check_interval(interval: str) -> str:
 
 
 def check_exchange(exchange: str | None) -> str:
-    if exchange is None or exchange.strip().lower() == "all":
+    """'all', or the exchanges of a comma list by their K2 names ("binance,kraken"); an unknown
+    name is an error. The stored queries match either form."""
+    if exchange is None or exchange.strip().lower() in ("", "all"):
         return "all"
-    return get_adapter(exchange).name
+    names = [get_adapter(e.strip()).name for e in exchange.split(",") if e.strip()]
+    return ",".join(dict.fromkeys(names)) or "all"
 
 
 #: rows a read returns when no --limit is given (0 = no limit)

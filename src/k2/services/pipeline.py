@@ -184,7 +184,8 @@ class Pipeline:
             self.endpoint = ServiceEndpoint(
                 self.settings.metrics_addr, handlers, data_dir=self.settings.data_dir,
                 run_info={"started_at": started, "exchanges": self.exchanges} if self.store else None,
-                required=self.store is not None, limits=self.settings.read)
+                required=self.store is not None, limits=self.settings.read,
+                addr_source=self.settings.metrics_addr_source)
             with self.endpoint:
                 feed = asyncio.create_task(self.runtime.run(stop))
                 shower = asyncio.create_task(self._show_progress(stop))
