@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -312,3 +313,141 @@ def status_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...
     head = Text(f"{title}: ", style="bold")
     head.append(caption, style="green" if ok else "bold red")
     return Group(head, table)
+
+
+# -- tables for reading ------------------------------------------------------------------------------
+def _unescape_tsv(field: str) -> str:
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    table = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\", "0": "\0", "b": "\b", "f": "\f", "'": "'"}
+    while i < len(field):
+        c = field[i]
+        if c == "\\" and i + 1 < len(field):
+            out.append(table.get(field[i + 1], field[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def parse_tsv(text: str) -> tuple[list[str], list[str], list[list[str]]]:
+    """ClickHouse TabSeparatedWithNamesAndTypes: (names, types, rows of strings)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) < 2:
+        return [], [], []
+    names = [_unescape_tsv(f) for f in lines[0].split("\t")]
+    types = lines[1].split("\t")
+    return names, types, [[_unescape_tsv(f) for f in line.split("\t")] for line in lines[2:]]
+
+
+def _base_type(t: str) -> str:
+    """Decimal(38, 18) of Nullable(Decimal(38, 18)), SimpleAggregateFunction(max, Decimal(38, 18))..."""
+    while True:
+        for wrapper in ("Nullable(", "LowCardinality("):
+            if t.startswith(wrapper):
+                t = t[len(wrapper):-1]
+                break
+        else:
+            if t.startswith("SimpleAggregateFunction("):
+                t = t[len("SimpleAggregateFunction("):-1].partition(",")[2].strip()
+                continue
+            return t
+
+
+def _decimals_for(values: list[str]) -> int:
+    """Decimal places that show a column for reading: what its values need (trailing zeros
+    dropped), at most about 9 significant digits for large numbers and 8 places for small ones."""
+    need, biggest = 0, 0.0
+    for v in values:
+        if v in ("", "\\N", "nan", "inf", "-inf"):
+            continue
+        whole, _, frac = v.lstrip("-").partition(".")
+        need = max(need, len(frac.rstrip("0")))
+        try:
+            biggest = max(biggest, abs(float(v)))
+        except ValueError:
+            pass
+    digits = len(str(int(biggest))) if biggest >= 1 else 0
+    cap = max(2, 9 - digits) if biggest >= 1 else 8
+    return min(max(need, 2), cap)  # prices line up: 97,499.00 under 97,503.20
+
+
+_ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def _utc_times(values: list[str]) -> list[str] | None:
+    """ISO-8601 UTC times ("2026-12-05T17:43:00Z") for reading: "2026-12-05 17:43" (seconds only
+    when some are not :00); None when the column holds anything else."""
+    present = [v for v in values if v]
+    if not present or not all(_ISO_Z.match(v) for v in present):
+        return None
+    out = [v[:-1].replace("T", " ") if v else v for v in values]
+    if all(v.endswith(":00") for v in out if v):
+        out = [v[:-3] for v in out]
+    elif all(len(v) == 26 and v.endswith("000") for v in out if v):  # microseconds that are milliseconds
+        out = [v[:-3] for v in out]
+    return out
+
+
+def _format_column(name: str, ctype: str, values: list[str]) -> tuple[str, list[str], bool]:
+    """(header, cells, right-aligned). Counts get thousands separators, decimals a shared number of
+    places, UTC times a compact form (the header says UTC); ids and text are shown as stored."""
+    base = _base_type(ctype)
+    if base.startswith("String"):
+        times = _utc_times(values)
+        if times is not None:
+            return f"{name} (UTC)", times, False
+    header, (cells, right) = name, _format_values(name, base, values)
+    return header, cells, right
+
+
+def _format_values(name: str, base: str, values: list[str]) -> tuple[list[str], bool]:
+    is_id = name.endswith("_id") or name in ("id", "sequence")
+    if base.startswith(("Int", "UInt")) and not is_id:
+        return [f"{int(v):,}" if v.lstrip("-").isdigit() else v for v in values], True
+    if base.startswith(("Decimal", "Float")):
+        places = _decimals_for(values)
+        out = []
+        for v in values:
+            try:
+                out.append(f"{float(v):,.{places}f}" if places < 15 else v)
+            except ValueError:
+                out.append(v)
+        return out, True
+    if base.startswith(("Int", "UInt")):
+        return values, True
+    return [v.replace("\n", "\\n").replace("\t", " ") for v in values], False
+
+
+def format_table(names: list[str], types: list[str], rows: list[list[str]], width: int | None = None,
+                 drop_first: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+    """A plain-text table for reading (no escape codes): a header, a rule, one line per row,
+    numbers right-aligned and formatted (format_column). With `width`, columns named in
+    `drop_first` (in that order), then the last columns, are left out until the table fits.
+    Returns (text, the names of the columns left out) -- the caller says which were left out."""
+    cols = []
+    for i, (name, ctype) in enumerate(zip(names, types)):
+        header, cells, right = _format_column(name, ctype, [r[i] if i < len(r) else "" for r in rows])
+        cols.append((name, cells, right, max([len(header)] + [len(c) for c in cells]), header))
+    hidden: list[str] = []
+
+    def total(cs) -> int:
+        return sum(c[3] for c in cs) + 2 * max(0, len(cs) - 1)
+
+    if width:
+        order = [n for n in drop_first if n in names] + [n for n in reversed(names) if n not in drop_first]
+        while total(cols) > width and len(cols) > 1 and order:
+            name = order.pop(0)
+            kept = [c for c in cols if c[0] != name]
+            if len(kept) < len(cols):
+                hidden.append(name)
+                cols = kept
+    lines = ["  ".join((c[4].rjust(c[3]) if c[2] else c[4].ljust(c[3])) for c in cols).rstrip(),
+             "  ".join("-" * c[3] for c in cols)]
+    for r in range(len(rows)):
+        lines.append("  ".join((c[1][r].rjust(c[3]) if c[2] else c[1][r].ljust(c[3])) for c in cols).rstrip())
+    return "\n".join(lines) + "\n", hidden

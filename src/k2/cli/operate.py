@@ -10,7 +10,7 @@ import time
 
 from k2.cli.options import (
     EXCHANGE_LIST_HELP, TIME_HELP, check_data_dir, command, count_or_zero, exchange_option, format_option,
-    kafka_option, reader_for, run_read, settings_from, storage_options, topic_options,
+    kafka_option, positive_seconds, reader_for, run_read, settings_from, storage_options, topic_options,
 )
 from k2.errors import K2Error
 from k2.exchanges import parse_exchange_list
@@ -192,7 +192,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     s = settings_from(args)
     exchanges = parse_exchange_list(args.exchange or "all")
     print(topics_command(s, bootstrap_of(args.kafka, s), args.action, exchanges, args.partitions,
-                         args.replication_factor))
+                         args.replication_factor, timeout_s=args.timeout))
     return 0
 
 
@@ -265,3 +265,5 @@ def register(sub) -> None:
     kafka_option(sp)
     sp.add_argument("--exchange", help=f"exchanges whose topics to create: {EXCHANGE_LIST_HELP} (default all)")
     topic_options(sp)
+    sp.add_argument("--timeout", type=positive_seconds, default=30.0,
+                    help="give up when the broker does not answer for this many seconds (default 30)")

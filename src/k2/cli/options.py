@@ -309,6 +309,8 @@ def run_read(args: argparse.Namespace, fn: Callable) -> int:
         emit(page)
         return 0
     emit(page.text)
+    if page.hidden:
+        print(f"k2: note: {page.hidden_note()}", file=sys.stderr)
     if page.cut:
         print(f"k2: {'warning' if page.default_limit else 'note'}: {page.note()}", file=sys.stderr)
         return EXIT_CUT if page.default_limit else 0

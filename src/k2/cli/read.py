@@ -137,7 +137,7 @@ def register(sub) -> None:
     sp = command(sub, "query", "read", "run SQL against the warehouse (database k2)", [
         "k2 query \"SELECT exchange, count() FROM silver_trades_v2 GROUP BY exchange\"",
         "k2 query \"SELECT * FROM ohlcv_1h_cross LIMIT 24\" --format csv",
-        "k2 query --write \"CREATE VIEW btc AS SELECT * FROM ohlcv_1m WHERE exchange='kraken'\"",
+        "k2 query --write \"CREATE VIEW btc AS SELECT * FROM ohlcv_1m WHERE exchange='okx'\"",
     ], func=cmd_query)
     sp.add_argument("sql", help="one ClickHouse SQL statement (read-only unless --write)")
     format_option(sp)
