@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, TextIO
 
 #: seconds between two plain progress lines (off a terminal)
@@ -360,20 +361,23 @@ def _base_type(t: str) -> str:
 
 def _decimals_for(values: list[str]) -> int:
     """Decimal places that show a column for reading: what its values need (trailing zeros
-    dropped), at most about 9 significant digits for large numbers and 8 places for small ones."""
+    dropped) when that is 8 or fewer (prices and sizes as the venues send them stay exact);
+    derived values (VWAP, quote volume: 18 places) are rounded to about 9 significant digits.
+    At least 2, so prices line up: 97,499.00 under 97,503.20."""
     need, biggest = 0, 0.0
     for v in values:
         if v in ("", "\\N", "nan", "inf", "-inf"):
             continue
-        whole, _, frac = v.lstrip("-").partition(".")
+        _whole, _, frac = v.lstrip("-").partition(".")
         need = max(need, len(frac.rstrip("0")))
         try:
             biggest = max(biggest, abs(float(v)))
         except ValueError:
             pass
+    if need <= 8:
+        return max(need, 2)
     digits = len(str(int(biggest))) if biggest >= 1 else 0
-    cap = max(2, 9 - digits) if biggest >= 1 else 8
-    return min(max(need, 2), cap)  # prices line up: 97,499.00 under 97,503.20
+    return max(2, 9 - digits) if biggest >= 1 else 8
 
 
 _ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -413,9 +417,9 @@ def _format_values(name: str, base: str, values: list[str]) -> tuple[list[str], 
         places = _decimals_for(values)
         out = []
         for v in values:
-            try:
-                out.append(f"{float(v):,.{places}f}" if places < 15 else v)
-            except ValueError:
+            try:  # Decimal: exact, whatever the number of digits (a float keeps about 16)
+                out.append(format(Decimal(v), f",.{places}f"))
+            except (InvalidOperation, ValueError):
                 out.append(v)
         return out, True
     if base.startswith(("Int", "UInt")):
