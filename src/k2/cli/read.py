@@ -103,7 +103,7 @@ def cmd_chart(args: argparse.Namespace) -> int:
     reader = reader_for(args)
     try:
         done = chart(reader, args.symbol, args.interval, Path(args.out), args.exchange, args.since, args.until,
-                     max_candles)
+                     max_candles, overlay=args.overlay)
     finally:
         reader.close()
     print(f"wrote {done['path']}: {done['candles']} candles ({', '.join(done['panels'])})")
@@ -166,6 +166,7 @@ def register(sub) -> None:
     sp = command(sub, "chart", "read", "draw candlesticks with volume to a PNG or self-contained HTML file", [
         "k2 chart BTC/USD --interval 5m --since 1d --out btc.html            # all venues together",
         "k2 chart BTC/USD --interval 1h --exchange binance,kraken --out btc.png",
+        "k2 chart BTC/USD --interval 1m --exchange kraken,coinbase --overlay --out v.html",
     ], func=cmd_chart)
     sp.add_argument("symbol", help="canonical (BTC/USD) or native (BTCUSDT) symbol")
     sp.add_argument("--interval", required=True, help="candle length: 1m, 5m, 15m, 1h or 1d")
@@ -173,5 +174,8 @@ def register(sub) -> None:
     time_options(sp)
     sp.add_argument("--max-candles", type=count_or_zero, default=None,
                     help="draw the newest N candles (default 1000; 0 = all); a cut chart says so on stderr")
-    sp.add_argument("--out", required=True, help="output file: .png (needs matplotlib) or .html")
+    sp.add_argument("--out", required=True, help="output file: .html (interactive, one file, works offline) or "
+                                                 ".png (needs matplotlib)")
+    sp.add_argument("--overlay", action="store_true",
+                    help="with several exchanges: their closes on one price axis instead of a chart each")
     storage_options(sp)

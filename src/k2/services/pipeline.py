@@ -302,7 +302,7 @@ class StatusView:
                 st.exchange, st.connection, state, f"{st.trades:,}", f"{self.rates.get(key, 0.0):,.0f}",
                 "-" if age is None else f"{age:.1f}s" if age < 100 else duration(age),
                 f"{found} ({still_open} open)" if still_open else str(found),
-                "-" if lat is None else f"{lat * 1000:,.0f} ms" if lat < 10 else f"{lat:,.1f} s"))
+                "-" if lat is None else f"{lat * 1000:,.0f} ms" if lat < 1 else f"{lat:,.2f} s"))
         return out
 
     def health_line(self) -> tuple[bool, str]:
