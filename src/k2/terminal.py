@@ -364,20 +364,19 @@ def _decimals_for(values: list[str]) -> int:
     dropped) when that is 8 or fewer (prices and sizes as the venues send them stay exact);
     derived values (VWAP, quote volume: 18 places) are rounded to about 9 significant digits.
     At least 2, so prices line up: 97,499.00 under 97,503.20."""
-    need, biggest = 0, 0.0
+    need = digits = 0
     for v in values:
-        if v in ("", "\\N", "nan", "inf", "-inf"):
-            continue
-        _whole, _, frac = v.lstrip("-").partition(".")
-        need = max(need, len(frac.rstrip("0")))
-        try:
-            biggest = max(biggest, abs(float(v)))
-        except ValueError:
-            pass
+        whole, _, frac = v.partition(".")
+        if frac:
+            n = len(frac.rstrip("0"))
+            if n > need:
+                need = n
+        whole = whole.lstrip("-+").lstrip("0")
+        if len(whole) > digits and whole.isdigit():
+            digits = len(whole)
     if need <= 8:
         return max(need, 2)
-    digits = len(str(int(biggest))) if biggest >= 1 else 0
-    return max(2, 9 - digits) if biggest >= 1 else 8
+    return max(2, 9 - digits) if digits else 8
 
 
 _ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
