@@ -276,7 +276,7 @@ class LiveStatus:
 
         con = console(self.stream)
         self.live = Live(self.render(), console=con, refresh_per_second=2, transient=False,
-                         redirect_stdout=False, redirect_stderr=False, auto_refresh=False)
+                         redirect_stdout=True, redirect_stderr=True, auto_refresh=False)
         self._logs = _LogsAbove(con).__enter__()
         self.live.start()
         return self
