@@ -167,17 +167,31 @@ def loaded(tmp_path_factory, fixtures_dir):
     return data, env
 
 
-def test_candles_fit_80_columns_in_a_terminal_and_keep_every_column_piped(loaded):
+@pytest.mark.parametrize("cols", [80, 140])
+def test_candles_fit_the_terminal_and_keep_every_column_piped(loaded, cols):
     data, env = loaded
     args = ["ohlcv", "BTC/USD", "--interval", "1m", "--exchange", "kraken,coinbase", "--data-dir", str(data)]
-    code, screen, raw = in_terminal(args, env)
+    code, screen, raw = in_terminal(args, env, cols=cols)
     assert code == 0, raw
     rows = [line for line in screen if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d ", line)]
     assert rows and {line.split()[2] for line in rows} == {"kraken", "coinbase"}, screen
     header = next(line for line in screen if line.startswith("bucket (UTC)"))
-    assert header.split()[2:7] == ["exchange", "open", "high", "low", "close"]
+    shown = header.split()
+    assert [c for c in shown if c in ("exchange", "open", "high", "low", "close")] == [
+        "exchange", "open", "high", "low", "close"]
+    # every row is one line of the screen (a wrapped row would start a line without a date)
+    table = screen[screen.index(header):screen.index(header) + 2 + len(rows)]
+    assert all(re.match(r"\d{4}-", line) for line in table[2:]), screen
     note = " ".join(line for line in screen if line)
-    assert "k2: note: left out" in note and "--format csv" in note
+    if cols == 80:
+        assert "k2: note: left out" in note and "--format csv" in note
+    else:  # wider: more columns, fewer (or none) left out, and the note names exactly those
+        assert "volume" in shown and "trade_count" in shown
+        left_out = re.search(r"k2: note: left out (.*?) to fit", note)
+        all_columns = {"symbol", "open", "high", "low", "close", "volume", "quote_volume", "trade_count", "vwap",
+                       "buy_volume", "sell_volume"}
+        missing = all_columns - set(shown)
+        assert set(left_out.group(1).split(", ") if left_out else []) == missing, note
     r = piped(args, env)
     assert r.returncode == 0 and ESC not in r.stdout + r.stderr and r.stderr == ""
     head = r.stdout.splitlines()[0].split()

@@ -134,6 +134,7 @@ class Progress:
         self.note = ""
         self.started = time.monotonic()
         self._last_plain = self.started
+        self._last_push = 0.0
         self._lines = 0
         self._rich = None
         self._task = None
@@ -190,6 +191,10 @@ class Progress:
         if note:
             self.note = note
         if self._rich is not None:
+            now = time.monotonic()
+            if now - self._last_push < 0.1 and not (self.total and done >= self.total):
+                return  # Rich redraws 4 times a second: a hot loop need not tell it more often
+            self._last_push = now
             task = self._rich.tasks[0]
             rate = task.speed if task.speed is not None else self.rate()
             self._rich.update(self._task, completed=done, total=self.total,
