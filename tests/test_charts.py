@@ -1,9 +1,12 @@
-"""`k2 chart`: candlesticks with volume as PNG (matplotlib) and self-contained HTML (inline SVG)."""
+"""`k2 chart`: candlesticks with volume as PNG (matplotlib) and one self-contained interactive HTML
+file (TradingView Lightweight Charts inlined)."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
+from pathlib import Path
 
 import pytest
 
@@ -38,19 +41,83 @@ def test_png_chart(candles_wh, tmp_path):
     assert out.stat().st_size > 10_000  # a picture, not an empty canvas
 
 
+def _chart_data(page: str) -> dict:
+    m = re.search(r'<script id="k2-data" type="application/json">(.*?)</script>', page, re.S)
+    assert m, "no chart data in the page"
+    return json.loads(m.group(1))
+
+
 def test_html_chart_holds_every_candle_exactly(candles_wh, tmp_path):
     out = tmp_path / "btc.html"
     chart(candles_wh, "BTC/USDT", "5m", out)  # cross-exchange
     page = out.read_text()
-    assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "http://" not in page.replace(
-        'xmlns="http://www.w3.org/2000/svg"', "")  # self-contained, no JavaScript, nothing fetched
-    assert page.count('<g class="candle"') == 12
+    # one self-contained file: the charting library inline, nothing fetched (works offline)
+    assert page.startswith("<!DOCTYPE html>") and "LightweightCharts" in page and "createChart" in page
+    assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=", page, re.I)
+    assert "@import" not in page and "fetch(" not in page.split("<script>", 1)[0]
+    data = _chart_data(page)
+    assert data["overlay"] is False and [s["label"] for s in data["series"]] == ["all venues"]
+    candles = data["series"][0]["candles"]
+    assert len(candles) == 12 and all(a["time"] + 300 == b["time"] for a, b in zip(candles, candles[1:]))
     expected = candles_wh.rows("SELECT formatDateTime(window_start, '%Y-%m-%d %H:%i'), toString(open_price), "
                                "toString(close_price), toString(volume) FROM k2.ohlcv_5m_cross "
                                "WHERE canonical_symbol = 'BTC/USDT' ORDER BY window_start")
     rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td>[^<]+</td><td>[^<]+</td><td>([^<]+)</td>"
                       r"<td>([^<]+)</td>", page)
-    assert [list(r) for r in rows] == expected
+    assert [list(r) for r in rows] == expected  # the exact values, as stored
+    assert [[c["open"], c["close"]] for c in candles] == [[float(r[1]), float(r[2])] for r in expected]
+    assert [v["value"] for v in data["series"][0]["volume"]] == [float(r[3]) for r in expected]
+    assert page.count("<h1>") == 1 and "<h2>" not in page  # titles written once (the script adds panel names)
+
+
+def test_venues_overlaid_on_one_price_axis(candles_wh, tmp_path):
+    out = tmp_path / "over.html"
+    done = chart(candles_wh, "BTC/USDT", "15m", out, "binance,all", overlay=True)
+    data = _chart_data(out.read_text())
+    assert data["overlay"] is True and [s["label"] for s in data["series"]] == ["binance", "all venues"]
+    assert done["panels"] == ["binance", "all venues"]
+    png = tmp_path / "over.png"
+    chart(candles_wh, "BTC/USDT", "15m", png, "binance,all", overlay=True)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_png_time_ticks_fall_on_whole_times(candles_wh):
+    """The bottom axis' ticks are whole minutes/hours from matplotlib's date locator, each label once."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from k2.read.charts import load_series, render_png
+
+    series = load_series(candles_wh, "BTC/USDT", "1m", ["all"], None, None, 0)
+    captured = {}
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig, *a, **k):
+        fig.canvas.draw()
+        ax = fig.axes[-1]
+        captured["ticks"] = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        captured["labels"] = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        return real_savefig(fig, *a, **k)
+
+    plt.Figure.savefig = keep
+    try:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            render_png(series, "t", Path(d) / "x.png")
+    finally:
+        plt.Figure.savefig = real_savefig
+    ticks, labels = captured["ticks"], captured["labels"]
+    assert 3 <= len(ticks) <= 10, ticks
+    import matplotlib.dates as mdates
+
+    for t in ticks:
+        when = mdates.num2date(t)
+        assert when.second == 0 and when.microsecond == 0 and when.minute % 5 == 0, when
+    assert len(labels) == len(set(labels)), labels  # no label repeated
 
 
 def test_one_panel_per_exchange(candles_wh, load_frames, tmp_path):
@@ -77,4 +144,4 @@ def test_cli_writes_a_chart(k2_cli, tmp_path, fixtures_dir):
     assert loaded.returncode == 0, loaded.stderr
     r = k2_cli("chart", "BTC/USD", "--interval", "1m", "--data-dir", data, "--out", tmp_path / "c.html")
     assert r.returncode == 0, r.stderr
-    assert "wrote" in r.stdout and (tmp_path / "c.html").read_text().count('<g class="candle"') >= 1
+    assert "wrote" in r.stdout and len(_chart_data((tmp_path / "c.html").read_text())["series"][0]["candles"]) >= 1

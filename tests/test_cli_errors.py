@@ -133,7 +133,7 @@ def test_ohlcv_csv_has_a_header(loaded, trades, k2_main):
 def test_ohlcv_table_format_and_filters(loaded, k2_main):
     data_dir, _ = loaded
     rc, out, _ = k2_main("ohlcv", "BTC/USD", "--interval", "1m", "--data-dir", data_dir)
-    assert rc == 0 and "97500" in out and "BTC/USD" in out
+    assert rc == 0 and "97,500.00" in out and "BTC/USD" in out
     rc, out, _ = k2_main("ohlcv", "BTC/USD", "--interval", "1m", "--format", "json", "--since",
                          "2026-07-15T12:01:00Z", "--data-dir", data_dir)
     assert rc == 0 and [r["bucket"] for r in json_lines(out)] == ["2026-07-15T12:01:00Z"]

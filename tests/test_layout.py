@@ -25,7 +25,7 @@ PACKAGE = SRC / "k2"
 #: lower layer. Names not listed (k2.<module>) are looked up by their longest listed prefix.
 LAYERS: dict[str, int] = {
     "k2": 0, "k2.errors": 0,
-    "k2.times": 1, "k2.rejects": 1, "k2.runfile": 1,
+    "k2.times": 1, "k2.rejects": 1, "k2.runfile": 1, "k2.terminal": 1,
     "k2.exchanges": 2,
     "k2.config": 3,
     "k2.feed": 4, "k2.monitoring": 4,

@@ -95,6 +95,7 @@ class Settings:
     symbols: list[str] | None = None  # shared list, canonical or native
     exchange_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics_addr: str = "127.0.0.1:9108"
+    metrics_addr_source: str = "the default"  # where metrics_addr came from, for "cannot listen" errors
     kafka_bootstrap: str | None = None
     kafka_options: dict[str, str] = field(default_factory=dict)
     reconnect_base_s: float = 1.0
@@ -308,6 +309,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
             raise K2Error(f"cannot read K2_READ_PASSWORD_FILE {path}: {exc.strerror}") from None
     check_exchange_env(env)
     check_settings(s, sources)
+    s.metrics_addr_source = sources.get("metrics_addr", s.metrics_addr_source)
     return s
 
 

@@ -11,29 +11,48 @@ and exit status 2; an unexpected error is one line on the terminal and a traceba
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
+import textwrap
 import traceback
 from typing import Sequence
 
 from k2 import __version__
 from k2.cli import history, operate, read, run
-from k2.cli.options import ArgumentParser, config_option
+from k2.cli.options import COMMANDS, ArgumentParser, HelpFormatter, commands_help, config_option, examples_text
 from k2.errors import K2Error, first_line
 
 log = logging.getLogger("k2")
 
 
+EXAMPLES = [
+    "k2 demo  # the pipeline on simulated exchanges",
+    "k2 run --exchange binance,kraken  # ingest live trades until Ctrl-C",
+    "k2 ohlcv BTC/USD --interval 1m --since 1h  # the last hour's candles",
+    "k2 chart BTC/USD --interval 5m --since 1d --out btc.html",
+    "k2 COMMAND --help  # a command's options and examples",
+]
+ENVIRONMENT = "environment: K2_CONFIG, K2_DATA_DIR, K2_LOG_LEVEL, NO_COLOR and the K2_* settings (README: Configuration)"
+
+
 def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog="k2", description="K2: crypto trades -> bronze -> silver -> gold candles.")
+    p = ArgumentParser(prog="k2", formatter_class=HelpFormatter, usage="k2 [--config FILE] [--no-progress] COMMAND ...",
+                       description="K2: crypto trades -> bronze -> silver -> gold candles.")
     p.add_argument("--version", action="version", version=f"k2 {__version__}")
     config_option(p, top=True)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser, prog="k2")
     for group in (run, read, history, operate):
         group.register(sub)
     for command in sub.choices.values():  # also after the command: k2 ohlcv ... --config FILE
         config_option(command)
+    # `k2 --help` lists the commands by job (options.COMMANDS), not argparse's one flat list
+    for action in sub._choices_actions:  # a command added with plain add_parser(help=...) is listed too
+        COMMANDS.setdefault(action.dest, ("other", action.help or ""))
+    sub.help = argparse.SUPPRESS
+    p.description += "\n\n" + commands_help()
+    p.epilog = examples_text(EXAMPLES) + "\n\n" + textwrap.fill(ENVIRONMENT, 78, subsequent_indent="  ")
     return p
 
 
@@ -44,11 +63,20 @@ def _setup_logging() -> None:
     level = os.environ.get("K2_LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if level not in _LEVELS:
         raise K2Error(f"K2_LOG_LEVEL must be one of {', '.join(_LEVELS)}, got {os.environ['K2_LOG_LEVEL']!r}")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from k2.terminal import fancy
+
+    # on a terminal a person reads the time of day; in a log file the date too
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+                        datefmt="%H:%M:%S" if fancy(sys.stderr) else None)
     # the HTTP client libraries log each failed attempt (with a retry line and the whole URL): K2
     # reports a network failure once, with the endpoint (its own messages)
     for name in ("urllib3.connectionpool", "clickhouse_connect"):  # (clickhouse_connect resets "urllib3")
         logging.getLogger(name).setLevel(max(logging.ERROR, logging.getLogger().level))
+    # picows logs each WebSocket it opens and closes (buffer sizes, mask_impl=avx2) under
+    # "picows.<logger_name>": K2 logs "connected to" and "disconnected" itself, so picows's lines
+    # are for K2_LOG_LEVEL=DEBUG only
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("picows").setLevel(logging.WARNING)
 
 
 def _crash_log(exc: BaseException) -> str:
@@ -68,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
+        if getattr(args, "no_progress", False):
+            os.environ["K2_NO_PROGRESS"] = "1"  # k2.terminal: plain lines, no bars or live status
         _setup_logging()
         return int(args.func(args) or 0)
     except K2Error as exc:

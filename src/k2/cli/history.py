@@ -11,7 +11,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from k2.cli.options import check_data_dir, emit, positive_int, reader_for, settings_from, storage_options
+from k2.cli.options import (
+    TIME_HELP, check_data_dir, command, emit, exchange_option, format_option, positive_int, reader_for,
+    settings_from, storage_options,
+)
 from k2.errors import K2Error
 from k2.exchanges import get_adapter
 
@@ -48,13 +51,22 @@ def cmd_load(args: argparse.Namespace) -> int:
 
     # the input is opened and its first frames checked before the store is: a wrong file or venue
     # is refused before any work starts
-    with open_frames(args.file) as (lines, name, compression):
+    from k2.terminal import Progress
+
+    with open_frames(args.file) as opened:
+        lines, name, compression = opened
         head = sniff(adapter, lines, name)
         wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
         try:
             placement = Placement(wh, adapter, ex.rest_url, fetch=s.instruments_refresh)
-            report = load_lines(wh, adapter, itertools.chain(head, lines), name, compression, args.batch_size,
-                                placement)
+            # the bar counts the file's bytes on disk (compressed or not), so its ETA is right
+            with Progress(f"load {Path(name).name}", opened.size, "B") as bar:
+                def show(report) -> None:
+                    bar.update(opened.position(), note=f"({report.trades:,} trades)")
+
+                report = load_lines(wh, adapter, itertools.chain(head, lines), name, compression, args.batch_size,
+                                    placement, progress=show)
+                bar.update(opened.size or opened.position(), note=f"({report.trades:,} trades)")
         finally:
             wh.close()
     print(report.summary())
@@ -96,19 +108,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     from k2.history.archives import DEFAULT_CHUNK_LINES, import_archives
     from k2.warehouse import open_warehouse
 
+    from k2.terminal import Progress
+
     wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
     try:
-        report = import_archives(wh, paths, exchange, args.symbol, args.chunk_lines or DEFAULT_CHUNK_LINES,
-                                 progress=_import_progress if sys.stderr.isatty() else None)
+        with Progress("import", None, "lines") as bar:
+            before: dict[str, int] = {}
+
+            def show(name: str, lines: int, chunks: int) -> None:
+                before.setdefault(name, int(bar.done))  # lines of the files imported before this one
+                bar.update(before[name] + lines, note=name)
+
+            report = import_archives(wh, paths, exchange, args.symbol, args.chunk_lines or DEFAULT_CHUNK_LINES,
+                                     progress=show)
+            bar.update(report.lines)
     finally:
         wh.close()
     print(report.summary())
     return 0
-
-
-def _import_progress(name: str, lines: int, chunks: int) -> None:
-    sys.stderr.write(f"\r{name}: {lines:,} lines ({chunks} chunks)")
-    sys.stderr.flush()
 
 
 def _us(value: str | None, what: str) -> int | None:
@@ -138,7 +155,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     symbols = [x.strip() for x in (args.symbols or "").split(",") if x.strip()]
     if not symbols and not args.holes:
         raise K2Error("k2 backfill needs --symbols")
-    from k2.history.backfill import Backfill, stderr_progress
+    from k2.history.backfill import Backfill
+    from k2.terminal import Progress
 
     rest_url = s.exchange(adapter.name).rest_url
     running = _pipeline(s)
@@ -170,14 +188,13 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         else:
             jobs = [(adapter.native_symbol(sym), None) for sym in symbols]
         for native, hole in jobs:
-            bf = Backfill(adapter, rest_url, write, s.data_dir / "history", rate=args.max_rps,
-                          progress=stderr_progress(f"{adapter.name} {native}"))
-            if hole is not None:
-                rep = bf.run(native, 0, None, from_id=hole.from_id, to_id=hole.to_id, until_label="hole")
-            else:
-                rep = bf.run(native, since_us, until_us, until_label=args.until or "now")
-            if sys.stderr.isatty():
-                sys.stderr.write("\n")
+            with Progress(f"backfill {adapter.name} {native}", 100.0, "%", show_rate=False) as bar:
+                bf = Backfill(adapter, rest_url, write, s.data_dir / "history", rate=args.max_rps,
+                              progress=bar.log, bar=bar)
+                if hole is not None:
+                    rep = bf.run(native, 0, None, from_id=hole.from_id, to_id=hole.to_id, until_label="hole")
+                else:
+                    rep = bf.run(native, since_us, until_us, until_label=args.until or "now")
             print(rep.summary())
     finally:
         if wh is not None:
@@ -191,9 +208,12 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
     since = parse_time(args.since, "--since", "1970-01-01 00:00:00.000000")
     until = parse_time(args.until, "--until", "2200-01-01 00:00:00.000000")
+    from k2.read.queries import check_exchange
+
+    exchange = check_exchange(args.exchange)
     reader = reader_for(args)
     try:
-        cov = coverage(reader, args.exchange, args.symbol or "", since, until)
+        cov = coverage(reader, exchange, args.symbol or "", since, until)
     finally:
         reader.close()
     emit(cov.to_json() if args.format == "json" else cov.text())
@@ -201,40 +221,48 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    sp = sub.add_parser("load", help="load a file of raw exchange frames (one per line; .gz/.zst; - for stdin)")
+    sp = command(sub, "load", "history", "load a file of raw exchange frames (one per line; .gz/.zst; - for stdin)", [
+        "k2 load binance-2026-11-01.jsonl.zst --exchange binance",
+        "zcat kraken.jsonl.gz | k2 load - --exchange kraken",
+    ], "A trade already stored is skipped, so loading a file twice is harmless.", cmd_load)
     sp.add_argument("file", help="frames one per line, as the exchange sent them; gzip/zstd/bz2/xz are "
                                  "recognised; - reads stdin")
     sp.add_argument("--exchange", required=True, help="exchange that sent the frames")
     sp.add_argument("--api", help="the exchange's other wire API the frames use (kraken: v2, coinbase: advanced)")
-    sp.add_argument("--batch-size", type=positive_int, default=100_000)
+    sp.add_argument("--batch-size", type=positive_int, default=100_000, help="trades per insert (default 100000)")
     storage_options(sp)
-    sp.set_defaults(func=cmd_load)
 
-    sp = sub.add_parser("import", help="load exchange archive files (Binance trades/aggTrades zip or csv, "
-                                       "Kraken time & sales csv)")
-    sp.add_argument("paths", nargs="+", metavar="PATH")
+    sp = command(sub, "import", "history", "load exchange archive files (Binance trades/aggTrades zip or csv, "
+                                           "Kraken time & sales csv)", [
+        "k2 import BTCUSDT-trades-2026-11-*.zip --exchange binance",
+        "k2 import XBTUSD.csv --exchange kraken --symbol XBTUSD",
+    ], "A file already imported is skipped; an interrupted import resumes where it stopped.", cmd_import)
+    sp.add_argument("paths", nargs="+", metavar="PATH", help="archive files (.zip or .csv)")
     sp.add_argument("--exchange", required=True, help="binance or kraken")
     sp.add_argument("--symbol", help="check the files are of this symbol (the name says it)")
     sp.add_argument("--chunk-lines", type=int, help="lines per insert (default 500,000; 250,000 via k2 run)")
     storage_options(sp)
-    sp.set_defaults(func=cmd_import)
 
-    sp = sub.add_parser("backfill", help="page a venue's REST trade history for a range (resumable)")
+    sp = command(sub, "backfill", "history", "page a venue's REST trade history for a range (resumable)", [
+        "k2 backfill --exchange binance --symbols BTCUSDT --since 2026-11-01 --until 2d",
+        "k2 backfill --exchange coinbase --holes        # fill every hole k2 coverage lists",
+    ], func=cmd_backfill)
     sp.add_argument("--exchange", required=True, help="binance, coinbase, kraken, bitfinex or okx")
     sp.add_argument("--api", help="the exchange's other wire API (kraken: v2)")
     sp.add_argument("--symbols", help="comma list, canonical (BTC/USD) or native")
-    sp.add_argument("--since", help="start, ISO-8601 UTC (inclusive)")
-    sp.add_argument("--until", help="end, ISO-8601 UTC (exclusive; default now)")
+    sp.add_argument("--since", help=f"start (inclusive): {TIME_HELP}")
+    sp.add_argument("--until", help=f"end (exclusive; default now): {TIME_HELP}")
     sp.add_argument("--holes", action="store_true", help="fill every hole k2 coverage lists instead")
     sp.add_argument("--max-rps", type=float, help="requests per second (default: 97%% of the venue's documented limit)")
     storage_options(sp)
-    sp.set_defaults(func=cmd_backfill)
 
-    sp = sub.add_parser("coverage", help="trades per exchange, symbol and UTC day: sources, holes, proven-complete days")
+    sp = command(sub, "coverage", "history", "trades per exchange, symbol and UTC day: sources, holes, "
+                                             "proven-complete days", [
+        "k2 coverage --exchange binance --symbol BTCUSDT --since 30d",
+    ], func=cmd_coverage)
     storage_options(sp)
-    sp.add_argument("--exchange", default="all")
+    exchange_option(sp)
     sp.add_argument("--symbol", help="native (BTCUSDT) or canonical (BTC/USDT)")
-    sp.add_argument("--since", help="first day, ISO-8601 UTC")
-    sp.add_argument("--until", help="end, ISO-8601 UTC (exclusive)")
-    sp.add_argument("--format", default="table", choices=("table", "json"))
-    sp.set_defaults(func=cmd_coverage)
+    sp.add_argument("--since", help=f"first day: {TIME_HELP}")
+    sp.add_argument("--until", help=f"end (exclusive): {TIME_HELP}")
+    format_option(sp, ("table", "json"))

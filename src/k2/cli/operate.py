@@ -9,7 +9,8 @@ import sys
 import time
 
 from k2.cli.options import (
-    check_data_dir, count_or_zero, kafka_option, reader_for, run_read, settings_from, storage_options, topic_options,
+    EXCHANGE_LIST_HELP, TIME_HELP, check_data_dir, command, count_or_zero, exchange_option, format_option,
+    kafka_option, positive_seconds, reader_for, run_read, settings_from, storage_options, topic_options,
 )
 from k2.errors import K2Error
 from k2.exchanges import parse_exchange_list
@@ -140,7 +141,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         raise K2Error(f"k2 run is running on {s.data_dir}; stop it before rebuilding")
     wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
     try:
-        replayed = rebuild(wh, exchanges, since, progress=sys.stderr.isatty() or args.progress)
+        replayed = rebuild(wh, exchanges, since, progress=True, final_line=args.progress)
     finally:
         wh.close()
     print("rebuilt silver and gold from bronze: "
@@ -191,61 +192,78 @@ def cmd_topics(args: argparse.Namespace) -> int:
     s = settings_from(args)
     exchanges = parse_exchange_list(args.exchange or "all")
     print(topics_command(s, bootstrap_of(args.kafka, s), args.action, exchanges, args.partitions,
-                         args.replication_factor))
+                         args.replication_factor, timeout_s=args.timeout))
     return 0
 
 
 def register(sub) -> None:
-    sp = sub.add_parser("status", help="show the running pipeline's connections; exit 1 if a feed is down")
-    sp.add_argument("--format", default="table", choices=("table", "json"))
+    sp = command(sub, "status", "operate", "show the running pipeline's connections; exit 1 if a feed is down", [
+        "k2 status",
+        "k2 status --format json | jq .health",
+    ], func=cmd_status)
+    format_option(sp, ("table", "json"))
     storage_options(sp)
-    sp.set_defaults(func=cmd_status)
 
-    sp = sub.add_parser("validate", help="check bronze, silver and gold; exit 1 on any failure")
+    sp = command(sub, "validate", "operate", "check bronze, silver and gold; exit 1 on any failure", [
+        "k2 validate --data-dir k2data",
+    ], func=cmd_validate)
     storage_options(sp)
-    sp.set_defaults(func=cmd_validate)
 
-    sp = sub.add_parser("gaps", help="list the gaps found in trade streams and what backfill recovered")
+    sp = command(sub, "gaps", "operate", "list the gaps found in trade streams and what backfill recovered", [
+        "k2 gaps --state open",
+        "k2 gaps --exchange binance,coinbase --format csv",
+    ], func=cmd_gaps)
     storage_options(sp)
-    sp.add_argument("--exchange", default="all")
-    sp.add_argument("--state", default="all", choices=("all", "open", "filled", "unfillable"))
-    sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    exchange_option(sp)
+    sp.add_argument("--state", default="all", choices=("all", "open", "filled", "unfillable"),
+                    help="only gaps in this state (default all)")
+    format_option(sp)
     sp.add_argument("--limit", type=count_or_zero, default=None,
                     help="the newest N gaps (default 1000; 0 = all); a cut list says so on stderr")
-    sp.set_defaults(func=cmd_gaps)
 
-    sp = sub.add_parser("rejects", help="list frames that could not be parsed, with raw text and reason")
+    sp = command(sub, "rejects", "operate", "list frames that could not be parsed, with raw text and reason", [
+        "k2 rejects --since 1h",
+        "k2 rejects --exchange kraken --format json",
+    ], func=cmd_rejects)
     storage_options(sp)
-    sp.add_argument("--exchange", default="all")
-    sp.add_argument("--since", help="only rejects received from this time on (ISO-8601, epoch, or 1h, 7d...)")
-    sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    exchange_option(sp)
+    sp.add_argument("--since", help=f"only rejects received from this time on: {TIME_HELP}")
+    format_option(sp)
     sp.add_argument("--limit", type=count_or_zero, default=None,
                     help="the newest N rejects (default 1000; 0 = all); a cut list says so on stderr")
-    sp.set_defaults(func=cmd_rejects)
 
-    sp = sub.add_parser("rebuild", help="recompute silver and gold from bronze (after a normalization fix)")
+    sp = command(sub, "rebuild", "operate", "recompute silver and gold from bronze (after a normalization fix)", [
+        "k2 rebuild                                   # everything (stop k2 run first)",
+        "k2 rebuild --exchange kraken --since 2026-11-01",
+    ], func=cmd_rebuild)
     storage_options(sp)
-    sp.add_argument("--exchange", help="exchange(s) to rebuild (default: all)")
-    sp.add_argument("--since", help="rebuild from the UTC hour of this time on (ISO-8601, epoch, or 1h, 7d...; "
-                                    "default: everything)")
-    sp.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
-    sp.set_defaults(func=cmd_rebuild)
+    sp.add_argument("--exchange", help=f"{EXCHANGE_LIST_HELP} (default all)")
+    sp.add_argument("--since", help=f"rebuild from the UTC hour of this time on: {TIME_HELP} (default: everything)")
+    sp.add_argument("--progress", action="store_true",
+                    help="off a terminal, end with a progress line per exchange even when the rebuild was quick")
 
-    sp = sub.add_parser("repair", help="repair damaged parts from the intact layer (bronze from silver, "
-                                       "silver and gold from bronze)")
+    sp = command(sub, "repair", "operate", "repair damaged parts from the intact layer (bronze from silver, "
+                                           "silver and gold from bronze)", [
+        "k2 repair",
+        "k2 repair --check                            # also restore bronze rows only silver still holds",
+    ], func=cmd_repair)
     storage_options(sp)
     sp.add_argument("--check", action="store_true",
                     help="also restore every bronze row that silver holds and bronze lacks, damage found or not")
-    sp.set_defaults(func=cmd_repair)
 
-    sp = sub.add_parser("schema", help="apply the warehouse schema (idempotent)")
-    sp.add_argument("action", choices=("apply",))
+    sp = command(sub, "schema", "operate", "apply the warehouse schema (idempotent)", [
+        "k2 schema apply --warehouse http://default:@localhost:8123",
+    ], func=cmd_schema)
+    sp.add_argument("action", choices=("apply",), help="apply: create or update K2's tables and views")
     storage_options(sp)
-    sp.set_defaults(func=cmd_schema)
 
-    sp = sub.add_parser("topics", help="create or list K2's Kafka topics")
-    sp.add_argument("action", choices=("create", "list"))
+    sp = command(sub, "topics", "operate", "create or list K2's Kafka topics", [
+        "k2 topics list --kafka localhost:9092",
+        "k2 topics create --kafka localhost:9092 --partitions 6",
+    ], func=cmd_topics)
+    sp.add_argument("action", choices=("create", "list"), help="create the missing topics, or list them")
     kafka_option(sp)
-    sp.add_argument("--exchange", help="exchanges whose topics to create (default all)")
+    sp.add_argument("--exchange", help=f"exchanges whose topics to create: {EXCHANGE_LIST_HELP} (default all)")
     topic_options(sp)
-    sp.set_defaults(func=cmd_topics)
+    sp.add_argument("--timeout", type=positive_seconds, default=30.0,
+                    help="give up when the broker does not answer for this many seconds (default 30)")

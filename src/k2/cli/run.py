@@ -12,6 +12,8 @@ from pathlib import Path
 
 from k2.cli.options import (
     check_data_dir,
+    command,
+    metrics_addr_option,
     feed_options,
     feed_settings,
     kafka_option,
@@ -125,8 +127,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from k2.services.serve import run_serve
 
     s = settings_from(args)
-    if args.duration is not None and args.duration <= 0:
-        raise K2Error("--duration must be positive")
     if args.addr:
         parse_addr(args.addr)
     if not s.warehouse_url and not (s.data_dir / "chdb").is_dir():
@@ -147,7 +147,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    sp = sub.add_parser("run", help="ingest live trades into the warehouse (the main job)")
+    sp = command(sub, "run", "run", "ingest live trades into the warehouse (the main job)", [
+        "k2 run                                       # the exchanges of k2.toml (or K2_EXCHANGES)",
+        "k2 run --exchange binance,kraken --symbols BTC/USD,ETH/USD",
+        "k2 run --exchange all --duration 3600        # an hour, then a summary",
+        "k2 run --kafka localhost:9092                # through Kafka: feed and sink in one process",
+    ], "On a terminal a status table (one row per venue and connection) redraws in place; "
+       "k2 status, the read commands and /metrics reach the running process.", cmd_run)
     feed_options(sp)
     sp.add_argument("--duration", type=positive_seconds, help="stop cleanly after this many seconds")
     sp.add_argument("--kafka", nargs="?", const="", metavar="BOOTSTRAP",
@@ -156,43 +162,58 @@ def register(sub) -> None:
     sp.add_argument("--group", default="k2-bronze-sink", help="sink consumer group (with --kafka)")
     topic_options(sp)
     storage_options(sp)
-    sp.set_defaults(func=cmd_run)
+    metrics_addr_option(sp)
 
-    sp = sub.add_parser("demo", help="run the whole pipeline on the built-in simulator, then show candles")
+    sp = command(sub, "demo", "run", "run the whole pipeline on the built-in simulator, then show candles", [
+        "k2 demo                                      # 20 s of simulated binance and kraken trading",
+        "k2 demo --exchange all --duration 60 --rate 500",
+    ], func=cmd_demo)
     sp.add_argument("--duration", type=positive_seconds, default=20.0, help="seconds of simulated trading (default 20)")
-    sp.add_argument("--rate", type=positive_number, default=200.0, help="simulated trades per second per exchange")
+    sp.add_argument("--rate", type=positive_number, default=200.0,
+                    help="simulated trades per second per exchange (default 200)")
     sp.add_argument("--data-dir", help="where to keep the demo warehouse (default ./k2demo, reset each run)")
     sp.add_argument("--exchange", help="simulated exchanges: a comma list or all (default binance,kraken)")
-    sp.set_defaults(func=cmd_demo)
 
-    sp = sub.add_parser("feed", help="publish live trades to Kafka/Redpanda (no warehouse in this process)")
+    sp = command(sub, "feed", "run", "publish live trades to Kafka/Redpanda (no warehouse in this process)", [
+        "k2 feed --kafka localhost:9092 --exchange binance,coinbase",
+    ], func=cmd_feed)
     feed_options(sp)
     kafka_option(sp)
     sp.add_argument("--duration", type=positive_seconds, help="stop cleanly after this many seconds")
     sp.add_argument("--data-dir", help="where undeliverable messages are spooled (default ./k2data)")
     topic_options(sp)
-    sp.set_defaults(func=cmd_feed)
+    metrics_addr_option(sp)
 
-    sp = sub.add_parser("sink", help="write the Kafka/Redpanda trade topics into the warehouse (consumer group)")
+    sp = command(sub, "sink", "run", "write the Kafka/Redpanda trade topics into the warehouse (consumer group)", [
+        "k2 sink --kafka localhost:9092 --data-dir /srv/k2data",
+    ], func=cmd_sink)
     kafka_option(sp)
     sp.add_argument("--group", default="k2-bronze-sink", help="consumer group (default k2-bronze-sink)")
     sp.add_argument("--duration", type=positive_seconds, help="stop cleanly after this many seconds")
     topic_options(sp)
     storage_options(sp)
-    sp.set_defaults(func=cmd_sink)
+    metrics_addr_option(sp)
 
-    sp = sub.add_parser("record", help="write an exchange's raw frames to a file that k2 load reads")
-    feed_options(sp)
-    sp.add_argument("--out", required=True, help="output file (one frame per line)")
+    sp = command(sub, "record", "run", "write one exchange's raw frames to a file that k2 load reads", [
+        "k2 record --exchange kraken --symbols BTC/USD --out kraken.jsonl",
+        "k2 load kraken.jsonl --exchange kraken       # later: load what was recorded",
+    ], func=cmd_record)
+    sp.add_argument("--exchange", help="the one exchange to record (binance, kraken, coinbase, bybit, okx, "
+                                       "bitfinex, gemini; env K2_EXCHANGES)")
+    sp.add_argument("--symbols", help="comma list, canonical (BTC/USD) or native (XBT/USD, BTCUSDT) (env K2_SYMBOLS)")
+    sp.add_argument("--out", required=True, help="output file (one frame per line; appended to)")
     sp.add_argument("--duration", type=positive_seconds, help="stop after this many seconds")
-    sp.set_defaults(func=cmd_record)
 
-    sp = sub.add_parser("serve", help="serve the ClickHouse-compatible read endpoint over a data dir (no ingest)")
+    sp = command(sub, "serve", "run", "serve the ClickHouse-compatible read endpoint over a data dir (no ingest)", [
+        "k2 serve --data-dir k2data                   # then: curl 'http://127.0.0.1:9108/?query=SELECT+1'",
+        "k2 serve --addr 127.0.0.1:8123",
+    ], func=cmd_serve)
     sp.add_argument("--addr", help="HOST:PORT to listen on (env K2_METRICS_ADDR, default 127.0.0.1:9108)")
-    sp.add_argument("--duration", type=float, help="stop after this many seconds")
+    sp.add_argument("--duration", type=positive_seconds, help="stop after this many seconds")
     storage_options(sp)
-    sp.set_defaults(func=cmd_serve)
 
-    sp = sub.add_parser("simulate", help="run local exchange servers (seeded trades, replay, faults)")
+    sp = command(sub, "simulate", "run", "run local exchange servers (seeded trades, replay, faults)", [
+        "k2 simulate --port 0 --rate 100              # prints the K2_*_WS_URL settings to point k2 run at it",
+        "k2 simulate --exchange binance --drop-every 30",
+    ], func=cmd_simulate)
     simulate_arguments(sp)
-    sp.set_defaults(func=cmd_simulate)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +28,7 @@ from typing import Callable
 from k2.errors import FrameError, K2Error
 from k2.exchanges.base import ExchangeAdapter
 from k2.rejects import now_us
+from k2.terminal import Progress
 
 #: share of the documented limit a backfill uses
 SAFETY = 0.97
@@ -138,7 +138,8 @@ class Backfill:
     fetch: Callable[[str], bytes] = http_get
     rate: float | None = None  # requests/s; default: the venue's documented limit x SAFETY
     max_wait_s: float = 600.0
-    progress: Callable[[str], None] | None = None
+    progress: Callable[[str], None] | None = None  # events (rate limited, retrying) and, without `bar`, progress lines
+    bar: Progress | None = None  # percent of the range done, redrawn (k2.terminal)
     retries: int = 5
     stats: dict = field(default_factory=dict)
 
@@ -260,10 +261,21 @@ class Backfill:
             cursor = nxt
             cp.save(cursor=cursor, trades=rep.trades, written=rep.written)
             now = time.perf_counter()
-            if self.progress and now - last_progress >= 1.0:
+            if self.bar is not None and rep.last_us is not None:
+                if to_id is not None and idx is not None and keep:
+                    frac = (int(keep[-1][idx]) - from_id) / max(to_id - from_id, 1)
+                else:
+                    frac = (rep.last_us - since_us) / max(end_us - since_us, 1)
+                elapsed = now - started
+                self.bar.update(100 * min(max(frac, 0.0), 1.0),
+                                note=f"at {_iso(rep.last_us)}, {rep.trades:,} trades, "
+                                     f"{rep.trades / elapsed if elapsed else 0:,.0f}/s")
+            elif self.progress and now - last_progress >= 1.0:
                 last_progress = now
                 self._progress(rep, since_us, end_us, now - started)
         cp.clear()
+        if self.bar is not None:
+            self.bar.update(100.0, note=f"{rep.trades:,} trades")
         rep.throttled = self.throttled
         rep.seconds = time.perf_counter() - started
         return rep
@@ -276,15 +288,3 @@ class Backfill:
         eta = elapsed * (1 - done) / done if done > 0 else 0.0
         self._say(f"{rep.trades:,} trades, at {_iso(rep.last_us)} ({done:.1%}), {rate:,.0f} trades/s, "
                   f"ETA {int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}")
-
-
-def stderr_progress(prefix: str) -> Callable[[str], None]:
-    """One status line on a terminal (rewritten in place), plain lines otherwise."""
-    tty = sys.stderr.isatty()
-
-    def show(text: str) -> None:
-        line = f"{prefix}: {text}"
-        sys.stderr.write(f"\r{line[:200]:<80}" if tty else line + "\n")
-        sys.stderr.flush()
-
-    return show

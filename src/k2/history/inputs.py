@@ -17,11 +17,12 @@ import gzip
 import io
 import lzma
 import os
+import stat
 import sys
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from k2.errors import FrameError, K2Error
 from k2.exchanges import ALL_ADAPTERS, API_VARIANTS
@@ -76,8 +77,22 @@ def check_input(source: Path | str) -> None:
         raise K2Error(f"cannot read {path}: permission denied")
 
 
+class OpenedFrames(tuple):
+    """(lines, name, compression), plus where the reading is in the file on disk (compressed
+    bytes), for a progress bar with an ETA."""
+
+    raw: Any = None
+    size: int | None = None  # bytes on disk; None for stdin or a FIFO
+
+    def position(self) -> int:
+        try:
+            return self.raw.tell()
+        except (OSError, ValueError, AttributeError):
+            return 0
+
+
 @contextmanager
-def open_frames(source: Path | str) -> Iterator[tuple[BinaryIO, str, str | None]]:
+def open_frames(source: Path | str) -> Iterator[OpenedFrames]:
     """(lines, name, compression) of a frame file: a path (regular file, FIFO, /dev/stdin...) or
     `-` for stdin. Refuses what cannot be read, before anything is loaded."""
     text = str(source)
@@ -100,7 +115,14 @@ def open_frames(source: Path | str) -> Iterator[tuple[BinaryIO, str, str | None]
         kind = compression_of(reader.peek(8)[:8])
         stream = _decompressed(reader, kind)
         try:
-            yield stream, name, kind  # the file object itself: its lines are read in C, no wrapper per line
+            opened = OpenedFrames((stream, name, kind))  # the file object itself: its lines are read in C
+            opened.raw = raw
+            try:
+                st = os.fstat(raw.fileno())
+                opened.size = st.st_size if stat.S_ISREG(st.st_mode) else None
+            except (OSError, ValueError, AttributeError):
+                opened.size = None
+            yield opened
         except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
             if kind is None:
                 raise

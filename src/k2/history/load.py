@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Queue
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pyarrow.compute as pc
 
@@ -138,18 +138,20 @@ def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = 
 
 
 def load_lines(wh, adapter: ExchangeAdapter, lines: Iterable[bytes], name: str, compression: str | None = None,
-               batch_size: int = DEFAULT_BATCH, placement: Placement | None = None, write=None) -> LoadReport:
-    """Load frames (byte lines) already opened and checked (k2.history.inputs)."""
+               batch_size: int = DEFAULT_BATCH, placement: Placement | None = None, write=None,
+               progress: Callable[[LoadReport], None] | None = None) -> LoadReport:
+    """Load frames (byte lines) already opened and checked (k2.history.inputs). `progress(report)`
+    is called every 256 lines."""
     report = LoadReport(adapter.name, name, compression=compression)
     placement = placement or Placement(wh, adapter)
-    _load(wh, adapter, lines, Path(name).name, report, batch_size, placement, write)
+    _load(wh, adapter, lines, Path(name).name, report, batch_size, placement, write, progress)
     report.unplaced = sorted(placement.unplaced)
     report.instruments_error = placement.fetch_error
     return report
 
 
 def _load(wh, adapter: ExchangeAdapter, lines, origin: str, report: LoadReport, batch_size: int,
-          placement: Placement, write=None) -> None:
+          placement: Placement, write=None, progress=None) -> None:
     # repeated trades stay in the batch: the writer keeps each key's first row (in C++), then
     # probes bronze only for rows not newer than what it already holds
     writer = _Writer(BronzeWriter(wh, adapter, skip_probe_when_newer=True), wh, report, placement, write=write)
@@ -197,6 +199,8 @@ def _load(wh, adapter: ExchangeAdapter, lines, origin: str, report: LoadReport, 
                 report.frames += len(frames)
                 report.trades += len(fast)
                 rows.extend(fast)
+            if progress is not None:
+                progress(report)
             if len(rows) >= batch_size:
                 writer.put(rows, rejects)
                 rows.clear()  # put() copied what it needs

@@ -99,6 +99,12 @@ def run_checks(reader, only: set[str] | None = None) -> list[Result]:
 
 
 def report(results: list[Result]) -> tuple[str, bool]:
+    """The report: one line per check (piped: grep-able), wrapped under its status on a terminal."""
+    import textwrap
+
+    from k2.read.queries import table_width
+
+    width = table_width()
     lines = ["K2 validation report", ""]
     section = None
     for r in results:
@@ -110,7 +116,8 @@ def report(results: list[Result]) -> tuple[str, bool]:
             line += f" -- {r.detail}"
         elif not r.passed:
             line += f" -- {r.problems} problem(s)" + (f", e.g. {r.detail[:200]}" if r.detail else "")
-        lines.append(line)
+        lines.append(textwrap.fill(line, width - 1, subsequent_indent=" " * 8, break_on_hyphens=False)
+                     if width and len(line) >= width else line)
     failed = [r for r in results if r.status == "FAIL"]
     warned = [r for r in results if r.status == "WARN"]
     passed = [r for r in results if r.status == "PASS"]

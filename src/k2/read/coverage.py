@@ -99,7 +99,7 @@ def _sources(raw: str) -> str:
 def coverage(reader, exchange: str = "all", symbol: str = "", since: str = "1970-01-01 00:00:00",
              until: str = "2200-01-01 00:00:00") -> Coverage:
     consecutive = consecutive_venues()
-    exchanges = consecutive if exchange == "all" else [e for e in consecutive if e == exchange]
+    exchanges = consecutive if exchange == "all" else [e for e in consecutive if e in exchange.split(",")]
     params = {"exchange": exchange, "symbol": symbol, "since": since, "until": until,
               "consecutive": "[" + ",".join(f"'{e}'" for e in consecutive) + "]"}
     arr = "[" + ",".join(f"'{e}'" for e in exchanges) + "]"
@@ -115,7 +115,7 @@ def coverage(reader, exchange: str = "all", symbol: str = "", since: str = "1970
                     break
             holes.append(h)
     reconcile: dict[tuple[str, str], int] = {}
-    if exchange in ("all", "kraken"):
+    if exchange == "all" or "kraken" in exchange.split(","):
         for pair, day, n in reader.rows(stored_query("coverage_timesales"), params):
             reconcile[(pair, day)] = int(n)
     cov = Coverage(holes=[h for h in holes if h.days[1] >= since[:10] and h.days[0] <= until[:10]])

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable
 from k2.errors import K2Error
 from k2.exchanges import ALL_ADAPTERS, get_adapter
 from k2.read.queries import check_interval, resolve_symbol
+from k2.terminal import Progress
 from k2.times import EPOCH, FAR_FUTURE, parse_time
 from k2.warehouse import stored_query
 
@@ -179,8 +180,9 @@ def check_out(out: Path) -> Path:
 def export(reader, out: Path, layer: str = "silver", exchanges: list[str] | None = None,
            symbols: list[str] | None = None, since: str | None = None, until: str | None = None,
            interval: str = "1m", force: bool = False, row_group_rows: int = ROW_GROUP_ROWS,
-           progress: Callable[[str], None] | None = None) -> ExportReport:
-    """Export one layer (see the module docstring). `progress(line)` hears about each partition."""
+           progress: Callable[[str], None] | None = None, bar: Progress | None = None) -> ExportReport:
+    """Export one layer (see the module docstring). `progress(line)` hears about each partition,
+    `bar` counts the rows done of all partitions."""
     import pyarrow as pa  # noqa: F401  (fail here, not mid-export, if pyarrow is broken)
 
     if layer not in LAYERS:
@@ -209,12 +211,18 @@ def export(reader, out: Path, layer: str = "silver", exchanges: list[str] | None
         for ex, day, n in reader.rows(plan_sql(src), params):
             todo.append(Partition(src, ex, day, int(n)))
     report.partitions = len(todo)
+    total_rows, done_rows = sum(p.rows for p in todo), 0
+    if bar is not None:
+        bar.update(0, total_rows)
     for i, part in enumerate(todo, 1):
         path = part.path(out)
         label = f"[{i}/{len(todo)}] {part.source.layer} {part.source.dataset} {part.exchange} {part.day}"
         if not force and _up_to_date(path, part.rows, filt):
             report.skipped += 1
             say(f"{label}: {part.rows:,} rows, up to date")
+            done_rows += part.rows
+            if bar is not None:
+                bar.update(done_rows)
             continue
         t0 = time.monotonic()
         n = _write_partition(reader, part, columns[part.source.table], path, filt, canon, lo, hi, row_group_rows)
@@ -222,6 +230,9 @@ def export(reader, out: Path, layer: str = "silver", exchanges: list[str] | None
         report.written += 1
         report.rows += n
         say(f"{label}: {n:,} rows in {dt:.1f} s ({n / dt if dt else 0:,.0f} rows/s)")
+        done_rows += part.rows
+        if bar is not None:
+            bar.update(done_rows)
     report.seconds = time.monotonic() - started
     return report
 

@@ -8,18 +8,52 @@ runs it answers the reads); both are read-only and limited (k2.warehouse.reads).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 from k2.errors import K2Error
 from k2.exchanges import get_adapter
+from k2.terminal import format_table, parse_tsv
 from k2.times import EPOCH as _EPOCH, parse_range, parse_time
 from k2.warehouse import stored_query as sql
 
 #: counts print as JSON numbers in `--format json` (the read door applies output settings per read)
 COUNTS_AS_NUMBERS = {"output_format_json_quote_64bit_integers": 0}
 INTERVALS = ("1m", "5m", "15m", "1h", "1d")
-FORMATS = {"table": "PrettyCompactMonoBlock", "csv": "CSVWithNames", "json": "JSONEachRow"}
+#: "table" is read as typed TSV and laid out by k2.terminal.format_table (numbers for reading, no
+#: escape codes, the same whichever process ran the query); csv and json are ClickHouse's, exact
+FORMATS = {"table": "TabSeparatedWithNamesAndTypes", "csv": "CSVWithNames", "json": "JSONEachRow"}
+TABLE = FORMATS["table"]
+#: columns a narrow terminal leaves out first, per read (the rest go from the right)
+DROP_FIRST = {
+    "ohlcv": ("buy_volume", "sell_volume", "quote_volume", "vwap", "symbol", "trade_count"),
+    "trades": ("native_symbol", "is_valid", "symbol", "trade_id"),
+    "gaps": (),
+    "rejects": (),
+}
+
+
+def table_width() -> int | None:
+    """The width a table must fit: the terminal's when stdout is one, else none (piped output
+    keeps every column)."""
+    import shutil
+
+    try:
+        if not sys.stdout.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def as_table(tsv: str, query: str = "", fit: bool = True) -> tuple[str, list[str]]:
+    """Typed TSV -> (a table for reading, the columns left out to fit the terminal). `fit=False`
+    (k2 query: the user chose the columns) keeps them all."""
+    names, types, rows = parse_tsv(tsv)
+    if not names:
+        return "", []
+    return format_table(names, types, rows, table_width() if fit else None, DROP_FIRST.get(query, ()))
 
 
 def clickhouse_format(fmt: str) -> str:
@@ -57,9 +91,12 @@ def check_interval(interval: str) -> str:
 
 
 def check_exchange(exchange: str | None) -> str:
-    if exchange is None or exchange.strip().lower() == "all":
+    """'all', or the exchanges of a comma list by their K2 names ("binance,kraken"); an unknown
+    name is an error. The stored queries match either form."""
+    if exchange is None or exchange.strip().lower() in ("", "all"):
         return "all"
-    return get_adapter(exchange).name
+    names = [get_adapter(e.strip()).name for e in exchange.split(",") if e.strip()]
+    return ",".join(dict.fromkeys(names)) or "all"
 
 
 #: rows a read returns when no --limit is given (0 = no limit)
@@ -79,6 +116,11 @@ class Page:
     limit: int  # 0 = none
     default_limit: bool  # the limit was the default, not the user's
     oldest: bool = False
+    hidden: list[str] = field(default_factory=list)  # columns a table left out to fit the terminal
+
+    def hidden_note(self) -> str:
+        return (f"left out {', '.join(self.hidden)} to fit the terminal; a wider one, or --format csv, shows them"
+                if self.hidden else "")
 
     @property
     def cut(self) -> bool:
@@ -155,7 +197,10 @@ def _symbol_page(reader, query: str, what: str, ch_fmt: str, params: dict[str, A
                        COUNTS_AS_NUMBERS)
     if not shown:  # nothing matched: the query ran for its header (csv) and gave no rows
         out = out if ch_fmt == "CSVWithNames" else ""
-    return Page(out, what, total, shown, limit, default, oldest)
+    hidden: list[str] = []
+    if ch_fmt == TABLE and out:
+        out, hidden = as_table(out, query)
+    return Page(out, what, total, shown, limit, default, oldest, hidden)
 
 
 def gaps(reader, exchange: str | None = "all", state: str = "all", fmt: str = "table",
@@ -188,7 +233,10 @@ def _page(reader, query: str, what: str, ch_fmt: str, params: dict[str, Any], li
     total = int(reader.scalar(sql(f"{query}_count"), params) or 0)
     shown = min(total, limit) if limit else total
     out = reader.query(sql(query), ch_fmt, {**params, "limit": shown or _ALL_ROWS}, COUNTS_AS_NUMBERS) if total else ""
-    return Page(out, what, total, shown, limit, default)
+    hidden: list[str] = []
+    if ch_fmt == TABLE and out:
+        out, hidden = as_table(out, query)
+    return Page(out, what, total, shown, limit, default, hidden=hidden)
 
 
 def adhoc(reader, text: str, fmt: str = "table", write: bool = False) -> str:
@@ -197,5 +245,9 @@ def adhoc(reader, text: str, fmt: str = "table", write: bool = False) -> str:
     if not text.strip():
         raise K2Error("query is empty")
     if write:
-        return reader.write(text, clickhouse_format(fmt))
-    return b"".join(reader.stream(text, clickhouse_format(fmt))).decode("utf-8", "replace")
+        out = reader.write(text, clickhouse_format(fmt))
+    else:
+        out = b"".join(reader.stream(text, clickhouse_format(fmt))).decode("utf-8", "replace")
+    if fmt == "table" and out:
+        out = as_table(out, fit=False)[0]
+    return out

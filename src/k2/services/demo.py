@@ -76,8 +76,10 @@ def run_demo(settings: Settings, duration: float = 20.0, rate: float = 200.0, da
             venues = wh.rows("SELECT DISTINCT toString(exchange) FROM k2.gold_ohlcv_1m WHERE canonical_symbol = "
                              "{s:String} ORDER BY 1", {"s": symbol})
             print(f"\n{symbol} 1m candles, all venues ({', '.join(v[0] for v in venues) or 'none'}):")
-            text = queries.ohlcv(wh, symbol, "1m", exchange, fmt="table")
-            print(text.rstrip() if text.strip() else "(none)")
+            page = queries.ohlcv_page(wh, symbol, "1m", exchange, fmt="table")
+            print(page.text.rstrip() if page.text.strip() else "(none)")
+            if page.hidden:
+                print(f"({page.hidden_note()})")
         text, ok = report(run_checks(wh))
     finally:
         wh.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import gc
 import ipaddress
 import logging
@@ -84,8 +85,10 @@ class ServiceEndpoint:
     when the address is taken it says so and goes on (`required=False`)."""
 
     def __init__(self, addr: str, handlers: ApiHandlers, *, data_dir: Path | None = None,
-                 run_info: dict[str, Any] | None = None, required: bool = True, limits: ReadSettings | None = None):
+                 run_info: dict[str, Any] | None = None, required: bool = True, limits: ReadSettings | None = None,
+                 addr_source: str = ""):
         self.addr, self.handlers, self.data_dir = addr, handlers, data_dir
+        self.addr_source = addr_source  # where the address was set ("--metrics-addr", "K2_METRICS_ADDR"...)
         self.run_info, self.required, self.limits = run_info, required, limits
         self.server: ApiServer | None = None
 
@@ -110,10 +113,16 @@ class ServiceEndpoint:
             self.server = ApiServer(self.addr, handlers, self.limits).start()
         except OSError as exc:  # a name that does not resolve, an address in use or not ours
             reason = exc.strerror or str(exc)
+            source = f"from {self.addr_source}" if self.addr_source else "K2_METRICS_ADDR or metrics_addr in k2.toml"
+            hint = ""
+            if exc.errno == errno.EADDRINUSE:
+                hint = ("; another k2 (or another program) listens there: give this one another address with "
+                        "--metrics-addr HOST:PORT (127.0.0.1:0 picks a free port), K2_METRICS_ADDR or metrics_addr "
+                        "in k2.toml")
             if self.required:
-                raise K2Error(f"cannot listen on {self.addr} (K2_METRICS_ADDR or metrics_addr in k2.toml): "
-                              f"{reason}") from None
-            log.warning("no /metrics: cannot listen on %s (%s); set K2_METRICS_ADDR", self.addr, reason)
+                raise K2Error(f"cannot listen on {self.addr} ({source}): {reason}{hint}") from None
+            log.warning("no /metrics: cannot listen on %s (%s): %s; set --metrics-addr or K2_METRICS_ADDR",
+                        self.addr, source, reason)
             return self
         if self.run_info is not None and self.data_dir is not None:
             write_run_info(self.data_dir, {"pid": os.getpid(), "addr": self.server.address,

@@ -29,9 +29,10 @@ from k2.monitoring.health import (
     storage_condition,
     write_conditions,
 )
-from k2.monitoring.metrics import render
+from k2.monitoring.metrics import INGEST_LATENCY, render
 from k2.services.api import ApiHandlers
 from k2.services.lifecycle import ServiceEndpoint, stop_loop_on_signals
+from k2.terminal import LiveStatus, duration, status_table
 
 log = logging.getLogger("k2.run")
 
@@ -183,7 +184,8 @@ class Pipeline:
             self.endpoint = ServiceEndpoint(
                 self.settings.metrics_addr, handlers, data_dir=self.settings.data_dir,
                 run_info={"started_at": started, "exchanges": self.exchanges} if self.store else None,
-                required=self.store is not None, limits=self.settings.read)
+                required=self.store is not None, limits=self.settings.read,
+                addr_source=self.settings.metrics_addr_source)
             with self.endpoint:
                 feed = asyncio.create_task(self.runtime.run(stop))
                 shower = asyncio.create_task(self._show_progress(stop))
@@ -201,8 +203,6 @@ class Pipeline:
                     if self.store is not None:
                         await self.store.drain()
                     await asyncio.to_thread(self.transport.close)
-                    if self.progress:
-                        sys.stderr.write("\n")
                 return self._summary(time.time() - started, started_us)
 
     def _summary(self, seconds: float, started_us: int) -> RunSummary:
@@ -231,38 +231,104 @@ class Pipeline:
         return s
 
     async def _show_progress(self, stop: asyncio.Event) -> None:
-        last: dict[str, int] = {}
-        last_t = time.monotonic()
-        last_log = last_t
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
-            now = time.monotonic()
-            per_ex: dict[str, list] = {}
-            for st in self.runtime.connection_stats():
-                agg = per_ex.setdefault(st.exchange, [0, 0, 0, None, 0])
-                agg[0] += st.trades
-                agg[1] += st.reconnects
-                agg[2] += int(st.connected)
-                if st.last_message_at is not None:
-                    agg[3] = max(agg[3] or 0, st.last_message_at)
-                agg[4] += 1
-            parts = []
-            for ex, (trades, reconnects, up, last_msg, n) in per_ex.items():
-                rate = (trades - last.get(ex, trades)) / max(1e-6, now - last_t)
-                last[ex] = trades
-                age = f"{time.time() - last_msg:.1f}s" if last_msg else "-"
-                parts.append(f"{ex} {up}/{n} up {trades:,} trades {rate:,.0f}/s reconnects {reconnects} last msg {age}")
-            last_t = now
-            line = " | ".join(parts)
-            if self.progress:
-                sys.stderr.write("\r\x1b[2K" + line[:200])
-                sys.stderr.flush()
-            elif now - last_log >= 30:
-                last_log = now
-                log.info("%s", line)
+        """The live status: a table redrawn in place once a second on a terminal (log lines print
+        above it), a plain log line every 30 s otherwise."""
+        view = StatusView(self)
+        live = LiveStatus(view.render) if self.progress else None
+        if live is not None:
+            live.start()
+        last_log = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    pass
+                view.sample()
+                if live is not None and live.drawn:
+                    live.refresh()
+                elif time.monotonic() - last_log >= 30:
+                    last_log = time.monotonic()
+                    log.info("%s", view.line())
+        finally:
+            if live is not None:
+                live.stop()
+
+
+class StatusView:
+    """What `k2 run` shows while it runs: one row per venue and connection with its trades, rate,
+    last message age, gaps and ingest latency, and the health conditions that fail."""
+
+    COLUMNS = ("venue", "connection", "state", "trades", "/s", "last msg", "gaps", "latency")
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+        self.last_trades: dict[str, int] = {}
+        self.rates: dict[str, float] = {}
+        self.last_t = time.monotonic()
+        self.latency_seen: dict[str, tuple[float, int]] = {}
+        self.latency: dict[str, float] = {}
+
+    def sample(self) -> None:
+        """Rates since the last sample, and the mean ingest latency of the trades written since."""
+        now = time.monotonic()
+        dt = max(1e-6, now - self.last_t)
+        for st in self.pipeline.runtime.connection_stats():
+            key = f"{st.exchange}/{st.connection}"
+            self.rates[key] = (st.trades - self.last_trades.get(key, st.trades)) / dt
+            self.last_trades[key] = st.trades
+        self.last_t = now
+        for exchange, (_counts, total, n) in INGEST_LATENCY.snapshot().items():
+            seen_total, seen_n = self.latency_seen.get(exchange, (0.0, 0))
+            if n > seen_n:
+                self.latency[exchange] = (total - seen_total) / (n - seen_n)
+            self.latency_seen[exchange] = (total, n)
+
+    def rows(self) -> list[tuple[str, ...]]:
+        gaps: dict[str, list[int]] = {}
+        for g in self.pipeline.runtime.gaps:
+            counts = gaps.setdefault(g.exchange, [0, 0])
+            counts[0] += 1
+            counts[1] += g.state == "open"
+        out = []
+        now = time.time()
+        for st in self.pipeline.runtime.connection_stats():
+            key = f"{st.exchange}/{st.connection}"
+            found, still_open = gaps.get(st.exchange, (0, 0))
+            state = "up" if st.connected else ("gave up" if st.gave_up else "down")
+            age = now - st.last_message_at if st.last_message_at else None
+            lat = self.latency.get(st.exchange)
+            out.append((
+                st.exchange, st.connection, state, f"{st.trades:,}", f"{self.rates.get(key, 0.0):,.0f}",
+                "-" if age is None else f"{age:.1f}s" if age < 100 else duration(age),
+                f"{found} ({still_open} open)" if still_open else str(found),
+                "-" if lat is None else f"{lat * 1000:,.0f} ms" if lat < 1 else f"{lat:,.2f} s"))
+        return out
+
+    def health_line(self) -> tuple[bool, str]:
+        try:
+            health = self.pipeline.health()
+        except Exception as exc:  # a status display never stops the run
+            return False, f"health unknown: {exc}"
+        return health.ok, health.summary() or "healthy"
+
+    def render(self):
+        ok, summary = self.health_line()
+        rows = self.rows()
+        return status_table("k2 run", self.COLUMNS, rows, summary, ok,
+                            frozenset(i for i, r in enumerate(rows) if r[2] != "up"))
+
+    def line(self) -> str:
+        """The plain form (off a terminal): one line, every venue."""
+        per_ex: dict[str, list[int]] = {}
+        for st in self.pipeline.runtime.connection_stats():
+            agg = per_ex.setdefault(st.exchange, [0, 0, 0])
+            agg[0] += st.trades
+            agg[1] += int(st.connected)
+            agg[2] += 1
+        ok, summary = self.health_line()
+        return " | ".join(f"{ex} {up}/{n} up {trades:,} trades" for ex, (trades, up, n) in per_ex.items()) \
+            + f" | {summary}"
 
 
 def adapters_for(settings: Settings, exchanges: list[str]) -> list[ExchangeAdapter]:

@@ -45,7 +45,8 @@ def run_serve(settings: Settings, addr: str | None = None, duration: float | Non
         with stop_on_signals(stop):
             with ServiceEndpoint(addr or settings.metrics_addr, handlers, data_dir=settings.data_dir,
                                  run_info={"started_at": started, "role": "serve"} if embedded else None,
-                                 limits=settings.read) as endpoint:
+                                 limits=settings.read,
+                                 addr_source="--addr" if addr else settings.metrics_addr_source) as endpoint:
                 if on_ready is not None:
                     on_ready(endpoint.address)
                 stop.wait(duration)

@@ -39,6 +39,7 @@ def run_sink(settings: Settings, bootstrap: str, group: str = SINK_GROUP, durati
                                        ApiHandlers(sink.status, sink.metrics, sink.healthy, reads=reads, write=reads.write,
                                                    health=lambda: sink.health().as_dict()),
                                        data_dir=settings.data_dir, required=False, limits=settings.read,
+                                       addr_source=settings.metrics_addr_source,
                                        run_info={"started_at": time.time(), "role": "kafka-sink"} if embedded else None)
             with endpoint:
                 started = time.monotonic()

@@ -200,7 +200,8 @@ def wait_for_broker(admin, bootstrap: str, watch: BrokerWatch, stop: threading.E
         if stop is not None and stop.is_set():
             raise K2Error(f"kafka: stopped while waiting for {bootstrap}")
         if timeout_s is not None and time.monotonic() - started > timeout_s:
-            raise K2Error(f"kafka: cannot reach {bootstrap} after {timeout_s:.0f} s")
+            why = f" ({watch.last_reason})" if watch.last_reason else ""
+            raise K2Error(f"kafka: cannot reach {bootstrap} after {timeout_s:.0f} s{why}")
         if stop is not None:
             if stop.wait(delay):
                 raise K2Error(f"kafka: stopped while waiting for {bootstrap}")

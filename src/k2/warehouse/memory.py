@@ -86,7 +86,7 @@ def release_startup_pages() -> float:
             return 0.0  # refused (a sandbox): nothing else to try
     after = rss_mb()
     released = max(0.0, (before or 0.0) - (after or 0.0))
-    log.info("released %.0f MB of library pages only startup used (RSS %.0f -> %.0f MB)",
+    log.debug("released %.0f MB of library pages only startup used (RSS %.0f -> %.0f MB)",
              released, before or 0.0, after or 0.0)
     return released
 

@@ -17,11 +17,11 @@ A staging table left behind by an interrupted rebuild is put back first, so noth
 from __future__ import annotations
 
 import sys
-import time
 
 from k2.errors import K2Error
 from k2.exchanges import ALL_ADAPTERS
 from k2.exchanges.base import ExchangeAdapter
+from k2.terminal import Progress
 from k2.times import parse_time, to_microseconds
 
 GOLD_TABLES = ("gold_ohlcv_1m", "gold_ohlcv_1h")
@@ -35,13 +35,6 @@ def bronze_tables(adapter: ExchangeAdapter) -> list[tuple[str, str | None]]:
     trade time (None: not known, the table is replayed whole)."""
     return [(adapter.bronze_table, adapter.bronze_time_sql),
             *((t, ARCHIVE_TIME_SQL) for t in adapter.archive_tables)]
-
-
-def _progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = int(width * done / total) if total else width
-    sys.stderr.write(f"\r\x1b[2K{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} days")
-    sys.stderr.flush()
 
 
 def _hour_start_us(since: str | None) -> int:
@@ -61,13 +54,15 @@ def _restore_leftovers(wh, table: str) -> int:
     return n
 
 
-def rebuild(wh, exchanges: list[str], since: str | None = None, progress: bool = True) -> dict[str, int]:
+def rebuild(wh, exchanges: list[str], since: str | None = None, progress: bool = True,
+            final_line: bool = False) -> dict[str, int]:
     """Recompute silver and gold for `exchanges` from the UTC hour of `since` on. Returns the
     number of bronze rows replayed per bronze table."""
-    return rebuild_from_us(wh, exchanges, _hour_start_us(since), progress)
+    return rebuild_from_us(wh, exchanges, _hour_start_us(since), progress, final_line)
 
 
-def rebuild_from_us(wh, exchanges: list[str], since_us: int, progress: bool = True) -> dict[str, int]:
+def rebuild_from_us(wh, exchanges: list[str], since_us: int, progress: bool = True,
+                    final_line: bool = False) -> dict[str, int]:
     start_us = since_us // _HOUR_US * _HOUR_US
     replayed: dict[str, int] = {}
     for exchange in exchanges:
@@ -85,35 +80,50 @@ def rebuild_from_us(wh, exchanges: list[str], since_us: int, progress: bool = Tr
                   file=sys.stderr)
             from_us = 0
         params = {"e": exchange, "t": from_us}
+        bar = Progress(f"rebuild {exchange}", _rows_to_replay(wh, tables, from_us), "rows", enabled=progress,
+                       final_line=final_line)
+        bar.update(0, note="deleting silver")
         wh.execute("ALTER TABLE k2.silver_trades_v2 DELETE WHERE exchange = {e:String} "
                    "AND timestamp >= fromUnixTimestamp64Micro({t:Int64}, 'UTC') SETTINGS mutations_sync = 2", params)
         for table in GOLD_TABLES:
+            bar.update(0, note=f"deleting {table}")
             wh.execute(f"ALTER TABLE k2.{table} DELETE WHERE exchange = {{e:String}} "
                        "AND window_start >= toDateTime(intDiv({t:Int64}, 1000000), 'UTC') SETTINGS mutations_sync = 2",
                        params)
-        for table, time_sql in tables:
-            replayed[table] = _replay(wh, table, time_sql, from_us, progress)
+        with bar:
+            for table, time_sql in tables:
+                replayed[table] = _replay(wh, table, time_sql, from_us, bar)
     return replayed
 
 
-def _replay(wh, table: str, time_sql: str | None, from_us: int, progress: bool) -> int:
-    staging = f"rebuild_{table}"
+def _where(time_sql: str | None, from_us: int) -> tuple[str, str]:
     time_sql = time_sql or "toDateTime64(0, 6, 'UTC')"
-    where = f"{time_sql} >= fromUnixTimestamp64Micro({{t:Int64}}, 'UTC')" if from_us else "1"
+    return time_sql, (f"{time_sql} >= fromUnixTimestamp64Micro({{t:Int64}}, 'UTC')" if from_us else "1")
+
+
+def _rows_to_replay(wh, tables: list[tuple[str, str | None]], from_us: int) -> int:
+    """The rows the replay will insert (the progress bar's total), counted before anything moves."""
+    return sum(int(wh.scalar(f"SELECT count() FROM k2.{table} WHERE {_where(time_sql, from_us)[1]}",
+                             {"t": from_us})) for table, time_sql in tables)
+
+
+def _replay(wh, table: str, time_sql: str | None, from_us: int, bar: Progress) -> int:
+    staging = f"rebuild_{table}"
+    time_sql, where = _where(time_sql, from_us)
     params = {"t": from_us}
+    done = bar.done
+    bar.update(done, note=f"staging {table}")
     wh.execute(f"CREATE TABLE k2.{staging} AS k2.{table}")
     wh.execute(f"INSERT INTO k2.{staging} SETTINGS insert_deduplicate = 0 SELECT * FROM k2.{table} WHERE {where}", params)
     wh.execute(f"ALTER TABLE k2.{table} DELETE WHERE {where} SETTINGS mutations_sync = 2", params)
-    days = [int(d) for d in (r[0] for r in wh.rows(
-        f"SELECT DISTINCT toUnixTimestamp(toStartOfDay({time_sql})) AS d FROM k2.{staging} ORDER BY d"))]
-    total = int(wh.scalar(f"SELECT count() FROM k2.{staging}"))
-    started = time.monotonic()
-    for n, day in enumerate(days, 1):
+    days = [(int(d), int(n)) for d, n in wh.rows(
+        f"SELECT toUnixTimestamp(toStartOfDay({time_sql})) AS d, count() FROM k2.{staging} GROUP BY d ORDER BY d")]
+    total = sum(n for _, n in days)
+    for i, (day, rows) in enumerate(days, 1):
+        bar.update(done, note=f"{table} day {i}/{len(days)}")
         wh.execute(f"INSERT INTO k2.{table} SETTINGS insert_deduplicate = 0 SELECT * FROM k2.{staging} "
                    f"WHERE toUnixTimestamp(toStartOfDay({time_sql})) = {{d:Int64}}", {"d": day})
-        if progress:
-            _progress(n, len(days), f"{table}")
-    if progress and days:
-        sys.stderr.write(f"  {total:,} rows in {time.monotonic() - started:.1f} s\n")
+        done += rows
+        bar.update(done)
     wh.execute(f"DROP TABLE k2.{staging}")
     return total

@@ -29,7 +29,7 @@ FROM
            last_trade_at AS lt
     FROM k2.{view:Identifier}
     WHERE canonical_symbol = {symbol:String}
-      AND ({exchange:String} = 'all' OR exchange = {exchange:String})
+      AND ({exchange:String} = 'all' OR has(splitByChar(',', {exchange:String}), exchange))
       AND window_start >= {since:DateTime64(6, 'UTC')}
       AND window_start < {until:DateTime64(6, 'UTC')}
 )

@@ -19,7 +19,7 @@ FROM (
                formatDateTime(max(timestamp), '%H:%i:%S.%f') AS last_trade,
                min(toUInt64OrZero(trade_id)) AS min_id, max(toUInt64OrZero(trade_id)) AS max_id
         FROM k2.silver_trades_v2
-        WHERE ({exchange:String} = 'all' OR exchange = {exchange:String})
+        WHERE ({exchange:String} = 'all' OR has(splitByChar(',', {exchange:String}), exchange))
           AND ({symbol:String} = '' OR symbol = {symbol:String} OR canonical_symbol = {symbol:String})
         GROUP BY exchange, symbol, d
     )

@@ -5,7 +5,7 @@ SELECT formatDateTime(detected_at, '%Y-%m-%dT%H:%i:%S.%fZ') AS detected, exchang
                  formatDateTime(assumeNotNull(to_time), '%Y-%m-%dT%H:%i:%S.%fZ'))) AS missing,
        state, trades_recovered, detail
 FROM k2.gaps FINAL
-WHERE ({exchange:String} = 'all' OR exchange = {exchange:String})
+WHERE ({exchange:String} = 'all' OR has(splitByChar(',', {exchange:String}), exchange))
   AND ({state:String} = 'all' OR toString(state) = {state:String})
 ORDER BY detected_at DESC
 LIMIT {limit:UInt64}

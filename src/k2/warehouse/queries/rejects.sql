@@ -6,7 +6,7 @@ SELECT formatDateTime(received_at, '%Y-%m-%dT%H:%i:%S.%fZ') AS received, exchang
        if(isValidUTF8(rj.raw), 'utf-8', 'base64') AS raw_encoding,
        origin, kafka_topic, kafka_partition, kafka_offset
 FROM k2.rejects AS rj
-WHERE ({exchange:String} = 'all' OR exchange = {exchange:String})
+WHERE ({exchange:String} = 'all' OR has(splitByChar(',', {exchange:String}), exchange))
   AND received_at >= {since:DateTime64(6, 'UTC')}
 ORDER BY received_at DESC
 LIMIT {limit:UInt64}

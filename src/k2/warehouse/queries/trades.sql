@@ -17,7 +17,7 @@ FROM
            price AS px, quantity AS qty, side AS taker, is_valid AS valid
     FROM k2.silver_trades_v2
     WHERE canonical_symbol = {symbol:String}
-      AND ({exchange:String} = 'all' OR exchange = {exchange:String})
+      AND ({exchange:String} = 'all' OR has(splitByChar(',', {exchange:String}), exchange))
       AND timestamp >= {since:DateTime64(6, 'UTC')}
       AND timestamp < {until:DateTime64(6, 'UTC')}
 )
