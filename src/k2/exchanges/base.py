@@ -146,6 +146,26 @@ class RestHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueCandles:
+    """How a venue serves its own candles over REST (k2 reconcile compares K2's with them): the
+    K2 fields they carry, their windows' time base, paging, the documented request limit and how
+    far back they reach. Values are decimal strings exactly as the venue printed them."""
+
+    fields: tuple[str, ...]  # K2 names: open high low close volume quote_volume trade_count buy_volume vwap
+    intervals: tuple[str, ...]  # the K2 intervals (1m 1h 1d) the venue serves
+    page_windows: int  # windows per request at most
+    requests_per_s: float  # the documented public limit for this call, per IP
+    limit_note: str  # where that figure comes from
+    time_base: str  # what a window's time means
+    reaches_back_windows: int | None = None  # the venue serves only this many newest windows
+    rounding: str = ""  # the decimals the venue prints for derived values (rounded half-even)
+
+
+#: seconds per K2 reconciliation interval
+CANDLE_INTERVAL_S = {"1m": 60, "1h": 3600, "1d": 86400}
+
+
+@dataclass(frozen=True, slots=True)
 class Instrument:
     native_symbol: str
     base: str
@@ -198,6 +218,8 @@ class ExchangeAdapter:
     archive_tables: ClassVar[tuple[str, ...]] = ()
     #: REST trade history for k2 backfill (None: the venue serves no range of its past)
     rest_history: ClassVar[RestHistory | None] = None
+    #: the venue's own candles over REST for k2 reconcile (None: not supported yet)
+    candles: ClassVar[VenueCandles | None] = None
     #: built-in instrument list, used offline and until the exchange's metadata is fetched
     fallback_instruments: ClassVar[Sequence[Instrument]] = ()
     #: (bronze column, unit) of the exchange's trade time, for the ingest-latency metric: unit
@@ -244,6 +266,17 @@ class ExchangeAdapter:
 
     def row_time_us(self, row: tuple) -> int:
         """The exchange's trade time of a bronze row, in microseconds."""
+        raise NotImplementedError
+
+    # -- the venue's own candles (adapters with `candles`) --------------------------------------
+    def candles_path(self, native: str, interval: str, since_us: int, until_us: int) -> str:
+        """Path of the REST call returning the candles of windows starting in [since_us, until_us)
+        (the first page; `parse_candles` tells where the next one starts)."""
+        raise NotImplementedError
+
+    def parse_candles(self, body: bytes, interval: str) -> list[dict[str, Any]]:
+        """The candles of one answer: {"start_us": int, <field>: decimal string, ...}, oldest first.
+        An answer that is not candles raises FrameError; a venue error (in a 200) raises K2Error."""
         raise NotImplementedError
 
     def subscribe_requests(self, native_symbols: Sequence[str], first_id: int) -> list[tuple[int, list[str], str]]:
