@@ -211,9 +211,12 @@ class Reconciler:
                 inside = [r for r in rows if cursor <= r["start_us"] < until_us]
                 for r in inside:
                     out[r["start_us"]] = r
-                if len(rows) < self.facts.page_windows or not inside:
-                    return out, until_us
-                cursor = inside[-1]["start_us"] + step
+                # a full page ends at its last window; a shorter one covered all `page_windows`
+                # windows from the cursor (a venue may leave windows without trades out)
+                if len(rows) >= self.facts.page_windows and inside:
+                    cursor = inside[-1]["start_us"] + step
+                else:
+                    cursor += self.facts.page_windows * step
         except (K2Error, FrameError) as exc:
             rep.error = f"{self.adapter.name} {native}: {exc}"
             return out, cursor

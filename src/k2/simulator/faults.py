@@ -43,8 +43,8 @@ class Faults:
             for start, end in windows:
                 if not 0 <= start < end:
                     raise K2Error(f"{flag}: window {start:g}-{end:g} must be START-END with 0 <= START < END")
-        if self.skew_candle is not None and not 0 <= self.skew_candle < 1e9:
-            raise K2Error("--skew-candle must be a number of seconds after the start, not negative")
+        if self.skew_candle is not None and not abs(self.skew_candle) < 1e9:
+            raise K2Error("--skew-candle must be a number of seconds from the start (negative: a past window)")
         for name in ("drop_every", "silence_every", "silence_for", "error_every", "slow_start", "faults_for"):
             if getattr(self, name) < 0:
                 raise K2Error(f"--{name.replace('_', '-')} must not be negative")

@@ -6,5 +6,5 @@ SELECT toUnixTimestamp(window_start) AS start_s,
        toString(trade_count) AS trade_count, toString(buy_volume) AS buy_volume
 FROM k2.{view:Identifier}
 WHERE exchange = {exchange:String} AND canonical_symbol = {symbol:String}
-  AND window_start >= fromUnixTimestamp({since:Int64}, 'UTC') AND window_start < fromUnixTimestamp({until:Int64}, 'UTC')
+  AND window_start >= toDateTime({since:Int64}, 'UTC') AND window_start < toDateTime({until:Int64}, 'UTC')
 ORDER BY window_start

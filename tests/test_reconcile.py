@@ -1,0 +1,177 @@
+"""k2 reconcile: K2's candles against the venue's own (the simulator's, computed from its trades).
+
+Every verdict is provoked for real: a clean range matches window by window; a range K2 did not
+backfill is found as missing, entered in the gaps ledger and repaired by --repair; a candle the
+simulator skews (--skew-candle) is unexplained; trades the simulator withholds from the Kraken
+WebSocket (--withhold, invisible to the live feed: Kraken v1 has no trade ids) are found as
+missing after a real `k2 run` and repaired. The comparison rules are checked on their own first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+from k2.history.reconcile import compare
+from k2.simulator.process import SimulatorProcess
+
+FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trade_count", "buy_volume")
+K2 = {"start_us": 0, "open": "100.5", "high": "101", "low": "100", "close": "100.75", "volume": "3",
+      "quote_volume": "301.123456789", "trade_count": "3", "buy_volume": "1"}
+VENUE = {"start_us": 0, "open": "100.50000000", "high": "101.00000000", "low": "100.00000000",
+         "close": "100.75000000", "volume": "3.00000000", "quote_volume": "301.12345679", "trade_count": "3",
+         "buy_volume": "1.00000000"}
+
+
+def test_verdicts_follow_the_rules():
+    assert compare(FIELDS, dict(K2), dict(VENUE)).verdict == "match"  # quote volume rounded half-even to 8
+    assert compare(FIELDS, None, None) is None
+    w = compare(FIELDS, dict(K2, trade_count="2", volume="2.5"), dict(VENUE))
+    assert (w.verdict, w.fields) == ("missing", ["volume", "trade_count"])
+    assert compare(FIELDS, None, dict(VENUE)).verdict == "missing"
+    assert compare(FIELDS, dict(K2, trade_count="4", volume="3.1"), dict(VENUE)).verdict == "extra"
+    assert compare(FIELDS, dict(K2), None).verdict == "extra"
+    assert compare(FIELDS, dict(K2), dict(VENUE, volume="0E-8", trade_count="0")).verdict == "extra"
+    w = compare(FIELDS, dict(K2), dict(VENUE, high="101.01000000"))
+    assert (w.verdict, w.fields) == ("unexplained", ["high"])
+    # more trades but less volume: contradictory, not a hole
+    assert compare(FIELDS, dict(K2), dict(VENUE, trade_count="4", volume="2.9")).verdict == "unexplained"
+    # a derived value one unit off in the venue's last decimal: the venue rounds otherwise
+    w = compare(FIELDS, dict(K2), dict(VENUE, quote_volume="301.12345678"))
+    assert (w.verdict, w.fields) == ("venue", ["quote_volume"]) and "rounding" in w.cause
+    assert compare(FIELDS, dict(K2), dict(VENUE, quote_volume="301.12345670")).verdict == "unexplained"
+    # Kraken: no count of quote volume, a VWAP with the pair's decimals
+    kfields = ("open", "high", "low", "close", "vwap", "volume", "trade_count")
+    k = dict(K2, vwap=str(301.123456789 / 3))
+    v = dict(VENUE, vwap="100.37449")
+    assert compare(kfields, k, v).verdict == "match"
+    assert compare(kfields, k, dict(v, vwap="100.37451")).verdict == "unexplained"
+
+
+def _k2(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "k2", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def _env(urls: dict, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    for name, u in urls.items():
+        env[f"K2_{name.upper()}_WS_URL"] = u["ws"]
+        env[f"K2_{name.upper()}_REST_URL"] = u["rest"]
+    env.update(K2_METRICS_ADDR="127.0.0.1:0", **extra)
+    return env
+
+
+def _rows(data: Path, sql: str, env: dict) -> list[dict]:
+    res = _k2("query", sql, "--format", "json", "--data-dir", str(data), env=env)
+    assert res.returncode == 0, res.stderr
+    return [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+
+
+def _day_of_history(now_s: float) -> str:
+    """The simulator's one full past day (--history-days 1): yesterday, UTC."""
+    return datetime.fromtimestamp(now_s - 86400, timezone.utc).strftime("%Y-%m-%d")
+
+
+def test_binance_day_matches_a_hole_is_found_and_repaired_and_a_skewed_candle_is_unexplained(tmp_path):
+    data = tmp_path / "data"
+    started = time.time()
+    day = _day_of_history(started)
+    day_start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+    skew_at = day_start + 20 * 3600 + 30  # 20:00:30 of the past day
+    with SimulatorProcess("--exchange", "binance", "--symbols", "BTCUSDT", "--history-days", "1",
+                          "--history-trades-per-day", "3000", f"--skew-candle={skew_at - started:.0f}") as sim:
+        env = _env(sim.urls)
+        # K2 holds the day but for 06:00-06:10 (two backfills around the hole)
+        for since, until in ((f"{day}T00:00:00Z", f"{day}T06:00:00Z"), (f"{day}T06:10:00Z", f"{day}T23:59:59Z")):
+            res = _k2("backfill", "--exchange", "binance", "--symbols", "BTCUSDT", "--since", since, "--until", until,
+                      "--data-dir", str(data), env=env)
+            assert res.returncode == 0, res.stderr
+        res = _k2("reconcile", "--exchange", "binance", "--symbols", "BTCUSDT", "--since", f"{day}T00:00:00Z",
+                  "--until", f"{day}T20:00:00Z", "--data-dir", str(data), env=env)
+        assert res.returncode == 1, res.stdout + res.stderr
+        summary = res.stdout.splitlines()[0]
+        assert " 0 extra trades, 0 venue-side, 0 unexplained" in summary, summary
+        verdicts = _rows(data, "SELECT formatDateTime(window_start, '%H:%i') AS w, toString(verdict) AS v, "
+                               "trade_count FROM (SELECT window_start, verdict, "
+                               "JSONExtractString(venue, 'trade_count') AS trade_count FROM reconciliation FINAL) "
+                               "ORDER BY window_start", env)
+        missing = [r["w"] for r in verdicts if r["v"] == "missing"]
+        assert missing and all("06:00" <= m < "06:10" for m in missing), missing
+        assert len([r for r in verdicts if r["v"] == "match"]) > 500
+        holes = _rows(data, "SELECT toString(state) AS state, detail FROM gaps FINAL WHERE startsWith(gap_id, "
+                            "'reconcile:')", env)
+        assert len(holes) == len(missing) and {h["state"] for h in holes} == {"open"}
+
+        res = _k2("reconcile", "--exchange", "binance", "--symbols", "BTCUSDT", "--since", f"{day}T00:00:00Z",
+                  "--until", f"{day}T20:00:00Z", "--repair", "--data-dir", str(data), env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        last = res.stdout.splitlines()[-1]
+        assert " 0 missing trades, 0 extra trades, 0 venue-side, 0 unexplained" in last and "--repair wrote" in last
+        holes = _rows(data, "SELECT toString(state) AS state FROM gaps FINAL WHERE startsWith(gap_id, 'reconcile:')",
+                      env)
+        assert {h["state"] for h in holes} == {"filled"}
+
+        # the skewed window: same trades, a high the trades do not explain
+        res = _k2("reconcile", "--exchange", "binance", "--symbols", "BTC/USDT", "--since", f"{day}T19:00:00Z",
+                  "--until", f"{day}T21:00:00Z", "--data-dir", str(data), env=env)
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert " 1 unexplained" in res.stdout.splitlines()[0], res.stdout
+        assert "20:00:00Z UNEXPLAINED: high" in res.stdout, res.stdout
+
+        # the hourly candles agree too (the skew is in 20:00)
+        res = _k2("reconcile", "--exchange", "binance", "--symbols", "BTCUSDT", "--since", f"{day}T00:00:00Z",
+                  "--until", f"{day}T20:00:00Z", "--interval", "1h", "--data-dir", str(data), env=env)
+        assert res.returncode == 0 and "20 match" in res.stdout, res.stdout + res.stderr
+
+
+def test_bad_input_is_one_line(tmp_path):
+    data = tmp_path / "data"
+    with SimulatorProcess("--exchange", "binance", "--symbols", "BTCUSDT") as sim:
+        env = _env(sim.urls)
+        assert _k2("schema", "apply", "--data-dir", str(data), env=env).returncode == 0
+        for args, says in [
+            (("--exchange", "gemini", "--symbols", "BTCUSD", "--since", "1h"), "does not read gemini's candles"),
+            (("--exchange", "binance", "--symbols", "BTCUSDT", "--since", "1h", "--until", "2h"), "--until"),
+            (("--exchange", "binance", "--since", "1h"), "needs --symbols"),
+            (("--exchange", "binance", "--symbols", "NOPEUSDT", "--since", "1h"), "unknown symbol"),
+        ]:
+            res = _k2("reconcile", *args, "--data-dir", str(data), env=env)
+            assert res.returncode == 2 and res.stderr.count("\n") == 1 and says in res.stderr, res.stderr
+    # the venue down: one line, exit 1, nothing crashes
+    env = dict(env, K2_BINANCE_REST_URL="http://127.0.0.1:9")
+    res = _k2("reconcile", "--exchange", "binance", "--symbols", "BTCUSDT", "--since", "10m", "--data-dir", str(data),
+              env=env)
+    assert res.returncode == 1 and "k2: error: binance BTCUSDT" in res.stderr and "Traceback" not in res.stderr, \
+        res.stderr
+
+
+def test_trades_withheld_from_the_kraken_websocket_are_found_and_repaired(tmp_path):
+    data = tmp_path / "data"
+    with SimulatorProcess("--exchange", "kraken", "--symbols", "BTC/USD", "--rate", "20", "--withhold", "4-9") as sim:
+        env = _env(sim.urls)
+        started = time.time()
+        # run through the end of the minute holding the withheld trades, then a little more
+        end = (int(started + 9) // 60 + 1) * 60 + 3
+        res = _k2("run", "--exchange", "kraken", "--symbols", "BTC/USD", "--duration", f"{end - time.time():.0f}",
+                  "--data-dir", str(data), env=env)
+        assert res.returncode == 0, res.stderr
+        stopped = time.time()
+        since = datetime.fromtimestamp(started // 60 * 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        until = datetime.fromtimestamp(stopped // 60 * 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        res = _k2("reconcile", "--exchange", "kraken", "--symbols", "BTC/USD", "--since", since, "--until", until,
+                  "--data-dir", str(data), env=env)
+        assert res.returncode == 1, res.stdout + res.stderr
+        first = res.stdout.splitlines()[0]
+        assert " 1 missing trades," in first and " 0 extra" in first and " 0 unexplained" in first, res.stdout
+        res = _k2("reconcile", "--exchange", "kraken", "--symbols", "BTC/USD", "--since", since, "--until", until,
+                  "--repair", "--data-dir", str(data), env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        last = res.stdout.splitlines()[-1]
+        assert " 0 missing trades, 0 extra trades, 0 venue-side, 0 unexplained" in last, res.stdout
