@@ -29,7 +29,8 @@ def _us(value: str | None, what: str) -> int | None:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     adapter = get_adapter(args.exchange)
     if adapter.candles is None:
-        raise K2Error(f"k2 reconcile does not read {adapter.name}'s candles yet (binance and kraken are supported)")
+        raise K2Error(f"k2 reconcile does not read {adapter.name}'s candles yet (it reads binance, kraken, coinbase, "
+                      "okx, bybit, bitfinex and gemini; --api selects another wire API only for the live feed)")
     if args.interval not in adapter.candles.intervals:
         raise K2Error(f"--interval must be one of {', '.join(adapter.candles.intervals)}")
     if args.max_rps is not None and args.max_rps <= 0:
@@ -104,7 +105,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     sp = sub.add_parser("reconcile", help="compare K2's candles with the venue's own, window by window "
                                           "(--repair backfills windows with missing trades)")
-    sp.add_argument("--exchange", required=True, help="binance or kraken")
+    sp.add_argument("--exchange", required=True, help="binance, kraken, coinbase, okx, bybit, bitfinex or gemini")
     sp.add_argument("--symbols", help="comma list, canonical (BTC/USD) or native")
     sp.add_argument("--since", required=True, help=f"first window (inclusive): {TIME_HELP}")
     sp.add_argument("--until", help=f"end (exclusive; default now, closed windows only): {TIME_HELP}")

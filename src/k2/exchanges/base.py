@@ -11,8 +11,10 @@ it in the rejects table.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, ClassVar, Sequence
 
 import msgspec
@@ -159,10 +161,34 @@ class VenueCandles:
     time_base: str  # what a window's time means
     reaches_back_windows: int | None = None  # the venue serves only this many newest windows
     rounding: str = ""  # the decimals the venue prints for derived values (rounded half-even)
+    floats: bool = False  # values are JSON numbers: digits past 15 significant may be lost
 
 
 #: seconds per K2 reconciliation interval
 CANDLE_INTERVAL_S = {"1m": 60, "1h": 3600, "1d": 86400}
+
+
+def candle_json(body: bytes, what: str) -> Any:
+    """A candle answer with every JSON number kept as its text: candles are compared as exact
+    decimals, and some venues print them as JSON numbers (floats)."""
+    try:
+        return json.loads(body, parse_float=str, parse_int=str)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FrameError(f"{what}: not JSON ({str(exc)[:120]})") from None
+
+
+def candle_of(row: Any, start_us: int, positions: dict[str, int], what: str) -> dict[str, Any]:
+    """{"start_us": ..., field: plain decimal text} from one venue candle row (a list)."""
+    out: dict[str, Any] = {"start_us": start_us}
+    for name, i in positions.items():
+        try:
+            value = Decimal(str(row[i]))
+        except (InvalidOperation, IndexError, KeyError, TypeError):
+            raise FrameError(f"{what}: {name} missing or not a number in {row!r:.100}") from None
+        if not value.is_finite():
+            raise FrameError(f"{what}: {name} is not a finite number in {row!r:.100}")
+        out[name] = format(value, "f")
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,8 +119,16 @@ def _round_like(value: Decimal, venue_text: str) -> Decimal:
     return value.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_EVEN)
 
 
-def compare(fields: tuple[str, ...], k2: dict | None, venue: dict | None) -> Window | None:
-    """The verdict of one window (None: neither side has a trade in it)."""
+def _significant(value: Decimal, digits: int = 15) -> Decimal:
+    if not value:
+        return value
+    return value.quantize(Decimal(1).scaleb(value.adjusted() - digits + 1), rounding=ROUND_HALF_EVEN)
+
+
+def compare(fields: tuple[str, ...], k2: dict | None, venue: dict | None, floats: bool = False) -> Window | None:
+    """The verdict of one window (None: neither side has a trade in it). `floats`: the venue prints
+    JSON numbers, which keep 15 significant digits (an IEEE double); a difference past them is the
+    venue's, named as such."""
     venue_trades = venue is not None and (Decimal(venue.get("volume", "0")) > 0
                                           or int(venue.get("trade_count", "0") or 0) > 0)
     if k2 is None and not venue_trades:
@@ -133,7 +141,7 @@ def compare(fields: tuple[str, ...], k2: dict | None, venue: dict | None) -> Win
                                                                           else "volume"], {}, vv)
     if not venue_trades:
         return Window(start, "extra", "the venue has no candle for this window", ["trade_count"], k2v, vv)
-    differ, rounding_only = [], True
+    differ, rounding_only, float_only = [], True, True
     for f in fields:
         a, b = _dec(k2v[f]), _dec(vv[f])
         if f in DERIVED:
@@ -143,8 +151,13 @@ def compare(fields: tuple[str, ...], k2: dict | None, venue: dict | None) -> Win
             ulp = Decimal(1).scaleb(Decimal(vv[f]).as_tuple().exponent)  # type: ignore[arg-type]
             if f not in DERIVED or abs(a - b) > ulp:
                 rounding_only = False
+            if not floats or _significant(a) != _significant(b):
+                float_only = False
     if not differ:
         return Window(start, "match", "", [], k2v, vv)
+    if float_only:
+        return Window(start, "venue", "float: the venue prints JSON numbers, exact to 15 significant digits",
+                      differ, k2v, vv)
     dv = _dec(vv["volume"]) - _dec(k2v["volume"])
     dn = int(vv["trade_count"]) - int(k2v["trade_count"]) if "trade_count" in fields else None
     more = dn > 0 if dn is not None else dv > 0
@@ -166,8 +179,7 @@ class Reconciler:
                  rate: float | None = None, max_wait_s: float = 120.0,
                  progress: Callable[[str], None] | None = None, state_dir=None):
         if adapter.candles is None:
-            raise K2Error(f"k2 reconcile does not read {adapter.name}'s candles yet "
-                          "(binance and kraken are supported; see docs/operations/reconcile.md)")
+            raise K2Error(f"k2 reconcile does not read {adapter.name}'s candles yet")
         self.adapter, self.facts, self.wh = adapter, adapter.candles, wh
         self.rest_url = rest_url.rstrip("/")
         self.fetch = fetch
@@ -206,8 +218,11 @@ class Reconciler:
         cursor = since_us
         try:
             while cursor < until_us:
-                rows = self.adapter.parse_candles(self._get(self.adapter.candles_path(native, interval, cursor, until_us)),
-                                                  interval)
+                body = self._get(self.adapter.candles_path(native, interval, cursor, until_us))
+                try:
+                    rows = self.adapter.parse_candles(body, interval)
+                except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+                    raise FrameError(f"unexpected candles answer: {str(exc)[:200]}") from None
                 inside = [r for r in rows if cursor <= r["start_us"] < until_us]
                 for r in inside:
                     out[r["start_us"]] = r
@@ -274,7 +289,7 @@ class Reconciler:
         for start in sorted(set(venue) | set(k2)):
             if start >= read_until:
                 continue
-            w = compare(self.facts.fields, k2.get(start), venue.get(start))
+            w = compare(self.facts.fields, k2.get(start), venue.get(start), self.facts.floats)
             if w is not None:
                 rep.windows.append(w)
         rep.requests, rep.throttled = self.requests - r0, self.throttled - t0

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable
 
+import msgspec
+
 
 @dataclass(slots=True)
 class Candle:
@@ -80,3 +82,26 @@ def skew(candles: dict[int, Candle], sim, interval_us: int) -> None:
 def places(value: Decimal, decimals: int) -> str:
     """`value` with exactly `decimals` decimals, rounded half-even (the venue's print)."""
     return f"{value.quantize(Decimal(1).scaleb(-decimals)):f}"
+
+
+def served(sim, trades: Iterable[tuple[int, str, str, bool]], interval_us: int, since_us: int,
+           until_us: int) -> list[Candle]:
+    """The candles of windows starting in [since_us, until_us), oldest first, --skew-candle applied."""
+    found = build(trades, interval_us, since_us, until_us)
+    skew(found, sim, interval_us)
+    return sorted(found.values(), key=lambda c: c.start_us)
+
+
+def text(value: Decimal) -> str:
+    """Plain decimal text without trailing zeros (how venues print unpadded values)."""
+    out = format(value.normalize(), "f")
+    return out
+
+
+def number(value: Decimal) -> msgspec.Raw:
+    """`value` as a JSON number (venues that print floats); exact in the simulator."""
+    return msgspec.Raw(text(value).encode())
+
+
+def closed(start_us: int, interval_us: int, now_us: int) -> bool:
+    return start_us + interval_us <= now_us
