@@ -83,7 +83,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                 def write(rows, _w=writer):
                     return _w.write(rows, source="rest")
 
-                rep = rec.repair(rep, write)
+                try:
+                    rep = rec.repair(rep, write)
+                except K2Error as exc:  # this symbol's repair failed: say so, keep the others going
+                    print(f"k2: error: {adapter.name} {native}: --repair: {exc}", file=sys.stderr)
+                    status = 1
                 if sys.stderr.isatty():
                     sys.stderr.write("\n")
             print(rep.summary())
