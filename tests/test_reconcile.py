@@ -197,3 +197,65 @@ def test_every_venue_matches_a_live_run_and_trades_withheld_from_kraken_are_foun
             assert res.returncode == 0, res.stdout + res.stderr
             last = res.stdout.splitlines()[-1]
             assert " 0 missing trades, 0 extra trades, 0 venue-side, 0 unexplained" in last, res.stdout
+
+
+def test_k2_run_reconciles_by_itself_and_repairs_a_hole(clean_warehouse, tmp_path, monkeypatch):
+    """K2_RECONCILE=on: the run's reconciler (k2.services.reconcile) checks the last hours, backfills
+    the windows it finds missing through the live transport's writer, and counts the verdicts."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from k2.config import load_settings
+    from k2.exchanges import get_adapter
+    from k2.history.backfill import Backfill
+    from k2.monitoring.metrics import Exposition, reconcile_family
+    from k2.rejects import now_us
+    from k2.services.reconcile import SETTLE_US, RunReconciler
+    from k2.transport.direct import DirectTransport
+
+    wh = clean_warehouse
+    with SimulatorProcess("--exchange", "binance", "--symbols", "BTCUSDT", "--history-days", "1",
+                          "--history-trades-per-day", "20000", "--rest-weight-limit", "0") as sim:
+        for name in [k for k in os.environ if k.startswith("K2_")]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("K2_BINANCE_REST_URL", sim.urls["binance"]["rest"])
+        settings = load_settings(config_path=None)
+        settings.data_dir, settings.symbols = tmp_path, ["BTCUSDT"]
+        settings.reconcile, settings.reconcile_hours, settings.reconcile_interval_s = True, 0.5, 10.0
+        adapter = get_adapter("binance")
+        transport = DirectTransport(wh, [adapter])
+        # K2 holds the history's last 40 minutes (the simulator's past ends at its start) but for
+        # 20 to 15 minutes ago
+        now, minute = now_us(), 60_000_000
+        for since, until in ((now - 40 * minute, now - 20 * minute), (now - 15 * minute, now)):
+            bf = Backfill(adapter, sim.urls["binance"]["rest"], lambda rows: transport.write_now(adapter, rows, "rest"),
+                          tmp_path / "history", rate=200.0)
+            assert bf.run("BTCUSDT", since, until).written > 0
+        pipeline = SimpleNamespace(settings=settings, exchanges=["binance"], transport=transport)
+        rec = RunReconciler(pipeline, wh)
+
+        async def one_pass():
+            stop = asyncio.Event()
+            task = asyncio.create_task(rec.run(stop))
+            for _ in range(1200):  # the first pass starts after 10 s; bounded at 2 minutes
+                if sum(rec.counts.values()):
+                    break
+                await asyncio.sleep(0.1)
+            stop.set()
+            await task
+
+        asyncio.run(one_pass())
+    counts = dict(rec.counts)
+    assert counts[("binance", "missing")] == 0 and counts[("binance", "unexplained")] == 0, counts
+    assert counts[("binance", "match")] >= 25, counts  # 28 closed windows, trades in nearly all
+    holes = wh.rows("SELECT toString(state), from_time FROM k2.gaps FINAL WHERE startsWith(gap_id, 'reconcile:')")
+    hole_lo, hole_hi = (now - 20 * minute) // minute * minute, now - 15 * minute
+    assert holes and {h[0] for h in holes} == {"filled"}
+    assert int(wh.scalar("SELECT countIf(verdict != 'match') FROM k2.reconciliation FINAL")) == 0
+    assert int(wh.scalar("SELECT count() FROM k2.reconciliation FINAL WHERE toUnixTimestamp(window_start) * 1000000 "
+                         "BETWEEN {lo:Int64} AND {hi:Int64}", {"lo": hole_lo, "hi": hole_hi})) >= 4
+    assert now - SETTLE_US > hole_hi
+    e = Exposition()
+    reconcile_family(e, pipeline, ["binance"])
+    text = e.render().decode()
+    assert f'k2_reconcile_windows_total{{exchange="binance",verdict="match"}} {counts[("binance", "match")]}' in text
