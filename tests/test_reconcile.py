@@ -259,3 +259,15 @@ def test_k2_run_reconciles_by_itself_and_repairs_a_hole(clean_warehouse, tmp_pat
     reconcile_family(e, pipeline, ["binance"])
     text = e.render().decode()
     assert f'k2_reconcile_windows_total{{exchange="binance",verdict="match"}} {counts[("binance", "match")]}' in text
+
+
+def test_benchmark_smoke():
+    """benchmarks/bench_reconcile.py at its tiny size prints its figures (no timing asserted)."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_reconcile.py"
+    res = subprocess.run([sys.executable, str(script), "--size", "tiny", "--json"], capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    day = out["binance_day_1m"]
+    assert day["windows"] > 1000 and day["match"] == day["windows"] and day["requests"] == 2
+    assert {v["exchange"] for v in out["venues"]} == set(BTC)

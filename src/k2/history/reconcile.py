@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Callable
 
@@ -339,17 +340,24 @@ class Reconciler:
             else:
                 ranges.append([s, s + step])
         written = 0
-        from pathlib import Path
+        fetched: dict[int, int] = {}  # window start -> trades fetched over REST
+
+        def tally(rows: list[tuple]) -> int:
+            for row in rows:
+                t = self.adapter.row_time_us(row)
+                fetched[t - t % step] = fetched.get(t - t % step, 0) + 1
+            return write(rows)
 
         for a, b in ranges:
-            bf = Backfill(self.adapter, self.rest_url, write, Path(self.state_dir or "."), fetch=self.fetch,
+            bf = Backfill(self.adapter, self.rest_url, tally, Path(self.state_dir or "."), fetch=self.fetch,
                           progress=self.progress)
             r = bf.run(rep.symbol, a, b, until_label=f"reconcile-{b}")
             written += r.written
             for s in range(a, b, step):
                 if s in starts:
-                    self._ledger(rep, s, s + step - 1, "filled", r.written, f"k2 reconcile --repair: {r.summary()}",
-                                 now_us())
+                    self._ledger(rep, s, s + step - 1, "filled", fetched.get(s, 0),
+                                 f"k2 reconcile --repair: {fetched.get(s, 0)} trades of this window fetched over REST "
+                                 f"({r.written} new in the range)", now_us())
         again = self.check(rep.symbol, rep.interval, rep.since_us, rep.until_us)
         again.repaired = written
         return again
