@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -188,43 +189,56 @@ BTC = {"binance": "BTCUSDT", "coinbase": "BTC-USD", "okx": "BTC-USDT", "bybit": 
 
 def test_every_venue_matches_a_live_run_and_trades_withheld_from_kraken_are_found_and_repaired(tmp_path):
     """One `k2 run` on all seven venues: six simulated cleanly, Kraken withholding 5 s of trades
-    from its WebSocket (Kraken v1 has no trade ids: the live feed cannot notice)."""
+    from its WebSocket (Kraken v1 has no trade ids: the live feed cannot notice). `k2 reconcile`
+    runs while k2 run holds the data dir: the work is handed to it, repairs go through its writer."""
     data = tmp_path / "data"
     with SimulatorProcess("--exchange", "kraken", "--rate", "20", "--withhold", "25-30") as ksim:
         started = time.time()  # (the Kraken simulator's clock started a moment earlier)
         with SimulatorProcess("--exchange", ",".join(v for v in BTC if v != "kraken"), "--rate", "40") as sim:
             env = _env({**sim.urls, **ksim.urls})
-            # run through the end of the minute holding the withheld trades, then a little more
-            end = (int(started + 30) // 60 + 1) * 60 + 3
-            res = _k2("run", "--exchange", ",".join(BTC), "--duration", f"{end - time.time():.0f}",
-                      "--data-dir", str(data), env=env)
-            assert res.returncode == 0, res.stderr
-            stopped = time.time()
-            since = datetime.fromtimestamp(started // 60 * 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            until = datetime.fromtimestamp(stopped // 60 * 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            for venue, native in BTC.items():
-                if venue == "kraken":
-                    continue
-                res = _k2("reconcile", "--exchange", venue, "--symbols", native, "--since", since, "--until", until,
-                          "--data-dir", str(data), env=env)
-                first = res.stdout.splitlines()[0] if res.stdout else ""
-                assert res.returncode == 0, f"{venue}: {res.stdout} {res.stderr}"
-                found = re.search(r": (\d+) windows with trades: \1 match,", first)
-                assert found and int(found.group(1)) >= 1, f"{venue}: {res.stdout}"
+            log = (tmp_path / "run.log").open("w")
+            run = subprocess.Popen([sys.executable, "-m", "k2", "run", "--exchange", ",".join(BTC), "--duration", "400",
+                                    "--data-dir", str(data)], stdout=log, stderr=subprocess.STDOUT, env=env)
+            try:
+                # wait through the end of the minute holding the withheld trades, then a little more
+                end = (int(started + 30) // 60 + 1) * 60 + 3
+                while time.time() < end and run.poll() is None:
+                    time.sleep(0.5)
+                assert run.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+                since = datetime.fromtimestamp(started // 60 * 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                until = datetime.fromtimestamp(time.time() // 60 * 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                for venue, native in BTC.items():
+                    if venue == "kraken":
+                        continue
+                    res = _k2("reconcile", "--exchange", venue, "--symbols", native, "--since", since, "--until",
+                              until, "--data-dir", str(data), env=env)
+                    first = res.stdout.splitlines()[0] if res.stdout else ""
+                    assert res.returncode == 0, f"{venue}: {res.stdout} {res.stderr}"
+                    found = re.search(r": (\d+) windows with trades: \1 match,", first)
+                    assert found and int(found.group(1)) >= 1, f"{venue}: {res.stdout}"
 
-            res = _k2("reconcile", "--exchange", "kraken", "--symbols", "BTC/USD", "--since", since, "--until", until,
-                      "--data-dir", str(data), env=env)
-            assert res.returncode == 1, res.stdout + res.stderr
-            first = res.stdout.splitlines()[0]
-            assert " 0 extra" in first and " 0 unexplained" in first, res.stdout
-            # the withheld seconds 25-30 lie in one window, or two when a minute starts among them
-            missing = int(re.search(r" (\d+) missing trades,", first).group(1))
-            assert missing == len({int(started + s) // 60 for s in (25, 29.9)}), res.stdout
-            res = _k2("reconcile", "--exchange", "kraken", "--symbols", "BTC/USD", "--since", since, "--until", until,
-                      "--repair", "--data-dir", str(data), env=env)
-            assert res.returncode == 0, res.stdout + res.stderr
-            last = res.stdout.splitlines()[-1]
-            assert " 0 missing trades, 0 extra trades, 0 venue-side, 0 unexplained" in last, res.stdout
+                res = _k2("reconcile", "--exchange", "kraken", "--symbols", "BTC/USD", "--since", since, "--until",
+                          until, "--data-dir", str(data), env=env)
+                assert res.returncode == 1, res.stdout + res.stderr
+                first = res.stdout.splitlines()[0]
+                assert " 0 extra" in first and " 0 unexplained" in first, res.stdout
+                # the withheld seconds 25-30 lie in one window, or two when a minute starts among them
+                missing = int(re.search(r" (\d+) missing trades,", first).group(1))
+                assert missing == len({int(started + s) // 60 for s in (25, 29.9)}), res.stdout
+                res = _k2("reconcile", "--exchange", "kraken", "--symbols", "BTC/USD", "--since", since, "--until",
+                          until, "--repair", "--data-dir", str(data), env=env)
+                assert res.returncode == 0, res.stdout + res.stderr
+                last = res.stdout.splitlines()[-1]
+                assert " 0 missing trades, 0 extra trades, 0 venue-side, 0 unexplained" in last, res.stdout
+            finally:
+                run.send_signal(signal.SIGINT)
+                try:
+                    code = run.wait(60)
+                except subprocess.TimeoutExpired:
+                    run.kill()
+                    code = run.wait()
+                log.close()
+            assert code == 0, (tmp_path / "run.log").read_text()[-3000:]
 
 
 def test_k2_run_reconciles_by_itself_and_repairs_a_hole(clean_warehouse, tmp_path, monkeypatch):

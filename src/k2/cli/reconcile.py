@@ -53,57 +53,36 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         raise K2Error("--until must be after --since")
     s = settings_from(args)
     check_data_dir(s, must_exist=True)
+    rest_url = s.exchange(adapter.name).rest_url
     from k2.history.handoff import running_pipeline
 
-    if running_pipeline(s.data_dir, s.warehouse_url) is not None:
-        raise K2Error("k2 run holds this data dir: stop it to reconcile from the command line "
-                      "(K2_RECONCILE in k2 run is planned)")
+    running = running_pipeline(s.data_dir, s.warehouse_url)
+    if running is not None:  # k2 run holds the data dir: it reconciles, repairs go through its writer
+        answer = running.job({"job": "reconcile", "exchange": adapter.name, "symbols": natives,
+                              "interval": args.interval, "since_us": since_us, "until_us": until_us,
+                              "repair": args.repair, "rest_url": rest_url, "max_rps": args.max_rps,
+                              "state_dir": str((s.data_dir / "history").resolve())})
+        for line, is_error in answer["lines"]:
+            print(line, file=sys.stderr if is_error else sys.stdout)
+        return int(answer["status"])
     from k2.history.backfill import stderr_progress
-    from k2.history.reconcile import Reconciler
+    from k2.history.reconcile import Reconciler, reconcile_symbols
     from k2.warehouse import open_warehouse
+    from k2.warehouse.bronze import BronzeWriter
 
     wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)
-    status = 0
     try:
-        rec = Reconciler(adapter, s.exchange(adapter.name).rest_url, wh, rate=args.max_rps,
-                         state_dir=s.data_dir / "history")
-        writer = None
-        for native in natives:
-            rep = rec.check(native, args.interval, since_us, until_us)
-            if args.repair and rep.counts()["missing"]:
-                print(rep.summary())
-                print(f"{adapter.name} {native}: repairing {rep.counts()['missing']} windows with missing trades "
-                      "over REST, then checking again")
-                if writer is None:
-                    from k2.warehouse.bronze import BronzeWriter
+        rec = Reconciler(adapter, rest_url, wh, rate=args.max_rps, state_dir=s.data_dir / "history",
+                         progress=stderr_progress(f"{adapter.name} --repair") if args.repair else None)
+        writer = BronzeWriter(wh, adapter) if args.repair else None
 
-                    writer = BronzeWriter(wh, adapter)
-                rec.progress = stderr_progress(f"{adapter.name} {native}")
+        def say(line: str, is_error: bool) -> None:
+            print(line, file=sys.stderr if is_error else sys.stdout)
 
-                def write(rows, _w=writer):
-                    return _w.write(rows, source="rest")
-
-                try:
-                    rep = rec.repair(rep, write)
-                except K2Error as exc:  # this symbol's repair failed: say so, keep the others going
-                    print(f"k2: error: {adapter.name} {native}: --repair: {exc}", file=sys.stderr)
-                    status = 1
-                if sys.stderr.isatty():
-                    sys.stderr.write("\n")
-            print(rep.summary())
-            for line in rep.details():
-                print(line)
-            if rep.not_served:
-                print(f"k2: warning: {rep.not_served}", file=sys.stderr)
-                status = 1
-            if rep.error:
-                print(f"k2: error: {rep.error} (the windows before it were checked and stored)", file=sys.stderr)
-                status = 1
-            if rep.unexplained:
-                status = 1
+        return reconcile_symbols(rec, natives, args.interval, since_us, until_us,
+                                 (lambda rows: writer.write(rows, source="rest")) if writer is not None else None, say)
     finally:
         wh.close()
-    return status
 
 
 def register(sub) -> None:

@@ -364,3 +364,50 @@ class Reconciler:
 
     def last_by_exchange(self) -> list[list]:
         return self.wh.rows(stored_query("reconcile_last"))
+
+
+def reconcile_symbols(rec: Reconciler, natives: list[str], interval: str, since_us: int, until_us: int,
+                      repair_write: Callable[[list[tuple]], int] | None,
+                      say: Callable[[str, bool], None]) -> int:
+    """`k2 reconcile` over several symbols (here or in the running k2 run that holds the data dir):
+    `say(line, is_error)` prints; returns the exit status (1 when a window is not explained or part
+    of the range could not be checked)."""
+    status = 0
+    name = rec.adapter.name
+    for native in natives:
+        rep = rec.check(native, interval, since_us, until_us)
+        if repair_write is not None and rep.counts()["missing"]:
+            say(rep.summary(), False)
+            say(f"{name} {native}: repairing {rep.counts()['missing']} windows with missing trades over REST, "
+                "then checking again", False)
+            try:
+                rep = rec.repair(rep, repair_write)
+            except K2Error as exc:  # this symbol's repair failed: say so, keep the others going
+                say(f"k2: error: {name} {native}: --repair: {exc}", True)
+                status = 1
+        say(rep.summary(), False)
+        for line in rep.details():
+            say(line, False)
+        if rep.not_served:
+            say(f"k2: warning: {rep.not_served}", True)
+            status = 1
+        if rep.error:
+            say(f"k2: error: {rep.error} (the windows before it were checked and stored)", True)
+            status = 1
+        if rep.unexplained:
+            status = 1
+    return status
+
+
+def reconcile_job(wh, transport, req: dict) -> dict:
+    """`k2 reconcile` handed to the running k2 run (POST /api/history, job "reconcile"): repairs are
+    written through the live transport's writer. Returns the lines to print and the exit status."""
+    from k2.exchanges import get_adapter
+
+    adapter = get_adapter(req["exchange"])
+    rec = Reconciler(adapter, req["rest_url"], wh, rate=req.get("max_rps"), state_dir=req.get("state_dir"))
+    lines: list[list] = []
+    write = (lambda rows: transport.write_now(adapter, rows, "rest")) if req.get("repair") else None
+    status = reconcile_symbols(rec, list(req["symbols"]), req["interval"], int(req["since_us"]), int(req["until_us"]),
+                               write, lambda line, err: lines.append([line, err]))
+    return {"lines": lines, "status": status}
