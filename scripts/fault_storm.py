@@ -22,6 +22,9 @@ More faults, each off unless asked for (embedded mode):
                         run frozen) and start it again on the same data dir at once (or when the
                         disk is free again): what the first run could not write is spooled and
                         re-sent, the hole while it was down is backfilled
+  --reconcile           after the calm spell, stop `k2 run` first (the simulator keeps serving),
+                        then `k2 reconcile --repair` every venue's symbols over the storm's closed
+                        1m windows: every window must match the venue's own candles at the end
 
 Ground truth is the simulator's record. Afterwards:
   * silver holds every generated trade up to the last one K2 saw per symbol (live or backfilled),
@@ -269,10 +272,27 @@ def _window(text: str | None) -> tuple[float, float] | None:
     return float(a), float(b)
 
 
+def reconcile_all(data: Path, env: dict, exchanges: list[str], since: float, until: float) -> dict[str, dict]:
+    """`k2 reconcile --repair` of every venue's default symbols over the closed 1m windows between
+    the storm's start and k2 run's stop: {exchange: {"exit", "summary" (the final line per symbol)}}."""
+    from k2.config import DEFAULT_SYMBOLS
+
+    def iso(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    out = {}
+    for ex in exchanges:
+        res = k2("reconcile", "--exchange", ex, "--symbols", ",".join(DEFAULT_SYMBOLS[ex]), "--since",
+                 iso(since // 60 * 60), "--until", iso(until // 60 * 60), "--repair", "--data-dir", str(data), env=env)
+        lines = [ln for ln in res.stdout.splitlines() if " windows with trades: " in ln]
+        out[ex] = {"exit": res.returncode, "summary": lines, **({"stderr": res.stderr[-1000:]} if res.returncode else {})}
+    return out
+
+
 def storm(duration: float, rate: float, drop_every: float, freeze_every: float, freeze_for: float,
           workdir: Path, exchanges: list[str], settle: float = 15.0, kafka: bool = False,
           kill_sink_every: float = 15.0, rest_down: str = "", heavy_reads: float = 0.0,
-          disk_full: str = "", restart_at: float = 0.0) -> dict:
+          disk_full: str = "", restart_at: float = 0.0, reconcile: bool = False) -> dict:
     record, data, ref = workdir / "record", workdir / "live", workdir / "reference"
     sim = SimulatorProcess("--exchange", ",".join(exchanges), "--rate", str(rate), "--seed", "11",
                            "--drop-every", str(drop_every), "--malformed-ratio", "0.01",
@@ -307,6 +327,8 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
     if reads:
         reads.start()
     started = time.monotonic()
+    started_wall = time.time()
+    reconciled: dict[str, dict] = {}
     next_freeze = started + freeze_every
     try:
         while time.monotonic() - started < duration:
@@ -350,6 +372,10 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
             health_after_full.append(write_health(pipeline.api()))  # writes back to health once the disk is free
             time.sleep(0.5)
         time.sleep(max(0.0, calm_until - time.monotonic()))
+        if reconcile and not kafka:
+            # k2 run stops first (k2 reconcile needs the data dir); the simulator serves its candles
+            exit_code, out, err = pipeline.finish()
+            reconciled = reconcile_all(data, env, exchanges, started_wall, time.time())
         sim.stop()  # the simulator stops first: everything it sent was delivered
         time.sleep(1)
     finally:
@@ -357,7 +383,8 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
         if disk is not None:
             disk.free()
         sim.stop()
-        exit_code, out, err = pipeline.finish()
+        if not reconciled:
+            exit_code, out, err = pipeline.finish()
     sim_stats = sim.stderr()  # with its closing summary
     reconnects = sum(int(x) for x in re.findall(r"reconnects: (\d+)", out)) if "reconnects:" in out else -1
 
@@ -419,12 +446,15 @@ def storm(duration: float, rate: float, drop_every: float, freeze_every: float, 
         extra_ok &= reads.done > 0
     if rest_down:
         extra_ok &= result["rest_refused"] > 0
+    if reconcile:
+        result["reconcile"] = reconciled
+        extra_ok &= bool(reconciled) and all(r["exit"] == 0 for r in reconciled.values())
     result["ok"] = (result["duplicates"] == 0 and result["missing"] == 0 and result["not_generated"] == 0
                     and result["gaps_open"] == 0 and extra_ok
                     and result["validate_passed"] and exit_code == 0
                     # frames queued on a connection the simulator cut, or that a stopping run never
                     # read, never arrive: then at most the malformed frames sent
-                    and (rejects == malformed or ((slow_cuts or restart_at) and rejects <= malformed))
+                    and (rejects == malformed or ((slow_cuts or restart_at or reconcile) and rejects <= malformed))
                     and (late <= early * 1.5 + 50 * 2**20))
     if not result["ok"]:
         result["k2_run_stderr_tail"] = err[-2000:]
@@ -457,6 +487,8 @@ def main() -> int:
     p.add_argument("--disk-full", default="", help="the data dir's disk is full from A to B s (A-B)")
     p.add_argument("--restart-at", type=float, default=0.0, help="SIGTERM k2 run at this second and start it again")
     p.add_argument("--settle", type=float, default=15.0, help="calm seconds after the faults before the accounting")
+    p.add_argument("--reconcile", action="store_true",
+                   help="then k2 reconcile --repair every venue: every 1m window must match the venue's candles")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     exchanges = [e.strip() for e in a.exchange.split(",") if e.strip()]
@@ -465,7 +497,8 @@ def main() -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         result = storm(a.duration, a.rate, a.drop_every, a.freeze_every, a.freeze_for, workdir, exchanges,
                        settle=a.settle, kafka=a.kafka, kill_sink_every=a.kill_sink_every, rest_down=a.rest_down,
-                       heavy_reads=a.heavy_reads, disk_full=a.disk_full, restart_at=a.restart_at)
+                       heavy_reads=a.heavy_reads, disk_full=a.disk_full, restart_at=a.restart_at,
+                       reconcile=a.reconcile)
     if a.json:
         print(json.dumps(result))
     else:

@@ -166,6 +166,8 @@ NUMERIC_VARIABLES = [
     ("K2_READ_QUEUE_TIMEOUT_S", "read.queue_timeout_s", float, 0.0, 3600.0),
     ("K2_READ_MAX_CONNECTIONS", "read.max_connections", int, 1, 100_000),
     ("K2_READ_IDLE_TIMEOUT_S", "read.idle_timeout_s", float, 0.1, 86400.0),
+    ("K2_RECONCILE_INTERVAL_S", "reconcile_interval_s", float, 10.0, 86400.0),
+    ("K2_RECONCILE_HOURS", "reconcile_hours", float, 0.05, 168.0),
 ]
 
 

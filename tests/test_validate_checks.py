@@ -157,6 +157,14 @@ def archive_trade(then=None):
     return plant
 
 
+def unexplained_window(wh):
+    """A window k2 reconcile found unexplained (a venue's high K2's trades do not reach)."""
+    wh.execute("INSERT INTO k2.reconciliation (exchange, symbol, canonical_symbol, interval, window_start, verdict, "
+               "cause, fields, k2, venue, checked_at) VALUES ('binance', 'BTCUSDT', 'BTC/USDT', '1m', "
+               "'2026-07-15 12:00:00', 'unexplained', 'same trades counted, different values', ['high'], "
+               "'{\"high\":\"1\"}', '{\"high\":\"2\"}', now64(6))")
+
+
 #: check label -> (fixture set, plant). Labels are those of the report (`id [instance]`).
 PLANTS = {
     "bronze.any_trades": (MAIN, truncate),
@@ -223,6 +231,7 @@ PLANTS = {
                                              "symbol = 'BTCUSDT'")),
     "history.archive_complete": (MAIN, archive_trade(silver_delete(ARCHIVE))),
     "history.archive_normalized": (MAIN, archive_trade(silver_update(ARCHIVE, "side = if(side = 'BUY', 'SELL', 'BUY')"))),
+    "reconcile.unexplained": (MAIN, unexplained_window),
 }
 
 

@@ -143,6 +143,19 @@ def build() -> dict:
                   FROM k2.rejects WHERE $__timeFilter(received_at)
                   GROUP BY exchange, source, reason ORDER BY n DESC LIMIT 50""", CH_TABLE),
         ], 12, 67, 12, 10, unit="none"),
+        panel("Reconciliation with the venues' candles", "timeseries", [
+            prom('sum by (exchange, verdict) (increase(k2_reconcile_windows_total{exchange=~"$exchange"}[1h]))',
+                 "{{exchange}} {{verdict}}"),
+        ], 0, 77, unit="short",
+            description="1m windows k2 run compared with the venue's own candles (K2_RECONCILE=on), by verdict. "
+                        "Alert K2ReconcileUnexplained fires on missing, extra or unexplained windows."),
+        panel("Reconciliation: windows not explained", "table", [
+            ch("""SELECT window_start, exchange, symbol, interval, toString(verdict) AS verdict, cause,
+                  arrayStringConcat(fields, ' ') AS fields, checked_at
+                  FROM k2.reconciliation FINAL WHERE verdict IN ('missing', 'extra', 'unexplained')
+                  ORDER BY window_start DESC LIMIT 50""", CH_TABLE),
+        ], 12, 77, 12, 8, unit="none",
+            description="The last check of each window (k2 reconcile, or k2 run with K2_RECONCILE=on)."),
     ]
     templating = [
         {"name": "exchange", "label": "Exchange", "type": "query", "datasource": PROM,

@@ -24,6 +24,8 @@ the path in K2_CONFIG or --config (a relative data_dir in it is relative to the 
     enabled = true
     [read]                                # K2_READ_TIMEOUT_S, K2_READ_MAX_MEMORY_MB, ... (the read door)
     timeout_s = 30
+    [reconcile]                           # K2_RECONCILE, K2_RECONCILE_INTERVAL_S, K2_RECONCILE_HOURS
+    enabled = false
 
 Every value is checked when the settings are read, before any work starts: an unknown key or
 section, a value of the wrong type and a number out of range are each one error naming where the
@@ -108,6 +110,11 @@ class Settings:
     backfill: bool = True
     backfill_max_trades: int = 50_000
     release_startup_pages: bool = True  # unmap library code only startup used (k2.warehouse.memory)
+    #: k2 run compares its candles with the venues' own (k2.services.reconcile), every
+    #: reconcile_interval_s, over the closed 1m windows of the last reconcile_hours
+    reconcile: bool = False
+    reconcile_interval_s: float = 900.0
+    reconcile_hours: float = 3.0
     read: ReadSettings = field(default_factory=ReadSettings)
 
     def exchange(self, name: str) -> ExchangeSettings:
@@ -180,11 +187,14 @@ NUMBERS = (
     ("read.queue_timeout_s", "K2_READ_QUEUE_TIMEOUT_S", "[read] queue_timeout_s", float, 0.0, 3600.0),
     ("read.max_connections", "K2_READ_MAX_CONNECTIONS", "[read] max_connections", int, 1, 100_000),
     ("read.idle_timeout_s", "K2_READ_IDLE_TIMEOUT_S", "[read] idle_timeout_s", float, 0.1, 86400.0),
+    ("reconcile_interval_s", "K2_RECONCILE_INTERVAL_S", "[reconcile] interval_s", float, 10.0, 86400.0),
+    ("reconcile_hours", "K2_RECONCILE_HOURS", "[reconcile] hours", float, 0.05, 168.0),
 )
 BOOLEANS = (
     ("instruments_refresh", "K2_INSTRUMENTS_REFRESH", "[k2] instruments_refresh"),
     ("backfill", "K2_BACKFILL", "[backfill] enabled"),
     ("release_startup_pages", "K2_RELEASE_STARTUP_PAGES", "[k2] release_startup_pages"),
+    ("reconcile", "K2_RECONCILE", "[reconcile] enabled"),
 )
 
 
@@ -336,6 +346,7 @@ class TomlConfig:
         "reconnect": ("base_s", "cap_s", "max_attempts"),
         "writer": ("batch_max_rows", "batch_max_delay_s", "queue_max_rows"),
         "backfill": ("enabled", "max_trades"),
+        "reconcile": ("enabled", "interval_s", "hours"),
         "read": ("timeout_s", "max_memory_mb", "max_threads", "max_result_mb", "max_concurrent", "queue_timeout_s",
                  "max_connections", "idle_timeout_s"),
         "kafka": ("bootstrap_servers", "options"),

@@ -11,8 +11,10 @@ it in the rejects table.
 from __future__ import annotations
 
 import enum
+import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, ClassVar, Sequence
 
 import msgspec
@@ -146,6 +148,50 @@ class RestHistory:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueCandles:
+    """How a venue serves its own candles over REST (k2 reconcile compares K2's with them): the
+    K2 fields they carry, their windows' time base, paging, the documented request limit and how
+    far back they reach. Values are decimal strings exactly as the venue printed them."""
+
+    fields: tuple[str, ...]  # K2 names: open high low close volume quote_volume trade_count buy_volume vwap
+    intervals: tuple[str, ...]  # the K2 intervals (1m 1h 1d) the venue serves
+    page_windows: int  # windows per request at most
+    requests_per_s: float  # the documented public limit for this call, per IP
+    limit_note: str  # where that figure comes from
+    time_base: str  # what a window's time means
+    reaches_back_windows: int | None = None  # the venue serves only this many newest windows
+    rounding: str = ""  # the decimals the venue prints for derived values (rounded half-even)
+    floats: bool = False  # values are JSON numbers: digits past 15 significant may be lost
+
+
+#: seconds per K2 reconciliation interval
+CANDLE_INTERVAL_S = {"1m": 60, "1h": 3600, "1d": 86400}
+
+
+def candle_json(body: bytes, what: str) -> Any:
+    """A candle answer with every JSON number kept as its text: candles are compared as exact
+    decimals, and some venues print them as JSON numbers (floats)."""
+    try:
+        return json.loads(body, parse_float=str, parse_int=str)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FrameError(f"{what}: not JSON ({str(exc)[:120]})") from None
+
+
+def candle_of(row: Any, start_us: int, positions: dict[str, int], what: str) -> dict[str, Any]:
+    """{"start_us": ..., field: plain decimal text} from one venue candle row (a list)."""
+    out: dict[str, Any] = {"start_us": start_us}
+    for name, i in positions.items():
+        try:
+            value = Decimal(str(row[i]))
+        except (InvalidOperation, IndexError, KeyError, TypeError):
+            raise FrameError(f"{what}: {name} missing or not a number in {row!r:.100}") from None
+        if not value.is_finite():
+            raise FrameError(f"{what}: {name} is not a finite number in {row!r:.100}")
+        out[name] = format(value, "f")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class Instrument:
     native_symbol: str
     base: str
@@ -200,6 +246,8 @@ class ExchangeAdapter:
     archive_tables: ClassVar[tuple[str, ...]] = ()
     #: REST trade history for k2 backfill (None: the venue serves no range of its past)
     rest_history: ClassVar[RestHistory | None] = None
+    #: the venue's own candles over REST for k2 reconcile (None: not supported yet)
+    candles: ClassVar[VenueCandles | None] = None
     #: built-in instrument list, used offline and until the exchange's metadata is fetched
     fallback_instruments: ClassVar[Sequence[Instrument]] = ()
     #: (bronze column, unit) of the exchange's trade time, for the ingest-latency metric: unit
@@ -246,6 +294,17 @@ class ExchangeAdapter:
 
     def row_time_us(self, row: tuple) -> int:
         """The exchange's trade time of a bronze row, in microseconds."""
+        raise NotImplementedError
+
+    # -- the venue's own candles (adapters with `candles`) --------------------------------------
+    def candles_path(self, native: str, interval: str, since_us: int, until_us: int) -> str:
+        """Path of the REST call returning the candles of windows starting in [since_us, until_us)
+        (the first page; `parse_candles` tells where the next one starts)."""
+        raise NotImplementedError
+
+    def parse_candles(self, body: bytes, interval: str) -> list[dict[str, Any]]:
+        """The candles of one answer: {"start_us": int, <field>: decimal string, ...}, oldest first.
+        An answer that is not candles raises FrameError; a venue error (in a 200) raises K2Error."""
         raise NotImplementedError
 
     def subscribe_requests(self, native_symbols: Sequence[str], first_id: int) -> list[tuple[int, list[str], str]]:

@@ -40,12 +40,13 @@ from typing import Any, Sequence
 
 import msgspec
 
-from k2.errors import FrameError
+from k2.errors import FrameError, K2Error
 from k2.exchanges.base import (
     RestHistory,
     HEARTBEAT, OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, JsonFloat, Parsed, describe_decode_error,
     json_number_text, symbol_rule,
 )
+from k2.exchanges.base import VenueCandles, candle_json, candle_of
 
 
 _decode = msgspec.json.Decoder(float_hook=JsonFloat).decode  # numbers keep their exact text
@@ -120,6 +121,11 @@ class BitfinexAdapter(ExchangeAdapter):
         "every trade since the pair listed, 10000 per page by `start`")
     exchange_time = ("mts", "ms")
     bronze_time_sql = "fromUnixTimestamp64Milli(mts, 'UTC')"
+    candles = VenueCandles(
+        ("open", "high", "low", "close", "volume"), ("1m", "1h", "1d"), 10000, 0.5,
+        "candles: 30 requests a minute per IP (then a 60 s block)",
+        "MTS: window start in ms, UTC; [MTS, OPEN, CLOSE, HIGH, LOW, VOLUME] (close before high); sort=1 "
+        "oldest first", floats=True)
     fallback_instruments = tuple(Instrument(pair_symbol(b, q), b, q) for b, q in _FALLBACK)
 
     def __init__(self) -> None:
@@ -241,6 +247,24 @@ class BitfinexAdapter(ExchangeAdapter):
     def rest_trades_path(self, native: str, cursor: int) -> str:
         """Up to 10000 trades from time `cursor` (µs) on, oldest first (sort=1)."""
         return f"/v2/trades/{native}/hist?limit=10000&sort=1&start={int(cursor) // 1000}"
+
+    def candles_path(self, native: str, interval: str, since_us: int, until_us: int) -> str:
+        """GET /v2/candles/trade:1m:tBTCUSD/hist: windows with start <= MTS <= end, 10000 a page."""
+        frame = {"1m": "1m", "1h": "1h", "1d": "1D"}[interval]
+        step_ms = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}[interval]
+        since_ms = since_us // 1000
+        return (f"/v2/candles/trade:{frame}:{native}/hist?start={since_ms}&end={since_ms + 10000 * step_ms - 1}"
+                "&limit=10000&sort=1")
+
+    def parse_candles(self, body: bytes, interval: str) -> list[dict[str, Any]]:
+        doc = candle_json(body, "bitfinex candles")
+        if isinstance(doc, list) and doc[:1] == ["error"]:
+            raise K2Error(f"bitfinex candles: {' '.join(map(str, doc[1:]))[:200]}")
+        if not isinstance(doc, list):
+            raise FrameError("bitfinex candles: not a list")
+        pos = {"open": 1, "close": 2, "high": 3, "low": 4, "volume": 5}
+        return sorted((candle_of(r, int(r[0]) * 1000, pos, "bitfinex candles") for r in doc),
+                      key=lambda c: c["start_us"])
 
     def parse_rest_trades(self, body: bytes, native: str, received_us: int) -> tuple[list[tuple], int | None]:
         """[[ID, MTS, AMOUNT, PRICE], ...] -> bronze rows (chan_id 0, msg_type 'hist') oldest first, and

@@ -30,8 +30,9 @@ import json
 import re
 from typing import Any, Sequence
 
-from k2.errors import FrameError
+from k2.errors import FrameError, K2Error
 from k2.exchanges.base import OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal
+from k2.exchanges.base import VenueCandles, candle_json, candle_of
 from k2.exchanges.coinbase import decode_frame
 
 _SIDES = ("Buy", "Sell")  # tuples: `in` compares, never hashes (a list value is not a crash)
@@ -77,6 +78,10 @@ class BybitAdapter(ExchangeAdapter):
     rest_pages_from_cursor = False
     exchange_time = ("trade_time_ms", "ms")
     bronze_time_sql = "fromUnixTimestamp64Milli(trade_time_ms, 'UTC')"
+    candles = VenueCandles(
+        ("open", "high", "low", "close", "volume", "quote_volume"), ("1m", "1h", "1d"), 1000, 120.0,
+        "600 requests per 5 s per IP (the HTTP-level limit)",
+        "startTime: window start in ms, UTC; [start, open, high, low, close, volume, turnover], newest first")
     fallback_instruments = tuple(Instrument(b + q, b, q) for b, q in _FALLBACK)
 
     def native_symbol(self, symbol: str) -> str:
@@ -142,6 +147,26 @@ class BybitAdapter(ExchangeAdapter):
     def rest_trades_path(self, native: str, cursor: int) -> str:
         """The last 60 trades (spot's maximum; there is no cursor: `cursor` is not used)."""
         return f"/v5/market/recent-trade?category=spot&symbol={native}&limit=60"
+
+    def candles_path(self, native: str, interval: str, since_us: int, until_us: int) -> str:
+        """GET /v5/market/kline?category=spot: windows with start <= startTime <= end, 1000 a page."""
+        code = {"1m": "1", "1h": "60", "1d": "D"}[interval]
+        step_ms = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}[interval]
+        since_ms = since_us // 1000
+        return (f"/v5/market/kline?category=spot&symbol={native}&interval={code}&start={since_ms}"
+                f"&end={since_ms + 1000 * step_ms - 1}&limit=1000")
+
+    def parse_candles(self, body: bytes, interval: str) -> list[dict[str, Any]]:
+        doc = candle_json(body, "bybit kline")
+        if not isinstance(doc, dict):
+            raise FrameError("bybit kline: not an object")
+        if str(doc.get("retCode")) != "0":
+            raise K2Error(f"bybit kline: {doc.get('retCode')} {str(doc.get('retMsg'))[:200]}")
+        rows = (doc.get("result") or {}).get("list")
+        if not isinstance(rows, list):
+            raise FrameError("bybit kline: no result list")
+        pos = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5, "quote_volume": 6}
+        return sorted((candle_of(r, int(r[0]) * 1000, pos, "bybit kline") for r in rows), key=lambda c: c["start_us"])
 
     def parse_rest_trades(self, body: bytes, native: str, received_us: int) -> tuple[list[tuple], int | None]:
         """recent-trade -> bronze rows oldest first, and no next page. REST has no topic, type, seq or

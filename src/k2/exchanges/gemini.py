@@ -32,10 +32,11 @@ import json
 import re
 from typing import Any, Sequence
 
-from k2.errors import FrameError
+from k2.errors import FrameError, K2Error
 from k2.exchanges.base import (
     HEARTBEAT, OTHER, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal,
 )
+from k2.exchanges.base import VenueCandles, candle_json, candle_of
 from k2.exchanges.coinbase import decode_frame, nonnegative_int
 
 _SIDES = ("buy", "sell")  # tuples: `in` compares, never hashes (a list value is not a crash)
@@ -76,6 +77,11 @@ class GeminiAdapter(ExchangeAdapter):
     can_backfill = True  # by time: tids rise but are shared by all symbols, so not consecutive
     exchange_time = ("timestamp", "ms")
     bronze_time_sql = "fromUnixTimestamp64Milli(timestamp, 'UTC')"
+    candles = VenueCandles(
+        ("open", "high", "low", "close", "volume"), ("1m", "1h", "1d"), 1440, 2.0,
+        "public endpoints: 120 requests a minute per IP",
+        "time: window start in ms, UTC; [time, open, high, low, close, volume], newest first; no range "
+        "parameters: only the newest candles", reaches_back_windows=1440, floats=True)
     fallback_instruments = tuple(Instrument(b + q, b, q) for b, q in _FALLBACK)
 
     def native_symbol(self, symbol: str) -> str:
@@ -125,6 +131,20 @@ class GeminiAdapter(ExchangeAdapter):
     def rest_trades_path(self, native: str, cursor: int) -> str:
         """Up to 500 trades from time `cursor` (µs) on."""
         return f"/v1/trades/{native}?timestamp={int(cursor) // 1000}&limit_trades=500"
+
+    def candles_path(self, native: str, interval: str, since_us: int, until_us: int) -> str:
+        """GET /v2/candles/{symbol}/{time_frame}: the newest candles (no paging)."""
+        frame = {"1m": "1m", "1h": "1hr", "1d": "1day"}[interval]
+        return f"/v2/candles/{native.lower()}/{frame}"
+
+    def parse_candles(self, body: bytes, interval: str) -> list[dict[str, Any]]:
+        doc = candle_json(body, "gemini candles")
+        if isinstance(doc, dict):
+            raise K2Error(f"gemini candles: {str(doc.get('message') or doc.get('reason') or doc)[:200]}")
+        if not isinstance(doc, list):
+            raise FrameError("gemini candles: not a list")
+        pos = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
+        return sorted((candle_of(r, int(r[0]) * 1000, pos, "gemini candles") for r in doc), key=lambda c: c["start_us"])
 
     def parse_rest_trades(self, body: bytes, native: str, received_us: int) -> tuple[list[tuple], int | None]:
         """/v1/trades/<symbol> -> bronze rows (event_id 0: REST has none) oldest first, and the next

@@ -315,6 +315,22 @@ def gap_families(e: Exposition, pipeline, exchanges: list[str]) -> None:
 
 
 # -- the pipeline (k2 run, k2 feed, k2 run --kafka) ----------------------------------------------
+RECONCILE_VERDICTS = ("match", "missing", "extra", "venue", "unexplained")
+
+
+def reconcile_family(e: Exposition, pipeline, exchanges: list[str]) -> None:
+    """k2_reconcile_windows_total{exchange,verdict}: windows this process compared with the
+    venue's candles (K2_RECONCILE), by their final verdict (after a repair)."""
+    if getattr(pipeline, "store", True) is None:  # k2 feed: no warehouse, no candles to compare
+        return
+    counts = getattr(pipeline, "reconcile_counts", None) or {}
+    keys = {(ex, v) for ex in exchanges for v in RECONCILE_VERDICTS} | set(counts)
+    e.family("k2_reconcile_windows_total", "counter",
+             "Candle windows compared with the venue's own (K2_RECONCILE), by verdict: match, missing, extra, "
+             "venue (a documented venue-side difference), unexplained.",
+             (({"exchange": ex, "verdict": v}, counts.get((ex, v), 0)) for ex, v in sorted(keys)))
+
+
 def render(pipeline) -> bytes:
     now = time.time()
     stats = pipeline.runtime.connection_stats()
@@ -372,6 +388,7 @@ def render(pipeline) -> bytes:
     e.family("k2_rejects_total", "counter", "Frames that could not be parsed (kept in the rejects table), "
              "by reason class.", (({"exchange": ex, "reason": r}, n) for (ex, r), n in sorted(samples.items())))
     gap_families(e, pipeline, exchanges)
+    reconcile_family(e, pipeline, exchanges)
 
     if getattr(pipeline, "store", True) is None:  # k2 feed: trades go to Kafka, not to bronze
         written = getattr(ts, "written", None) or {}

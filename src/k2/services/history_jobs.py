@@ -7,6 +7,8 @@ job here (POST /api/history, k2.history.handoff is the client) instead of openin
   rows    REST pages a `k2 backfill` fetched: written through the live transport's own writers,
           between two live batches, so a trade seen live and over REST is stored once
   load    a frame file: parsed here, batches written through the same writers
+  reconcile  k2 reconcile: the venue's candles against this warehouse; --repair writes through the
+          same writers (k2.history.reconcile.reconcile_job)
 """
 
 from __future__ import annotations
@@ -39,4 +41,8 @@ class HistoryJobs:
             report = load_file(self.wh, adapter, Path(req["path"]), batch_size=int(req.get("batch_size") or 100_000),
                                write=lambda rows: self.transport.write_now(adapter, rows, "file"))
             return {"summary": report.summary()}
+        if job == "reconcile":
+            from k2.history.reconcile import reconcile_job
+
+            return reconcile_job(self.wh, self.transport, req)
         raise K2Error(f"unknown history job {job!r}")

@@ -102,6 +102,8 @@ class Store(Protocol):
 
     def routes(self, transport) -> list: ...
 
+    def background(self, pipeline: Any, stop: asyncio.Event) -> list: ...
+
     def gaps_to_retry(self, adapter: ExchangeAdapter) -> list[Gap]: ...
 
     async def drain(self) -> None: ...
@@ -189,6 +191,9 @@ class Pipeline:
             with self.endpoint:
                 feed = asyncio.create_task(self.runtime.run(stop))
                 shower = asyncio.create_task(self._show_progress(stop))
+                # the store's own tasks (k2 run's reconciliation with the venues' candles)
+                extra = [asyncio.create_task(c) for c in
+                         (self.store.background(self, stop) if self.store is not None else [])]
                 try:
                     if duration:
                         try:
@@ -199,7 +204,7 @@ class Pipeline:
                         await stop.wait()
                 finally:
                     stop.set()
-                    await asyncio.gather(feed, shower, return_exceptions=True)
+                    await asyncio.gather(feed, shower, *extra, return_exceptions=True)
                     if self.store is not None:
                         await self.store.drain()
                     await asyncio.to_thread(self.transport.close)

@@ -48,6 +48,15 @@ class WarehouseStore:
     def known_instruments(self, exchange: str) -> set[str]:
         return set(instrument_map(self.wh, exchange))
 
+    def background(self, pipeline, stop: asyncio.Event) -> list:
+        """Tasks that live as long as the run: the reconciliation with the venues' candles when
+        K2_RECONCILE is on (k2.services.reconcile)."""
+        if not pipeline.settings.reconcile:
+            return []
+        from k2.services.reconcile import RunReconciler
+
+        return [RunReconciler(pipeline, self.wh).run(stop)]
+
     def routes(self, transport) -> list[Route]:
         """K2's own history jobs handed to this process while it holds the data dir (`k2 import`,
         `k2 backfill`, `k2 load` while `k2 run` runs: POST /api/history, k2.history.handoff is the

@@ -10,6 +10,9 @@
   <- {"e":"serverShutdown","E":1784200000000} before the 24 h cut (combined: "!serverShutdown")
   REST  GET /api/v3/exchangeInfo[?symbol=|symbols=[..]]   /api/v3/trades?symbol=&limit=
         GET /api/v3/historicalTrades?symbol=&fromId=&limit=   /api/v3/time   /api/v3/ping
+        GET /api/v3/klines?symbol=&interval=1m|1h|1d&startTime=&endTime=&limit=  (weight 2)
+        <- [[openTime, "open", "high", "low", "close", "volume", closeTime, "quoteVolume", trades,
+             "takerBuyBaseVolume", "takerBuyQuoteVolume", "0"], ...] oldest first, 500 (max 1000)
 
 As on the real service: stream names are lowercase; unknown streams are acknowledged and stay
 silent; a protocol ping goes out every 20 s and a client that does not pong within a minute is
@@ -28,8 +31,9 @@ from typing import Any, Iterable
 
 import msgspec
 
+from k2.simulator import candles
 from k2.simulator.engine import Fill, Market
-from k2.simulator.history import BinanceHistory
+from k2.simulator.history import DAY_US, BinanceHistory, day_of, day_start_us
 from k2.simulator.server import Connection, Venue, decode_json, encode_json, now_us, ws_frame
 
 _METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
@@ -228,7 +232,8 @@ class BinanceVenue(Venue):
 
     # -- REST -----------------------------------------------------------------------------------
     #: request weight per endpoint (Binance spot REST)
-    WEIGHTS = {"/api/v3/historicalTrades": 25, "/api/v3/trades": 25, "/api/v3/exchangeInfo": 20}
+    WEIGHTS = {"/api/v3/historicalTrades": 25, "/api/v3/trades": 25, "/api/v3/exchangeInfo": 20,
+               "/api/v3/klines": 2}
 
     def http(self, path: str, query: dict[str, list[str]]) -> tuple:
         """REST with Binance's request-weight limit: weight per IP and minute (a fixed window that
@@ -268,6 +273,8 @@ class BinanceVenue(Venue):
             return self._exchange_info(query)
         if path in ("/api/v3/trades", "/api/v3/historicalTrades"):
             return self._trades(query, historical=path.endswith("historicalTrades"))
+        if path == "/api/v3/klines":
+            return self._klines(query)
         return 404, {"code": -1, "msg": f"Unknown endpoint {path}"}
 
     def _exchange_info(self, query: dict[str, list[str]]) -> tuple[int, Any]:
@@ -346,6 +353,64 @@ class BinanceVenue(Venue):
                           "time": t[3] // 1000, "isBuyerMaker": t[4], "isBestMatch": True}
                          for t in past.trades_from_id(past.end_id - limit, limit)]
         return 200, self._live_trades(market, from_id, limit)
+
+    KLINE_INTERVALS_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000, "1d": 86_400_000}
+
+    def _klines(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """Candles from this venue's own trades (the past days and the live trades REST keeps):
+        windows with openTime in [startTime, endTime], oldest first, at most `limit` (default
+        500, max 1000); without startTime the newest ones. Prices and volumes with 8 decimals,
+        as Binance prints them; windows without trades are left out."""
+        symbol = (query.get("symbol") or [""])[0]
+        market = self.markets.get(symbol)
+        if market is None:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        step_ms = self.KLINE_INTERVALS_MS.get((query.get("interval") or [""])[0])
+        if step_ms is None:
+            return 400, {"code": -1120, "msg": "Invalid interval."}
+        try:
+            limit = int((query.get("limit") or ["500"])[0])
+            start_ms = int(query["startTime"][0]) if query.get("startTime") else None
+            end_ms = int(query["endTime"][0]) if query.get("endTime") else None
+        except ValueError:
+            return 400, {"code": -1100, "msg": "Illegal characters found in a parameter."}
+        if not 1 <= limit <= 1000:
+            return 400, {"code": -1130, "msg": "Invalid data sent for a parameter."}
+        step_us = step_ms * 1000
+        now = now_us()
+        until_us = (end_ms * 1000 + 1) if end_ms is not None else now + step_us
+        since_us = start_ms * 1000 if start_ms is not None else until_us - limit * step_us
+        since_us = (since_us + step_us - 1) // step_us * step_us  # the first window starting at or after
+        until_us = min(until_us, since_us + limit * step_us)
+        found = candles.build(self._trades_between(symbol, market, since_us, until_us), step_us, since_us, until_us)
+        candles.skew(found, self.sim, step_us)
+        chosen = sorted(found.values(), key=lambda c: c.start_us)
+        if start_ms is None:
+            chosen = chosen[-limit:]
+        return 200, [
+            [c.start_us // 1000, f"{c.open:.8f}", f"{c.high:.8f}", f"{c.low:.8f}", f"{c.close:.8f}",
+             f"{c.volume:.8f}", c.start_us // 1000 + step_ms - 1, candles.places(c.quote_volume, 8), c.count,
+             f"{c.buy_volume:.8f}", candles.places(c.buy_quote_volume, 8), "0"]
+            for c in chosen[:limit]]
+
+    def _trades_between(self, symbol: str, market: Market, since_us: int, until_us: int):
+        """(time_us, price, qty, taker_buy) of every trade in [since_us, until_us), in id order."""
+        past = self.histories.get(symbol)
+        if past is not None and since_us < past.end_us:
+            day = day_start_us(day_of(max(since_us, day_start_us(past.days[0]))))
+            while day < min(until_us, past.end_us):
+                if day_of(day) in past.days:
+                    for _id, price, qty, t_us, buyer_maker in past.trades_of_day(day_of(day)):
+                        if since_us <= t_us < until_us:
+                            yield t_us, price, qty, not buyer_maker
+                day += DAY_US
+        history = list(market.history)
+        start = bisect.bisect_left(history, since_us // 1000, key=lambda f: _decode_rest_trade(f).T)
+        for frame in history[start:]:
+            t = _decode_rest_trade(frame)
+            if t.T * 1000 >= until_us:
+                break
+            yield t.T * 1000, t.p, t.q, not t.m
 
     @staticmethod
     def _live_trades(market: Market, from_id: int | None, limit: int) -> list[dict[str, Any]]:

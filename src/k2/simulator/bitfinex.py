@@ -28,6 +28,7 @@ from typing import Any, Iterable
 import msgspec
 
 from k2.exchanges.bitfinex import CURRENCY_ALIASES
+from k2.simulator import candles
 from k2.simulator.engine import Fill, Market
 from k2.simulator.formats import significant, trimmed, uuid4
 from k2.simulator.server import Connection, Venue, decode_json, encode_json, now_us, ws_frame
@@ -181,6 +182,41 @@ class BitfinexVenue(Venue):
         return b'{"event":"error","msg":"ERR_INTERNAL: please retry","code":10000}'
 
     # -- REST -----------------------------------------------------------------------------------
+    FRAMES = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "3h": 10800, "1D": 86400}
+
+    def _candles(self, key: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """/v2/candles/trade:<frame>:<symbol>/hist: [MTS, OPEN, CLOSE, HIGH, LOW, VOLUME] as JSON
+        numbers, windows with start <= MTS <= end, newest first (sort=1: oldest first), at most
+        `limit` (default 100, max 10000)."""
+        kind, _, rest = key.partition(":")
+        frame, _, native = rest.partition(":")
+        market = self.markets.get(native)
+        step = self.FRAMES.get(frame)
+        if kind != "trade" or step is None or market is None:
+            return 500, ["error", 10020, "key: invalid"]
+        try:
+            limit = int((query.get("limit") or ["100"])[0])
+            end = int(query["end"][0]) * 1000 if query.get("end") else now_us()
+            start = int(query["start"][0]) * 1000 if query.get("start") else 0
+            ascending = (query.get("sort") or ["-1"])[0] == "1"
+        except ValueError:
+            return 500, ["error", 10020, "start, end or limit: invalid"]
+        if not 1 <= limit <= 10000:
+            return 500, ["error", 10020, "limit: invalid"]
+        step_us = step * 1_000_000
+
+        def trades():
+            for e in market.history:
+                _id, mts, amount, price = msgspec.json.decode(e, type=list[msgspec.Raw])[:4]
+                amount_text = bytes(amount).decode()
+                yield int(bytes(mts)) * 1000, bytes(price).decode(), amount_text.lstrip("-"), not amount_text.startswith("-")
+
+        found = candles.served(self.sim, trades(), step_us, (start + step_us - 1) // step_us * step_us, end + 1)
+        if not ascending:
+            found.reverse()
+        n = candles.number
+        return 200, [[c.start_us // 1000, n(c.open), n(c.close), n(c.high), n(c.low), n(c.volume)] for c in found[:limit]]
+
     def http(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         parts = [p for p in path.split("/") if p]
         if parts == ["v2", "platform", "status"]:
@@ -195,6 +231,8 @@ class BitfinexVenue(Venue):
                 else:
                     out.append(None)
             return 200, out
+        if len(parts) == 4 and parts[:2] == ["v2", "candles"] and parts[3] == "hist":
+            return self._candles(parts[2], query)
         if len(parts) == 4 and parts[:2] == ["v2", "trades"] and parts[3] == "hist":
             return self._trades(parts[2], query)
         return 404, ["error", 10020, "route not found"]

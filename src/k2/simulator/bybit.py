@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 
 from k2.simulator.binance import lot_rule, tick_rule  # the same kind of grids
+from k2.simulator import candles
 from k2.simulator.engine import Fill, Market
 from k2.simulator.formats import trimmed
 from k2.simulator.server import Connection, Venue, decode_json, encode_json, now_us
@@ -161,6 +162,46 @@ class BybitVenue(Venue):
             conn.conn_id.encode())  # type: ignore[attr-defined]
 
     # -- REST -----------------------------------------------------------------------------------
+    KLINE_INTERVALS = {"1": 60, "5": 300, "15": 900, "60": 3600, "240": 14400, "D": 86400}
+
+    def _kline(self, query: dict[str, list[str]], category: str, now_ms: int) -> tuple[int, Any]:
+        """kline: [startTime, open, high, low, close, volume, turnover] strings, newest first, windows
+        with start <= startTime <= end, at most `limit` (default 200, max 1000)."""
+        def error(code: int, msg: str) -> tuple[int, Any]:
+            return 200, {"retCode": code, "retMsg": msg, "result": {}, "retExtInfo": {}, "time": now_ms}
+
+        if category != "spot":
+            return error(10001, "Illegal category")
+        symbol = (query.get("symbol") or [""])[0]
+        market = self.markets.get(symbol)
+        if market is None:
+            return error(10001, "Not supported symbols")
+        step = self.KLINE_INTERVALS.get((query.get("interval") or [""])[0])
+        if step is None:
+            return error(10001, "Invalid period!")
+        try:
+            limit = int((query.get("limit") or ["200"])[0])
+            end = int(query["end"][0]) * 1000 if query.get("end") else now_ms * 1000
+            start = int(query["start"][0]) * 1000 if query.get("start") else None
+        except ValueError:
+            return error(10001, "params error")
+        if not 1 <= limit <= 1000:
+            return error(10001, "params error: limit")
+        step_us = step * 1_000_000
+        start = start if start is not None else end - limit * step_us
+
+        def trades():
+            for e in market.history:
+                t = msgspec.json.decode(e)
+                yield int(t["T"]) * 1000, t["p"], t["v"], t["S"] == "Buy"
+
+        found = candles.served(self.sim, trades(), step_us, (start + step_us - 1) // step_us * step_us, end + 1)
+        t = candles.text
+        rows = [[str(c.start_us // 1000), t(c.open), t(c.high), t(c.low), t(c.close), t(c.volume), t(c.quote_volume)]
+                for c in reversed(found)][:limit]
+        return 200, {"retCode": 0, "retMsg": "OK", "result": {"category": "spot", "symbol": symbol, "list": rows},
+                     "retExtInfo": {}, "time": now_ms}
+
     def http(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         now_ms = now_us() // 1000
         if path == "/v5/market/time":
@@ -177,6 +218,8 @@ class BybitVenue(Venue):
                       "priceFilter": {"tickSize": trimmed(m.tick, 10)}} for m in self.markets.values()]
             return 200, {"retCode": 0, "retMsg": "OK", "result": {"category": "spot", "list": items},
                          "retExtInfo": {}, "time": now_ms}
+        if path == "/v5/market/kline":
+            return self._kline(query, category, now_ms)
         if path == "/v5/market/recent-trade":
             market = self.markets.get((query.get("symbol") or [""])[0])
             if market is None:

@@ -34,6 +34,7 @@ from typing import Any, Iterable
 import msgspec
 
 from k2.exchanges.coinbase import rfc3339_us
+from k2.simulator import candles
 from k2.simulator.engine import Fill, Market
 from k2.simulator.formats import decimals_for, fixed, rfc3339, trimmed, uuid4
 from k2.simulator.server import Connection, Venue, decode_json, encode_json, now_us, ws_frame
@@ -319,6 +320,8 @@ class CoinbaseVenue(Venue):
             return (200, self._product(market)) if market else (404, {"message": "NotFound"})
         if len(parts) == 3 and parts[0] == "products" and parts[2] == "trades":
             return self._trades(parts[1], query)
+        if len(parts) == 3 and parts[0] == "products" and parts[2] == "candles":
+            return self._candles(parts[1], query)
         if parts[:4] == ["api", "v3", "brokerage", "market"]:
             return self._advanced_http(parts[4:], query)
         return 404, {"message": "route not found"}
@@ -363,6 +366,33 @@ class CoinbaseVenue(Venue):
             out.append({"time": m.time, "trade_id": m.trade_id, "price": m.price, "size": m.size, "side": m.side})
         return 200, out
 
+    def _candles(self, native: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """GET /products/{id}/candles?granularity=&start=&end=: [time, low, high, open, close, volume]
+        as JSON numbers, newest first, buckets with start <= time <= end, at most 300."""
+        market = self.markets.get(native)
+        if market is None:
+            return 404, {"message": "NotFound"}
+        try:
+            step = int((query.get("granularity") or ["60"])[0])
+            start = _iso_us(query["start"][0]) if query.get("start") else None
+            end = _iso_us(query["end"][0]) if query.get("end") else None
+        except (ValueError, KeyError):
+            return 400, {"message": "Invalid start or end"}
+        if step not in (60, 300, 900, 3600, 21600, 86400):
+            return 400, {"message": "Unsupported granularity"}
+        step_us = step * 1_000_000
+        end = end if end is not None else now_us()
+        start = start if start is not None else end - 300 * step_us
+        if (end - start) // step_us + 1 > 300:
+            return 400, {"message": "granularity too small for the requested time range. Count of aggregations "
+                                    "requested exceeds 300"}
+        first = (start + step_us - 1) // step_us * step_us
+        found = candles.served(self.sim, ((rfc3339_us(m.time), m.price, m.size, m.side == "sell")
+                                          for m in map(_decode_match, market.history)), step_us, first, end + 1)
+        n = candles.number
+        return 200, [[c.start_us // 1_000_000, n(c.low), n(c.high), n(c.open), n(c.close), n(c.volume)]
+                     for c in reversed(found)]
+
     def _advanced_http(self, parts: list[str], query: dict[str, list[str]]) -> tuple[int, Any]:
         if parts == ["products"]:
             products = [{"product_id": m.native, "price": "", "base_increment": "0.00000001",
@@ -397,3 +427,15 @@ class CoinbaseVenue(Venue):
                     break
             return 200, {"trades": chosen, "best_bid": "", "best_ask": ""}
         return 404, {"error": "NOT_FOUND", "message": "route not found"}
+
+
+def _iso_us(text: str) -> int:
+    """ISO 8601 (or epoch seconds) -> µs, as Coinbase reads start and end."""
+    from datetime import datetime, timezone
+
+    if text.isdigit():
+        return int(text) * 1_000_000
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp()) * 1_000_000 + when.microsecond

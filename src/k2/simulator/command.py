@@ -46,6 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop dropping, silencing and erroring after S s (0 = never), so a run can settle")
     g.add_argument("--rest-down", metavar="A-B[,A-B...]",
                    help="the REST API answers 503 from A to B s after the start (e.g. 0-8,20-26)")
+    g.add_argument("--withhold", metavar="A-B[,A-B...]",
+                   help="trades made A to B s after the start are never sent on the WebSocket (they stay "
+                        "in REST and the venue's candles)")
+    g.add_argument("--skew-candle", type=float, metavar="S",
+                   help="the venue's candles of the window holding the instant S s after the start show "
+                        "a high one tick too high")
     g = p.add_argument_group("venue behaviour")
     g.add_argument("--kraken-snapshot", type=int, default=0, metavar="N", help="Kraken v1: last N trades on subscribe")
     g.add_argument("--ping-interval", type=float, default=20.0, metavar="S", help="Binance protocol ping period")
@@ -83,7 +89,8 @@ def config_from_args(args: argparse.Namespace):
         replay=Path(args.replay) if args.replay else None,
         record_dir=Path(args.record) if args.record else None,
         faults=Faults(args.drop_every, args.silence_every, args.silence_for, args.malformed_ratio,
-                      args.error_every, args.slow_start, args.faults_for, parse_windows(args.rest_down)),
+                      args.error_every, args.slow_start, args.faults_for, parse_windows(args.rest_down),
+                      parse_windows(args.withhold, "--withhold"), args.skew_candle),
         bursts=not args.no_bursts, ping_interval_s=args.ping_interval,
         max_connection_age_s=args.max_connection_age, binance_max_messages_per_s=args.binance_message_limit,
         kraken_snapshot=args.kraken_snapshot, history_size=args.history,

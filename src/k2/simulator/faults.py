@@ -35,11 +35,16 @@ class Faults:
     slow_start: float = 0.0
     faults_for: float = 0.0
     rest_down: tuple[tuple[float, float], ...] = ()
+    withhold: tuple[tuple[float, float], ...] = ()
+    skew_candle: float | None = None
 
     def check(self) -> None:
-        for start, end in self.rest_down:
-            if not 0 <= start < end:
-                raise K2Error(f"--rest-down: window {start:g}-{end:g} must be START-END with 0 <= START < END")
+        for flag, windows in (("--rest-down", self.rest_down), ("--withhold", self.withhold)):
+            for start, end in windows:
+                if not 0 <= start < end:
+                    raise K2Error(f"{flag}: window {start:g}-{end:g} must be START-END with 0 <= START < END")
+        if self.skew_candle is not None and not abs(self.skew_candle) < 1e9:
+            raise K2Error("--skew-candle must be a number of seconds from the start (negative: a past window)")
         for name in ("drop_every", "silence_every", "silence_for", "error_every", "slow_start", "faults_for"):
             if getattr(self, name) < 0:
                 raise K2Error(f"--{name.replace('_', '-')} must not be negative")
@@ -74,6 +79,10 @@ class FaultClock:
     def rest_down(self, now: float) -> bool:
         elapsed = now - self.start
         return any(a <= elapsed < b for a, b in self.faults.rest_down)
+
+    def withholding(self, now: float) -> bool:
+        elapsed = now - self.start
+        return any(a <= elapsed < b for a, b in self.faults.withhold)
 
     def drop_due(self, now: float) -> bool:
         if now < self._next_drop or now >= self.until:
@@ -114,7 +123,7 @@ def malformed(frame: bytes, rng: random.Random, kind: str | None = None) -> byte
     return frame[: max(1, int(len(frame) * (0.2 + 0.7 * rng.random())))]
 
 
-def parse_windows(text: str | None) -> tuple[tuple[float, float], ...]:
+def parse_windows(text: str | None, flag: str = "--rest-down") -> tuple[tuple[float, float], ...]:
     """"0-8,20-26" -> ((0.0, 8.0), (20.0, 26.0)): seconds after the start."""
     if not text:
         return ()
@@ -124,7 +133,7 @@ def parse_windows(text: str | None) -> tuple[tuple[float, float], ...]:
         try:
             out.append((float(start), float(end)))
         except ValueError:
-            raise K2Error(f"--rest-down: {item.strip()!r} is not START-END (seconds)") from None
+            raise K2Error(f"{flag}: {item.strip()!r} is not START-END (seconds)") from None
         if not sep:
-            raise K2Error(f"--rest-down: {item.strip()!r} is not START-END (seconds)")
+            raise K2Error(f"{flag}: {item.strip()!r} is not START-END (seconds)")
     return tuple(out)

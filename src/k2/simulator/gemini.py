@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from k2.simulator import candles
 from k2.simulator.engine import Fill, Market
 from k2.simulator.formats import decimals_for, fixed, trimmed
 from k2.simulator.server import Connection, Venue, decode_json, encode_json, now_us
@@ -188,6 +189,33 @@ class GeminiVenue(Venue):
         return b'{"result":"error","reason":"ServiceUnavailable","message":"please retry"}'
 
     # -- REST -----------------------------------------------------------------------------------
+    TIME_FRAMES = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1hr": 3600, "6hr": 21600, "1day": 86400}
+    CANDLES_SERVED = 1440  # the newest windows only; no range parameters
+
+    def _candles(self, native: str, frame: str) -> tuple[int, Any]:
+        """/v2/candles/{symbol}/{time_frame}: [time, open, high, low, close, volume] as JSON numbers,
+        newest first, the newest 1440 windows."""
+        market = self.markets.get(native)
+        if market is None:
+            return 400, {"result": "error", "reason": "InvalidSymbol", "message": f"Invalid symbol {native.lower()}"}
+        step = self.TIME_FRAMES.get(frame)
+        if step is None:
+            return 400, {"result": "error", "reason": "InvalidTimeFrame", "message": f"Invalid time frame {frame}"}
+        step_us, now = step * 1_000_000, now_us()
+        current = now - now % step_us
+
+        def trades():
+            for e in market.history:
+                if e.startswith(b'{"type":"trade"'):
+                    t = msgspec.json.decode(e)
+                    yield int(t["timestamp"]) * 1000, t["price"], t["quantity"], t["side"] == "buy"
+
+        found = candles.served(self.sim, trades(), step_us, current - (self.CANDLES_SERVED - 1) * step_us,
+                               current + step_us)
+        n = candles.number
+        return 200, [[c.start_us // 1000, n(c.open), n(c.high), n(c.low), n(c.close), n(c.volume)]
+                     for c in reversed(found)]
+
     def http(self, path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         parts = [p for p in path.split("/") if p]
         if parts == ["v1", "symbols"]:
@@ -200,6 +228,8 @@ class GeminiVenue(Venue):
                          "quote_currency": market.instrument.quote, "tick_size": market.lot,
                          "quote_increment": market.tick, "min_order_size": trimmed(market.lot), "status": "open",
                          "wrap_enabled": False}
+        if len(parts) == 4 and parts[:2] == ["v2", "candles"]:
+            return self._candles(parts[2].upper(), parts[3])
         if len(parts) == 3 and parts[:2] == ["v1", "trades"]:
             return self._trades(parts[2].upper(), query)
         return 404, {"result": "error", "reason": "EndpointNotFound", "message": f"{path} not found"}

@@ -12,6 +12,12 @@ v2: {"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"buy",
      "qty":0.0015,"ord_type":"market","trade_id":83412003,"timestamp":"2026-07-15T12:00:00.412345Z"}]}
 REST: GET /0/public/AssetPairs[?pair=]   /0/public/Trades?pair=XBTUSD&since=<ns>&count=
       GET /0/public/Time   /0/public/SystemStatus
+      GET /0/public/OHLC?pair=XBTUSD&interval=1|60|1440&since=<s>
+      -> {"error":[],"result":{"XXBTZUSD":[[1784116800,"97512.30000","97530.10000","97500.00000",
+          "97520.00000","97515.12345","1.23400000",42], ...],"last":1784116740}}
+         [time, open, high, low, close, vwap, volume, count], oldest first; only the 720 newest
+         windows, whatever `since` asks; entries with time > since; the last entry is the
+         current, not yet committed window; `last` is the newest committed window's time
 
 Trades of one pair that happen in the same engine tick share a frame (a sweep always does); each
 trade's timestamp is a distinct microsecond, as Kraken's are. Prices carry 5 decimals, more for
@@ -30,10 +36,14 @@ from typing import Any, Iterable
 
 import msgspec
 
+from k2.simulator import candles
 from k2.simulator.engine import Fill, Market
 from k2.simulator.server import Connection, Venue, decode_json, encode_json, now_us, ws_frame
 
 FIRST_CHANNEL_ID = 119930881
+#: Kraken's OHLC intervals, minutes
+OHLC_INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
+OHLC_ENTRIES = 720
 MAX_TRADES_PER_FRAME = 100
 SNAPSHOT_V2 = 50
 #: REST asset codes with Kraken's legacy X/Z prefix
@@ -298,7 +308,48 @@ class KrakenVenue(Venue):
             return self._asset_pairs(query)
         if path == "/0/public/Trades":
             return self._trades(query)
+        if path == "/0/public/OHLC":
+            return self._ohlc(query)
         return 404, {"error": ["EGeneral:Unknown method"]}
+
+    def _ohlc(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """Candles from this pair's trades (the ones REST keeps): the 720 newest windows only."""
+        name = (query.get("pair") or [""])[0]
+        native = self._by_rest_name.get(name)
+        if native is None:
+            return 200, {"error": ["EQuery:Unknown asset pair"]}
+        try:
+            interval = int((query.get("interval") or ["1"])[0])
+            since = int(Decimal((query.get("since") or ["0"])[0] or "0"))
+        except (InvalidOperation, ValueError):
+            return 200, {"error": ["EGeneral:Invalid arguments"]}
+        if interval not in OHLC_INTERVALS:
+            return 200, {"error": ["EGeneral:Invalid arguments:interval"]}
+        step_us = interval * 60_000_000
+        now = now_us()
+        current = now - now % step_us
+        oldest = current - (OHLC_ENTRIES - 1) * step_us
+        since_us = max(oldest, (since + 1) * 1_000_000)
+        market = self.markets[native]
+        decimals = self._decimals[native]
+
+        def trades():
+            for element in market.history:
+                price, volume, ts, side, _order_type, _misc = _decode_element(element)
+                yield _micros(ts), price, volume, side == "b"
+
+        found = candles.build(trades(), step_us, since_us - since_us % step_us, current + step_us)
+        candles.skew(found, self.sim, step_us)
+        rows = []
+        for c in sorted(found.values(), key=lambda c: c.start_us):
+            if c.start_us // 1_000_000 <= since:
+                continue
+            rows.append([c.start_us // 1_000_000, f"{c.open:.{decimals}f}", f"{c.high:.{decimals}f}",
+                         f"{c.low:.{decimals}f}", f"{c.close:.{decimals}f}", candles.places(c.vwap, decimals),
+                         f"{c.volume:.8f}", c.count])
+        committed = [r[0] for r in rows if r[0] < current // 1_000_000]
+        return 200, {"error": [], "result": {pair_key(native): rows,
+                                             "last": committed[-1] if committed else since}}
 
     def _asset_pairs(self, query: dict[str, list[str]]) -> tuple[int, Any]:
         natives = list(self.markets)

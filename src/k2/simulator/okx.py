@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from k2.simulator.binance import lot_rule, tick_rule  # the same kind of grids
+from k2.simulator import candles
 from k2.simulator.engine import Fill, Market
 from k2.simulator.formats import trimmed
 from k2.simulator.server import Connection, Venue, decode_json, encode_json, now_us
@@ -170,9 +171,47 @@ class OkxVenue(Venue):
                 {"instType": "SPOT", "instId": m.native, "baseCcy": m.instrument.base, "quoteCcy": m.instrument.quote,
                  "tickSz": trimmed(m.tick, 10), "lotSz": trimmed(m.lot, 10), "minSz": trimmed(m.lot, 10),
                  "state": "live"} for m in self.markets.values()]}
+        if path in ("/api/v5/market/candles", "/api/v5/market/history-candles"):
+            return self._candles(query)
         if path in ("/api/v5/market/trades", "/api/v5/market/history-trades"):
             return self._trades(query, history=path.endswith("history-trades"))
         return 404, {"code": "50000", "msg": "Not Found", "data": []}
+
+    BARS = {"1m": 60, "5m": 300, "15m": 900, "1H": 3600, "4H": 14400, "1Dutc": 86400}
+
+    def _candles(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        """history-candles: [ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm] strings, newest first,
+        windows with before < ts < after, at most `limit` (100)."""
+        market = self.markets.get((query.get("instId") or [""])[0])
+        if market is None:
+            return 200, {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
+        step = self.BARS.get((query.get("bar") or ["1m"])[0])
+        if step is None:
+            return 200, {"code": "51000", "msg": "Parameter bar error", "data": []}
+        try:
+            after = int(query["after"][0]) if query.get("after") else None
+            before = int(query["before"][0]) if query.get("before") else None
+            limit = int((query.get("limit") or ["100"])[0])
+        except ValueError:
+            return 200, {"code": "50014", "msg": "Parameter error", "data": []}
+        if not 1 <= limit <= 100:
+            return 200, {"code": "51000", "msg": "Parameter limit error", "data": []}
+        step_us, now = step * 1_000_000, now_us()
+        hi = after * 1000 if after is not None else now + step_us
+        lo = before * 1000 + 1 if before is not None else 0
+
+        def trades():
+            for e in market.history:
+                t = msgspec.json.decode(e)
+                yield int(t["ts"]) * 1000, t["px"], t["sz"], t["side"] == "buy"
+
+        found = [c for c in candles.served(self.sim, trades(), step_us, (lo + step_us - 1) // step_us * step_us, hi)
+                 if c.start_us < hi]
+        t = candles.text
+        rows = [[str(c.start_us // 1000), t(c.open), t(c.high), t(c.low), t(c.close), t(c.volume),
+                 t(c.quote_volume), t(c.quote_volume), "1" if candles.closed(c.start_us, step_us, now) else "0"]
+                for c in reversed(found)]
+        return 200, {"code": "0", "msg": "", "data": rows[:limit]}
 
     def _trades(self, query: dict[str, list[str]], history: bool) -> tuple[int, Any]:
         market = self.markets.get((query.get("instId") or [""])[0])

@@ -128,6 +128,8 @@ class Simulator:
         self.fault_rng = random.Random(f"k2-sim:{seed}:faults")
         self.connection_rng = random.Random(f"k2-sim:{seed}:connections")
         self.silent = False
+        self.withholding = False  # --withhold: trades made now are kept off the WebSocket
+        self.started_wall_us = 0  # wall clock at the start (--skew-candle counts from it)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.venues: dict[str, Venue] = {}
         self.urls: dict[str, dict[str, str]] = {}
@@ -186,6 +188,7 @@ class Simulator:
             await self._close_venues()
             raise
         self.started_at = self.loop.time()
+        self.started_wall_us = now_us()
         self._task = self.loop.create_task(self._drive(), name="k2-simulator-clock")
         return self.urls
 
@@ -253,6 +256,7 @@ class Simulator:
         while True:
             now = loop.time()
             self.silent = faults.silent(now)
+            self.withholding = faults.withholding(now)
             if faults.drop_due(now):
                 dropped = sum(v.drop_all() for v in self.venues.values())
                 log.debug("fault: dropped %d connections", dropped)

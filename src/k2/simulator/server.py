@@ -74,6 +74,7 @@ class VenueStats:
     heartbeats_sent: int = 0
     pings_sent: int = 0
     rest_refused: int = 0  # REST requests answered 503 by --rest-down
+    withheld: int = 0  # trade frames kept off the WebSocket by --withhold
 
 
 class Connection(WSListener):
@@ -372,6 +373,9 @@ class Venue:
         self.stats.trade_frames_generated += len(payloads)
         if self.recorder:
             self.recorder.generated(payloads)
+        if self.sim.withholding:  # made and kept for REST and candles, never sent
+            self.stats.withheld += len(payloads)
+            return
         subs = self.subscribers.get(market.native)
         if subs:
             self.deliver(market, payloads, subs)
