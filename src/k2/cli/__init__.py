@@ -2,7 +2,7 @@
 
 Commands are grouped by job, one module each: run.py (run, demo, feed, sink, record, simulate),
 read.py (ohlcv, trades, query, chart), history.py (load), operate.py (status, validate, gaps,
-rejects, rebuild, schema, topics); options.py holds what they share. A handler imports the module
+rejects, rebuild, schema, topics), markets.py (spreads, health); options.py holds what they share. A handler imports the module
 that does its job when it runs, so `k2 feed` loads no warehouse and `k2 --help` no service.
 
 A mistake the user can make (bad flag, unknown exchange, missing file) is one line on stderr
@@ -18,7 +18,7 @@ import traceback
 from typing import Sequence
 
 from k2 import __version__
-from k2.cli import history, operate, read, run
+from k2.cli import history, markets, operate, read, run
 from k2.cli.options import ArgumentParser, config_option
 from k2.errors import K2Error, first_line
 
@@ -30,7 +30,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--version", action="version", version=f"k2 {__version__}")
     config_option(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    for group in (run, read, history, operate):
+    for group in (run, read, history, operate, markets):
         group.register(sub)
     for command in sub.choices.values():  # also after the command: k2 ohlcv ... --config FILE
         config_option(command)
