@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 
-from k2.cli.options import run_read, storage_options, time_options
+from k2.cli.options import check_data_dir, run_read, settings_from, storage_options, time_options
 
 
 def cmd_spreads(args: argparse.Namespace) -> int:
@@ -22,6 +23,64 @@ def cmd_spreads(args: argparse.Namespace) -> int:
     return run_read(args, lambda r: spreads.spreads(r, args.symbol, args.venues, args.interval, args.since,
                                                     args.until, args.min_bps, args.min_windows, args.by,
                                                     args.format))
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Per venue and per symbol health of the running pipeline; exit 1 when a venue is unhealthy
+    (down, stale, in maintenance) or nothing runs."""
+    from k2.read.remote import RemoteReader, read_run_info
+
+    settings = settings_from(args)
+    check_data_dir(settings, must_exist=True)
+    info = read_run_info(settings.data_dir)
+    if info is None:
+        if args.format == "json":
+            print(json.dumps({"running": False, "data_dir": str(settings.data_dir)}))
+        else:
+            print(f"k2 is not running on {settings.data_dir} (start it with: k2 run): no live health to show")
+        return 1
+    st = RemoteReader(info).status()
+    markets = st.get("markets")
+    if markets is None:
+        print("k2 run has market health switched off ([health] markets = false); k2 status shows the feeds")
+        return 1
+    if args.format == "json":
+        print(json.dumps(markets))
+    else:
+        print(health_text(markets, args.symbols))
+    return 0 if markets.get("healthy") else 1
+
+
+def health_text(markets: dict, symbols: bool = False) -> str:
+    """Plain text: one line per venue, then (with `symbols`, or for those not ok) one per symbol."""
+    lines = [f"{'venue':<10} {'state':<12} {'status page':<12} reasons"]
+    for ex, v in sorted(markets.get("venues", {}).items()):
+        lines.append(f"{ex:<10} {v['state'].upper() if v['state'] != 'ok' else 'ok':<12} {v['venue_status']:<12} "
+                     f"{'; '.join(v['reasons'])[:200]}")
+    shown = [s for s in markets.get("symbols", []) if symbols or s["state"] not in ("ok", "warming")]
+    if shown:
+        lines.append("")
+        lines.append(f"{'venue':<10} {'symbol':<12} {'state':<10} {'trades':>8} {'last':>8} {'typical':>8} "
+                     f"{'stale at':>8} {'vs others':>10}  reasons")
+        for s in shown:
+            def sec(x):
+                return "-" if x is None else (f"{x:.1f}s" if x < 600 else f"{x / 60:.0f}m")
+            div = "-" if s["divergence_bps"] is None else f"{s['divergence_bps']:+.1f}bp"
+            lines.append(f"{s['exchange']:<10} {s['symbol']:<12} {s['state']:<10} {s['trades']:>8,} {sec(s['age_s']):>8} "
+                         f"{sec(s['typical_interval_s']):>8} {sec(s['stale_after_s']):>8} {div:>10}  "
+                         f"{'; '.join(s['reasons'])[:120]}")
+    wide = sorted(markets.get("spreads", []), key=lambda p: -abs(p["bps"]))[:10]
+    if wide:
+        lines.append("")
+        lines.append("widest live spreads (last trades; a signal, not a tradeable edge):")
+        for p in wide:
+            lines.append(f"  {p['symbol']:<12} {p['venue_b']} over {p['venue_a']}: {p['bps']:+.1f} bp "
+                         f"({p['price_b']:g} vs {p['price_a']:g})")
+    lines.append("")
+    lines.append("HEALTHY" if markets.get("healthy") else "UNHEALTHY: " + ", ".join(
+        f"{ex} {v['state']}" for ex, v in sorted(markets.get("venues", {}).items())
+        if v["state"] in ("down", "stale", "maintenance")))
+    return "\n".join(lines)
 
 
 def _positive(text: str) -> int:
@@ -46,3 +105,10 @@ def register(sub) -> None:
     sp.add_argument("--format", default="table", choices=("table", "csv", "json"))
     storage_options(sp)
     sp.set_defaults(func=cmd_spreads)
+
+    sp = sub.add_parser("health", help="per-venue and per-symbol health of the running k2 run (exit 1 when a venue "
+                                       "is down, stale or in maintenance)")
+    sp.add_argument("--symbols", action="store_true", help="a line for every symbol (default: those not ok)")
+    sp.add_argument("--format", default="text", choices=("text", "json"))
+    storage_options(sp)
+    sp.set_defaults(func=cmd_health)

@@ -46,6 +46,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop dropping, silencing and erroring after S s (0 = never), so a run can settle")
     g.add_argument("--rest-down", metavar="A-B[,A-B...]",
                    help="the REST API answers 503 from A to B s after the start (e.g. 0-8,20-26)")
+    g = p.add_argument_group("markets (dislocations and health; windows in s after the start, default the whole run)")
+    g.add_argument("--drift", action="append", metavar="VENUE:BPS[@A-B]",
+                   help="VENUE's prices sit BPS basis points off the other venues' (repeatable)")
+    g.add_argument("--maintenance", action="append", metavar="VENUE[@A-B]",
+                   help="VENUE announces maintenance on its status endpoint, is in it from A to B (no trades), "
+                        "then completed (binance, kraken, okx, bybit, bitfinex; repeatable)")
+    g.add_argument("--slow", action="append", metavar="SYMBOL:F[@A-B]",
+                   help="SYMBOL (canonical) trades F times its usual rate on every venue, 0 <= F <= 1 (repeatable)")
     g = p.add_argument_group("venue behaviour")
     g.add_argument("--kraken-snapshot", type=int, default=0, metavar="N", help="Kraken v1: last N trades on subscribe")
     g.add_argument("--ping-interval", type=float, default=20.0, metavar="S", help="Binance protocol ping period")
@@ -69,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     from k2.exchanges import parse_exchange_list
-    from k2.simulator.faults import Faults, parse_windows
+    from k2.simulator.faults import Faults, parse_drift, parse_maintenance, parse_slow, parse_windows
     from k2.simulator.runner import SimConfig
 
     symbols = [s for item in args.symbols or [] for s in item.split(",") if s.strip()] or None
@@ -83,7 +91,8 @@ def config_from_args(args: argparse.Namespace):
         replay=Path(args.replay) if args.replay else None,
         record_dir=Path(args.record) if args.record else None,
         faults=Faults(args.drop_every, args.silence_every, args.silence_for, args.malformed_ratio,
-                      args.error_every, args.slow_start, args.faults_for, parse_windows(args.rest_down)),
+                      args.error_every, args.slow_start, args.faults_for, parse_windows(args.rest_down),
+                      parse_drift(args.drift), parse_maintenance(args.maintenance), parse_slow(args.slow)),
         bursts=not args.no_bursts, ping_interval_s=args.ping_interval,
         max_connection_age_s=args.max_connection_age, binance_max_messages_per_s=args.binance_message_limit,
         kraken_snapshot=args.kraken_snapshot, history_size=args.history,
