@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Issue 21's floors: what market health and live spreads cost `k2 run`, and how soon a
+dislocation shows.
+
+    .venv/bin/python benchmarks/bench_markets.py               # full: 10,000 trades/s over 7 venues
+    .venv/bin/python benchmarks/bench_markets.py --size tiny   # smoke (figures meaningless)
+
+1. Overhead: `k2 run` over all seven venues of the simulator at 10,000 trades/s in total, side by
+   side with market health switched on and off (K2_HEALTH_MARKETS=1/0), alternating, the same
+   simulator settings each time; /metrics is scraped every second in both (the evaluation runs
+   per scrape, so a 1 s scrape is ten times Prometheus' usual 15 s). Figure: the CPU of the
+   `k2 run` process (cores, from /proc) over the measured window; overhead = on / off - 1.
+   With markets off the per-frame store of the last price remains (one dict store per frame):
+   its cost is measured apart (a micro-benchmark of that one line against a frame's budget).
+2. Dislocation latency: `k2 simulate --drift okx:200@A-...`; from the moment the drift starts
+   (the simulator's start + A), the time until /metrics shows k2_spread_bps > 100 for BTC/USDT
+   with okx, and until `spreads()` (the read behind `k2 spreads`, through the running pipeline's
+   read door) shows a 1 s window at or after the start with |spread| >= 100 bp.
+Prints a JSON report (and writes it to --out when given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+from _common import Simulator, clean_env, cpu_seconds, free_port, k2_cmd, loadavg, stop_process, wait_for  # noqa: E402
+
+EXCHANGES = ("binance", "kraken", "coinbase", "bybit", "okx", "bitfinex", "gemini")
+SIZES = {"full": {"rate": 10_000, "warmup": 10, "seconds": 30, "reps": 3, "drift_reps": 3},
+         "tiny": {"rate": 700, "warmup": 2, "seconds": 4, "reps": 1, "drift_reps": 1}}
+
+
+def _text(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.read().decode()
+    except OSError:
+        return ""
+
+
+def _start_run(sim: Simulator, work: Path, markets: bool,
+               exchanges: tuple[str, ...]) -> tuple[subprocess.Popen, str, Path]:
+    port = free_port()
+    data = Path(tempfile.mkdtemp(prefix="markets-", dir=work))
+    env = clean_env(**sim.env_for(*exchanges), K2_METRICS_ADDR=f"127.0.0.1:{port}", K2_LOG_DIR=str(data),
+                    K2_LOG_LEVEL="WARNING", K2_HEALTH_MARKETS="1" if markets else "0",
+                    K2_EXCHANGES=",".join(exchanges), K2_DATA_DIR=str(data / "wh"))
+    proc = subprocess.Popen([*k2_cmd(), "run"], stdout=subprocess.DEVNULL, stderr=open(data / "err", "wb"), env=env)
+    url = f"http://127.0.0.1:{port}"
+    if not wait_for(lambda: "k2_trades_written_total" in _text(url + "/metrics"), 60):
+        stop_process(proc, 30)
+        raise RuntimeError(f"k2 run did not start: {(data / 'err').read_text()[-1500:]}")
+    return proc, url, data / "wh"
+
+
+def overhead_run(rate_per_venue: float, warmup: float, seconds: float, markets: bool, work: Path) -> dict:
+    with Simulator("--exchange", ",".join(EXCHANGES), "--rate", str(rate_per_venue), "--no-bursts",
+                   "--binance-message-limit", "0") as sim:
+        proc, url, _data = _start_run(sim, work, markets, EXCHANGES)
+        try:
+            time.sleep(warmup)
+            written0 = _written(_text(url + "/metrics"))
+            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            while time.monotonic() - t0 < seconds:
+                _text(url + "/metrics")
+                time.sleep(1.0)
+            cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
+            written1 = _written(_text(url + "/metrics"))
+        finally:
+            stop_process(proc, 120)
+    return {"markets": markets, "cpu_cores": round((cpu1 - cpu0) / (t1 - t0), 4),
+            "written_per_s": round((written1 - written0) / (t1 - t0), 1), "loadavg": loadavg()}
+
+
+def _written(text: str) -> float:
+    return sum(float(v) for v in re.findall(r"^k2_trades_written_total\{[^}]*\} (\S+)$", text, re.M))
+
+
+def per_frame_store_ns() -> float:
+    """The one line markets add per trade frame, timed alone (ns)."""
+    prices: dict[str, str] = {}
+    row = ("trade", 1, "BTCUSDT", 123, "97000.10", "0.01", 1, True, True, 1)
+    n = 2_000_000
+    t = timeit.timeit(lambda: prices.__setitem__(row[2], row[4]), number=n)
+    base = timeit.timeit(lambda: None, number=n)
+    return round(max(0.0, t - base) / n * 1e9, 1)
+
+
+def drift_run(work: Path, start_after: float = 12.0) -> dict:
+    from k2.read.remote import open_reader
+    from k2.read.spreads import spreads
+
+    exchanges = ("binance", "okx", "bybit")
+    with Simulator("--exchange", ",".join(exchanges), "--rate", "300", "--no-bursts", "--symbols", "BTC/USDT",
+                   "--drift", f"okx:200@{start_after:g}-{start_after + 60:g}") as sim:
+        sim_start = time.monotonic()  # the URL line is printed once the clock runs: an upper bound
+        drift_wall = time.time() + start_after
+        proc, url, data_dir = _start_run(sim, work, True, exchanges)
+        try:
+            t_drift = sim_start + start_after
+            if time.monotonic() > t_drift - 1:
+                raise RuntimeError("k2 run started after the drift: raise start_after")
+            metrics_at = spreads_at = None
+            reader = open_reader(data_dir)
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(drift_wall - 1))
+            try:
+                while time.monotonic() < t_drift + 30 and (metrics_at is None or spreads_at is None):
+                    now = time.monotonic()
+                    if metrics_at is None:
+                        text = _text(url + "/metrics")
+                        vals = [float(v) for v in re.findall(
+                            r'^k2_spread_bps\{symbol="BTC/USDT",venue_a="\w+",venue_b="okx"\} (\S+)$', text, re.M)]
+                        if vals and min(vals) > 100:
+                            metrics_at = now - t_drift
+                    if spreads_at is None and now >= t_drift - 0.5:
+                        out = spreads(reader, "BTC/USDT", "binance,okx", "1s", since, None, 100, 1, "last", "json")
+                        rows = [json.loads(line) for line in out.splitlines()]
+                        if any(r["window"] >= time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(drift_wall)))
+                               for r in rows):
+                            spreads_at = now - t_drift
+                    time.sleep(0.05)
+            finally:
+                reader.close()
+        finally:
+            stop_process(proc, 120)
+    return {"metrics_s": None if metrics_at is None else round(metrics_at, 3),
+            "spreads_s": None if spreads_at is None else round(spreads_at, 3)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=tuple(SIZES), default="full")
+    ap.add_argument("--out", help="write the JSON report here too")
+    ap.add_argument("--work", default=tempfile.gettempdir())
+    args = ap.parse_args()
+    p = SIZES[args.size]
+    work = Path(tempfile.mkdtemp(prefix="bench-markets-", dir=args.work))
+    rate = p["rate"] / len(EXCHANGES)
+    runs = []
+    for _ in range(p["reps"]):
+        for markets in (True, False):
+            r = overhead_run(rate, p["warmup"], p["seconds"], markets, work)
+            runs.append(r)
+            print(f"[bench] markets {'on ' if markets else 'off'}: {r['cpu_cores']} cores, "
+                  f"{r['written_per_s']:,.0f} written/s, load {r['loadavg']}", file=sys.stderr, flush=True)
+    on = statistics.median(r["cpu_cores"] for r in runs if r["markets"])
+    off = statistics.median(r["cpu_cores"] for r in runs if not r["markets"])
+    store_ns = per_frame_store_ns()
+    drifts = [drift_run(work) for _ in range(p["drift_reps"])]
+    report = {
+        "size": args.size, "offered_rate": p["rate"], "venues": len(EXCHANGES), "runs": runs,
+        "cpu_cores_on_median": on, "cpu_cores_off_median": off,
+        "overhead_pct": round((on / off - 1) * 100, 2) if off else None,
+        "per_frame_price_store_ns": store_ns,
+        "per_frame_store_pct_of_cpu": round(store_ns * 1e-9 * p["rate"] / off * 100, 4) if off else None,
+        "dislocation": drifts,
+        "dislocation_metrics_s_max": max((d["metrics_s"] for d in drifts if d["metrics_s"] is not None), default=None),
+        "dislocation_spreads_s_max": max((d["spreads_s"] for d in drifts if d["spreads_s"] is not None), default=None),
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
