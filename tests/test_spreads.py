@@ -164,3 +164,17 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
 def test_unknown_symbol_is_an_error(data_dir):
     r = k2(data_dir, "spreads", "NOPE/USD")
     assert r.returncode == 2 and "unknown symbol 'NOPE/USD'" in r.stderr, r
+
+
+def test_python_api_spreads_equal_the_cli(data_dir):
+    import k2
+
+    with k2.connect(data_dir) as con:
+        table = con.spreads("BTC/USDT", "binance,okx", "1s", min_bps=10, min_windows=3)
+        assert table.column("window").to_pylist() == ["2026-07-15T12:00:10Z", "2026-07-15T12:00:11Z",
+                                                      "2026-07-15T12:00:12Z"]
+        assert [Decimal(str(x)) for x in table.column("last_spread_bps").to_pylist()] == [Decimal("12")] * 3
+        df = con.spreads("BTCUSDT", ["okx", "binance"], since="2026-07-15T12:00:00Z", format="pandas")
+        assert set(zip(df["venue_a"], df["venue_b"])) == {("binance", "okx")}
+        with pytest.raises(k2.K2Error, match="unknown spread interval"):
+            con.spreads("BTC/USDT", interval="1h")

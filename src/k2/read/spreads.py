@@ -68,15 +68,21 @@ def spreads(reader, symbol: str, venues: str | list[str] | None = None, interval
     """The windows where two venues' prices for `symbol` were at least `min_bps` apart for at
     least `min_windows` consecutive windows, oldest first, both sides' prices, sizes, trade counts
     and last trade times. Every row of the range: there is no limit to cut it."""
-    source, seconds = SPREAD_INTERVALS[check_spread_interval(interval)]
-    names = check_venues(venues)
-    bps, windows, by = check_min_bps(min_bps), check_min_windows(min_windows), check_by(by)
     ch_fmt = clickhouse_format(fmt)
     lo, hi = parse_range(since, until)
-    canonical = resolve_symbol(reader, symbol)
-    params = {"source": source, "seconds": seconds, "symbol": canonical, "venues": names, "since": lo,
-              "until": hi, "min_bps": str(bps), "min_windows": windows, "by": by}
+    params = spread_params(reader, symbol, venues, interval, lo, hi, min_bps, min_windows, by)
     out = reader.query(sql("spreads"), ch_fmt, params, COUNTS_AS_NUMBERS)
     if ch_fmt != "CSVWithNames" and not out.strip():
         return ""
     return out
+
+
+def spread_params(reader, symbol: str, venues: str | list[str] | None, interval: str, since: str, until: str,
+                  min_bps: Any, min_windows: int, by: str) -> dict[str, Any]:
+    """The bound parameters of queries/spreads.sql (`since`/`until` already parsed times); the
+    symbol canonical or native, resolved through the instruments table."""
+    source, seconds = SPREAD_INTERVALS[check_spread_interval(interval)]
+    names = check_venues(venues)
+    bps, windows, by = check_min_bps(min_bps), check_min_windows(min_windows), check_by(by)
+    return {"source": source, "seconds": seconds, "symbol": resolve_symbol(reader, symbol), "venues": names,
+            "since": since, "until": until, "min_bps": str(bps), "min_windows": windows, "by": by}
