@@ -130,6 +130,7 @@ class Pipeline:
         #: per-venue and per-symbol health and live spreads (k2.monitoring.markets); None when
         #: switched off ([health] markets = false): then the fixed connection-silence rule applies
         self.markets: MarketWatch | None = None
+        self._market_report: MarketReport | None = None
         if settings.health.markets:
             adapters = {e: settings.exchange(e).adapter for e in exchanges}
             self.markets = MarketWatch(settings.health, lambda ex, sym: adapters[ex].canonical_symbol(sym),
@@ -139,10 +140,15 @@ class Pipeline:
         """Venue and symbol health, spreads: computed now from the feed's stats (never per trade)."""
         if self.markets is None:
             return None
-        return self.markets.evaluate(
-            self.runtime.connection_stats(), self.exchanges,
+        now = time.time()
+        last = self._market_report
+        if last is not None and 0 <= now - last.at < 0.25:  # a scrape asks twice (metrics and health)
+            return last
+        self._market_report = self.markets.evaluate(
+            self.runtime.connection_stats(), self.exchanges, now,
             venue_status={ex: p.reading for ex, p in self.runtime.status_pollers.items()},
             gaps=self.runtime.gaps, latency=INGEST_LATENCY.snapshot(), buckets=INGEST_LATENCY.buckets)
+        return self._market_report
 
     # -- status for `k2 status` and the API -----------------------------------------------------
     def health(self) -> Health:
