@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,19 +67,30 @@ def _start_run(sim: Simulator, work: Path, markets: bool,
     return proc, url, data / "wh"
 
 
-def overhead_run(rate_per_venue: float, warmup: float, seconds: float, markets: bool, work: Path) -> dict:
+def overhead_run(rate_per_venue: float, warmup: float, seconds: float, markets: bool, work: Path,
+                 profile: Path | None = None) -> dict:
     with Simulator("--exchange", ",".join(EXCHANGES), "--rate", str(rate_per_venue), "--no-bursts",
                    "--binance-message-limit", "0") as sim:
         proc, url, _data = _start_run(sim, work, markets, EXCHANGES)
         try:
             time.sleep(warmup)
             written0 = _written(_text(url + "/metrics"))
+            spy = None
+            if profile is not None:
+                from profiles import profile_pid
+
+                spy = profile_pid(proc.pid, seconds, profile)
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
             while time.monotonic() - t0 < seconds:
                 _text(url + "/metrics")
                 time.sleep(1.0)
             cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
             written1 = _written(_text(url + "/metrics"))
+            if spy is not None:
+                try:
+                    spy.wait(60)
+                except subprocess.TimeoutExpired:
+                    stop_process(spy, 10)
         finally:
             stop_process(proc, 120)
     cores, written = (cpu1 - cpu0) / (t1 - t0), (written1 - written0) / (t1 - t0)
@@ -88,6 +100,31 @@ def overhead_run(rate_per_venue: float, warmup: float, seconds: float, markets: 
 
 def _written(text: str) -> float:
     return sum(float(v) for v in re.findall(r"^k2_trades_written_total\{[^}]*\} (\S+)$", text, re.M))
+
+
+def profile_share(raw: Path) -> dict:
+    """From a py-spy raw profile of `k2 run` with markets on: the share of its samples spent in
+    the market health and spreads code (any frame of monitoring/markets.py, the metric families,
+    the status poller and parsers) and on the per-frame price store's lines in feed/connection.py."""
+    src = Path(__file__).resolve().parent.parent / "src" / "k2" / "feed" / "connection.py"
+    store_lines = {f"k2/feed/connection.py:{i}" for i, line in enumerate(src.read_text().splitlines(), 1)
+                   if "last_price_by_symbol[symbol] = row[pi]" in line or "prices[row[si]] = row[pi]" in line}
+    total = markets = store = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        try:
+            n = int(count)
+        except ValueError:
+            continue
+        total += n
+        if any(k in stack for k in ("k2/monitoring/markets.py", "market_families", "k2/feed/venue_status.py",
+                                    "k2/exchanges/status.py")):
+            markets += n
+        leaf = stack.rsplit(";", 1)[-1]
+        if any(s in leaf for s in store_lines):
+            store += n
+    return {"samples": total, "markets_pct": round(100 * markets / total, 3) if total else None,
+            "price_store_pct": round(100 * store / total, 3) if total else None}
 
 
 def per_frame_store_ns() -> float:
@@ -178,8 +215,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-markets-", dir=args.work))
     rate = p["rate"] / len(EXCHANGES)
     runs = []
-    for _ in range(p["reps"]):
-        for markets in (True, False):
+    for rep in range(p["reps"]):
+        for markets in ((True, False) if rep % 2 == 0 else (False, True)):  # ABBA: no order effect
             r = overhead_run(rate, p["warmup"], p["seconds"], markets, work)
             runs.append(r)
             print(f"[bench] markets {'on ' if markets else 'off'}: {r['cpu_cores']} cores, "
@@ -191,6 +228,11 @@ def main() -> int:
     off = statistics.median(r["cpu_cores_per_10k"] or 0 for r in runs if not r["markets"])
     store_ns = per_frame_store_ns()
     eval_us = evaluation_us()
+    profiled = None
+    if shutil.which(str(Path(sys.executable).with_name("py-spy"))):
+        raw = work / "markets-profile.txt"
+        overhead_run(rate, p["warmup"], p["seconds"], True, work, profile=raw)
+        profiled = profile_share(raw) if raw.exists() else None
     drifts = [drift_run(work) for _ in range(p["drift_reps"])]
     report = {
         "size": args.size, "offered_rate": p["rate"], "venues": len(EXCHANGES), "runs": runs,
@@ -198,6 +240,7 @@ def main() -> int:
         "overhead_pct": round((on / off - 1) * 100, 2) if off else None,
         "per_frame_price_store_ns": store_ns,
         "evaluation_us_7x10": eval_us,
+        "profile_markets_on": profiled,
         # one evaluation per second (a 1 s scrape; /healthz and k2 status add theirs) plus the
         # per-frame store at 10,000 frames/s, against k2 run's own CPU at 10,000 trades/s (off)
         "computations_pct_of_cpu": (round((eval_us * 1e-6 + store_ns * 1e-9 * 10_000) / off * 100, 3)
