@@ -10,6 +10,7 @@ live); the simulator-driven dislocation is in tests/test_market_health.py.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from decimal import ROUND_DOWN, Decimal
@@ -106,6 +107,14 @@ def test_spreads_runs_over_the_threshold(data_dir):
     assert lines[0].startswith('"window","symbol","venue_a","venue_b","last_spread_bps"')
     assert [line.split(",")[0] for line in lines[1:]] == ['"2026-07-15T12:00:10Z"', '"2026-07-15T12:00:11Z"',
                                                            '"2026-07-15T12:00:12Z"']
+    # the table holds in a terminal: the window, the venue pair, the spread, both prices, counts, run
+    r = k2(data_dir, "spreads", "BTC/USDT", "--interval", "1s", "--min-bps", "10", "--min-windows", "3")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert re.sub(r"[─┌┐┬]", " ", lines[0]).split() == ["window", "venues", "bps", "last_a", "last_b", "n_a", "n_b",
+                                                       "run"]
+    assert len(lines) == 5 and all(len(line) <= 100 for line in lines), r.stdout
+    assert "binance/okx" in lines[1] and "100120" in lines[1]
     # a run of 3 is not a run of 4: nothing to show, said on stderr, exit 0
     r = k2(data_dir, "spreads", "BTCUSDT", "--interval", "1s", "--venues", "binance,okx", "--min-bps", "10",
            "--min-windows", "4")

@@ -52,35 +52,42 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def health_text(markets: dict, symbols: bool = False) -> str:
-    """Plain text: one line per venue, then (with `symbols`, or for those not ok) one per symbol."""
-    lines = [f"{'venue':<10} {'state':<12} {'status page':<12} reasons"]
+    """Plain text for an 80-column terminal: a line per venue, then (with `symbols`, or for those
+    not ok) a line per symbol; reasons on an indented line of their own."""
+    lines = [f"{'venue':<10} {'state':<12} status page"]
     for ex, v in sorted(markets.get("venues", {}).items()):
-        lines.append(f"{ex:<10} {v['state'].upper() if v['state'] != 'ok' else 'ok':<12} {v['venue_status']:<12} "
-                     f"{'; '.join(v['reasons'])[:200]}")
+        lines.append(f"{ex:<10} {v['state'].upper() if v['state'] != 'ok' else 'ok':<12} {v['venue_status']}")
+        lines += [f"    {r[:150]}" for r in v["reasons"]]
     shown = [s for s in markets.get("symbols", []) if symbols or s["state"] not in ("ok", "warming")]
     if shown:
-        lines.append("")
-        lines.append(f"{'venue':<10} {'symbol':<12} {'state':<10} {'trades':>8} {'last':>8} {'typical':>8} "
-                     f"{'stale at':>8} {'vs others':>10}  reasons")
+        lines += ["", f"{'venue':<9} {'symbol':<11} {'state':<9} {'trades':>9} {'last':>7} {'typical':>7} "
+                      f"{'stale at':>8} {'vs others':>10}"]
         for s in shown:
-            def sec(x):
-                return "-" if x is None else (f"{x:.1f}s" if x < 600 else f"{x / 60:.0f}m")
             div = "-" if s["divergence_bps"] is None else f"{s['divergence_bps']:+.1f}bp"
-            lines.append(f"{s['exchange']:<10} {s['symbol']:<12} {s['state']:<10} {s['trades']:>8,} {sec(s['age_s']):>8} "
-                         f"{sec(s['typical_interval_s']):>8} {sec(s['stale_after_s']):>8} {div:>10}  "
-                         f"{'; '.join(s['reasons'])[:120]}")
+            lines.append(f"{s['exchange']:<9} {s['symbol']:<11} {s['state']:<9} {s['trades']:>9,} "
+                         f"{_seconds(s['age_s']):>7} {_seconds(s['typical_interval_s']):>7} "
+                         f"{_seconds(s['stale_after_s']):>8} {div:>10}")
+            if s["state"] not in ("ok",):
+                lines += [f"    {r[:150]}" for r in s["reasons"]]
     wide = sorted(markets.get("spreads", []), key=lambda p: -abs(p["bps"]))[:10]
     if wide:
-        lines.append("")
-        lines.append("widest live spreads (last trades; a signal, not a tradeable edge):")
+        lines += ["", "widest live spreads (last trades; a signal, not a tradeable edge):"]
         for p in wide:
-            lines.append(f"  {p['symbol']:<12} {p['venue_b']} over {p['venue_a']}: {p['bps']:+.1f} bp "
+            lines.append(f"  {p['symbol']:<10} {p['venue_b']} over {p['venue_a']}: {p['bps']:+.1f} bp "
                          f"({p['price_b']:g} vs {p['price_a']:g})")
     lines.append("")
     lines.append("HEALTHY" if markets.get("healthy") else "UNHEALTHY: " + ", ".join(
         f"{ex} {v['state']}" for ex, v in sorted(markets.get("venues", {}).items())
         if v["state"] in ("down", "stale", "maintenance")))
     return "\n".join(lines)
+
+
+def _seconds(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x < 1:
+        return f"{x * 1000:.0f}ms"
+    return f"{x:.1f}s" if x < 600 else f"{x / 60:.0f}m"
 
 
 def _positive(text: str) -> int:

@@ -71,7 +71,10 @@ def spreads(reader, symbol: str, venues: str | list[str] | None = None, interval
     ch_fmt = clickhouse_format(fmt)
     lo, hi = parse_range(since, until)
     params = spread_params(reader, symbol, venues, interval, lo, hi, min_bps, min_windows, by)
-    out = reader.query(sql("spreads"), ch_fmt, params, COUNTS_AS_NUMBERS)
+    query = sql("spreads")
+    if fmt == "table":  # the columns a terminal can hold; csv and json give every column
+        query = sql("spreads_table").replace("-- @spreads", query)
+    out = reader.query(query, ch_fmt, params, COUNTS_AS_NUMBERS)
     if ch_fmt != "CSVWithNames" and not out.strip():
         return ""
     return out
