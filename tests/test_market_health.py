@@ -119,6 +119,14 @@ def test_maintenance_scheduled_reconnects_and_rejects():
                          at=NOW + 60)], ["okx"], NOW + 60)
     reasons = " | ".join(r.venues["okx"].reasons)
     assert "5 reconnects in the last 15 min" in reasons and "50 of 1000 frames rejected" in reasons
+    gaps = [SimpleNamespace(exchange="okx", state="unfillable"),
+            SimpleNamespace(exchange="okx", state="open", detected_us=int((NOW - 1200) * 1e6)),
+            SimpleNamespace(exchange="okx", state="open", detected_us=int((NOW + 55) * 1e6))]  # recent: fine
+    r = w.evaluate([conn("okx", {"BTC-USDT": (5200, 0.1, "97000")}, reconnects=5, frames=3000, rejects=50,
+                         at=NOW + 60.5)], ["okx"], NOW + 60.5, gaps=gaps)
+    reasons = " | ".join(r.venues["okx"].reasons)
+    assert "1 trade gaps could not be backfilled" in reasons and "1 trade gaps waiting for backfill" in reasons
+    assert r.venues["okx"].state == "degraded" and r.healthy
     down = w.evaluate([conn("okx", {"BTC-USDT": (5100, 0.1, "97000")}, connected=False, at=NOW + 61)], ["okx"],
                       NOW + 61)
     assert down.venues["okx"].state == "down" and not down.healthy

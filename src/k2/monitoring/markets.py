@@ -14,9 +14,10 @@ trades counted between evaluations, started from the mean since the first trade;
 fewer than MIN_TRADES trades is "warming up" (never stale: its rate is not known yet).
 
 States, worst first: a venue is **maintenance** (its status endpoint says so), **down** (no
-connection up), **stale** (a symbol stale, or a connection silent past its watchdog), **degraded**
-(something to look at: price divergence, reconnect storm, rejects, ingest latency, unfillable
-gaps, maintenance announced, a connection down while another is up) or **ok**. The first three
+connection up), **stale** (a symbol stale, or a connection without a message since it connected),
+**degraded** (something to look at: price divergence, reconnect storm, rejects, ingest latency,
+unfillable gaps or gaps open for over 10 min, maintenance announced, a connection down while
+another is up) or **ok**. The first three
 are unhealthy: `feed:<exchange>` turns red (/healthz 503, `k2 status` 1, `k2 health` 1).
 A symbol is stale, **diverging** (its last price is more than `divergence_bps` from the median of
 the other venues' recent last prices for the same pair; needs two other venues), warming or ok.
@@ -43,6 +44,7 @@ RECONNECTS_WINDOW_S = 900.0
 RECONNECTS_DEGRADED = 3
 REJECTS_DEGRADED = 0.01  # share of frames since the last evaluation
 LATENCY_P99_DEGRADED_S = 2.0
+GAP_OPEN_DEGRADED_S = 600.0
 UNHEALTHY = ("maintenance", "down", "stale")
 _RANK = {"ok": 0, "degraded": 1, "stale": 2, "down": 3, "maintenance": 4}
 
@@ -263,9 +265,13 @@ class MarketWatch:
 
         # -- venues -----------------------------------------------------------------------------
         unfillable: dict[str, int] = {}
+        waiting: dict[str, int] = {}  # gaps open for longer than GAP_OPEN_DEGRADED_S
         for g in gaps:
-            if getattr(g, "state", "") == "unfillable":
+            state = getattr(g, "state", "")
+            if state == "unfillable":
                 unfillable[g.exchange] = unfillable.get(g.exchange, 0) + 1
+            elif state == "open" and now - getattr(g, "detected_us", now * 1e6) / 1e6 > GAP_OPEN_DEGRADED_S:
+                waiting[g.exchange] = waiting.get(g.exchange, 0) + 1
         for ex, v in venues.items():
             conns = per_venue.get(ex, [])
             reading = (venue_status or {}).get(ex)
@@ -316,6 +322,9 @@ class MarketWatch:
                 v.worsen("degraded", f"{rejects - r0} of {frames - f0} frames rejected since the last check")
             if unfillable.get(ex):
                 v.worsen("degraded", f"{unfillable[ex]} trade gaps could not be backfilled")
+            if waiting.get(ex):
+                v.worsen("degraded", f"{waiting[ex]} trade gaps waiting for backfill for over "
+                                     f"{GAP_OPEN_DEGRADED_S / 60:.0f} min")
             p99 = self._latency_p99(ex, latency, buckets)
             if p99 is not None and p99 > LATENCY_P99_DEGRADED_S:
                 v.worsen("degraded", f"ingest latency p99 {p99:.1f} s")
