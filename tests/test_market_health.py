@@ -273,3 +273,19 @@ def test_signals_and_states_appear_and_clear(tmp_path):
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.communicate()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--drift", "okx"), "--drift: 'okx' is not VENUE:BPS[@A-B]"),
+    (("--drift", "okx:lots"), "is not VENUE:BPS"),
+    (("--drift", "okx:50@30-10"), "the window must be A-B with 0 <= A < B"),
+    (("--drift", "nowhere:50"), "nowhere"),
+    (("--maintenance", "coinbase@5-10"), "coinbase publishes no status endpoint"),
+    (("--slow", "BTCUSDT:0.5"), "is not a canonical symbol"),
+    (("--slow", "BTC/USD:2"), "the factor must be between 0 and 1"),
+])
+def test_simulator_market_flags_refuse_bad_values(args, message):
+    r = subprocess.run([sys.executable, "-m", "k2", "simulate", "--duration", "1", *args], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2, r
+    assert r.stderr.startswith("k2: error: ") and message in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
