@@ -66,3 +66,18 @@ def test_benchmark_suite_tiny(tmp_path: Path) -> None:
     for heading in HEADINGS:
         assert heading in text, heading
     assert "MISS" in text or "pass" in text
+
+
+@pytest.mark.slow
+def test_market_health_benchmark_tiny(tmp_path: Path) -> None:
+    """benchmarks/bench_markets.py (issue 21's floors): both sides of the overhead comparison ran
+    and wrote trades, and the drift was seen in metrics and in the spreads read."""
+    out = tmp_path / "markets.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_markets.py"), "--size", "tiny", "--out", str(out),
+                           "--work", str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert {r["markets"] for r in report["runs"]} == {True, False}
+    assert all(r["cpu_cores"] > 0 and r["written_per_s"] > 0 for r in report["runs"])
+    assert report["overhead_pct"] is not None and report["per_frame_price_store_ns"] >= 0
+    assert report["dislocation_metrics_s_max"] is not None and report["dislocation_spreads_s_max"] is not None

@@ -19,7 +19,9 @@ from types import SimpleNamespace
 
 import yaml
 
+from k2.config import MarketHealthSettings
 from k2.monitoring import metrics
+from k2.monitoring.markets import MarketWatch
 from k2.monitoring.health import Condition, Health
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -32,8 +34,9 @@ def exposed_metric_names() -> set[str]:
     """Every series name K2's /metrics can carry: rendered from a stand-in pipeline with one of
     everything (a connection, a writer, a Kafka sink, a gap)."""
     conn = SimpleNamespace(exchange="kraken", connection="kraken-0", connected=True, last_message_at=1.0,
-                           trades_by_symbol={"XBT/USD": 1}, last_trade_by_symbol={"XBT/USD": 1.0}, reconnects=0, connect_failures=0,
-                           rejects=0, duplicates=0)
+                           trades_by_symbol={"XBT/USD": 10}, last_trade_by_symbol={"XBT/USD": 1.0}, reconnects=0, connect_failures=0,
+                           rejects=0, duplicates=0, symbols=["XBT/USD"], last_price_by_symbol={"XBT/USD": "97000"},
+                           connected_since=0.0, frames=10, last_error="")
     writer = SimpleNamespace(written={"kraken": 1}, duplicates={"kraken": 0}, insert_errors=0, batches=1,
                              last_insert_s=0.1, rejects_written=0, rejects_by_reason={"kraken": {"other": 1}},
                              lag={"market.crypto.trades.kraken.raw[0]": 3})
@@ -41,7 +44,11 @@ def exposed_metric_names() -> set[str]:
                               gaps=[SimpleNamespace(gap_id="g", exchange="kraken", state="open")])
     transport = SimpleNamespace(stats=writer, buffered=0, sink=SimpleNamespace(stats=writer))
     health = Health([Condition(n, True) for n in ("feed:kraken", "venues", "writes", "buffer", "disk")])
-    pipeline = SimpleNamespace(runtime=runtime, transport=transport, exchanges=["kraken"], health=lambda: health)
+    report = MarketWatch(MarketHealthSettings(), lambda ex, sym: "BTC/USD", 0.0).evaluate(
+        [conn] + [SimpleNamespace(**{**vars(conn), "exchange": ex, "connection": f"{ex}-0"})
+                  for ex in ("bitfinex", "gemini")], ["kraken", "bitfinex", "gemini"], 10.0)
+    pipeline = SimpleNamespace(runtime=runtime, transport=transport, exchanges=["kraken"], health=lambda: health,
+                               market_report=lambda: report)
     hist = metrics.Histogram()
     hist.observe_many("kraken", [0.1])
     metrics.INGEST_LATENCY.observe_many("kraken", [0.1])
@@ -91,7 +98,11 @@ def test_the_alerts_the_issue_asks_for():
     rules = {r["alert"]: r for r in load_rules()}
     down = rules["K2FeedDown"]
     assert "k2_feed_connected" in down["expr"] and down["for"] == "60s"
-    assert "k2_last_trade_age_seconds" in rules["K2NoTrades"]["expr"]
+    # issue 21: staleness relative to each symbol's own rate replaces the fixed "5 minutes" rule
+    assert "K2NoTrades" not in rules and rules["K2SymbolStale"]["expr"].strip() == "k2_symbol_stale == 1"
+    assert "k2_venue_healthy" in rules["K2VenueUnhealthy"]["expr"]
+    assert "k2_venue_maintenance" in rules["K2VenueMaintenance"]["expr"]
+    assert "k2_spread_bps" in rules["K2Dislocation"]["expr"] and rules["K2Dislocation"]["for"] == "2m"
     lat = rules["K2IngestLatencyHigh"]["expr"]
     assert "histogram_quantile(0.99" in lat and "k2_ingest_latency_seconds_bucket" in lat
     assert lat.strip().endswith("> 1")

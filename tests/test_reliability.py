@@ -64,6 +64,8 @@ def _snapshot(data: Path) -> list:
         _rows(data, "SELECT * FROM ohlcv_1m ORDER BY ALL"),
         _rows(data, "SELECT * FROM ohlcv_1h ORDER BY ALL"),
         _rows(data, "SELECT * FROM ohlcv_1d_cross ORDER BY ALL"),
+        _rows(data, "SELECT * FROM spreads_1m ORDER BY ALL"),  # issue 21: the spreads follow a rebuild
+        _rows(data, "SELECT * FROM spreads_1s ORDER BY ALL"),
     ]
 
 
@@ -73,7 +75,7 @@ def test_rebuild_reproduces_live_silver_and_gold(tmp_path):
         exchange = name.split("_")[0]
         assert _k2("load", str(FIXTURES / f"{name}.jsonl"), "--exchange", exchange, "--data-dir", str(data)).returncode == 0
     before = _snapshot(data)
-    assert before[0] and before[1]
+    assert before[0] and before[1] and before[4] and before[5]
     # damage gold, then rebuild everything
     assert _k2("query", "--write", "ALTER TABLE gold_ohlcv_1m DELETE WHERE 1 SETTINGS mutations_sync = 2",
                "--data-dir", str(data)).returncode == 0

@@ -168,6 +168,10 @@ NUMERIC_VARIABLES = [
     ("K2_READ_IDLE_TIMEOUT_S", "read.idle_timeout_s", float, 0.1, 86400.0),
     ("K2_RECONCILE_INTERVAL_S", "reconcile_interval_s", float, 10.0, 86400.0),
     ("K2_RECONCILE_HOURS", "reconcile_hours", float, 0.05, 168.0),
+    ("K2_HEALTH_STALE_FACTOR", "health.stale_factor", float, 1.0, 1000.0),
+    ("K2_HEALTH_STALE_MIN_S", "health.stale_min_s", float, 0.1, 86400.0),
+    ("K2_HEALTH_DIVERGENCE_BPS", "health.divergence_bps", float, 0.1, 1_000_000.0),
+    ("K2_HEALTH_STATUS_POLL_S", "health.status_poll_s", float, 0.0, 86400.0),
 ]
 
 

@@ -212,6 +212,7 @@ PLANTS = {
                                                      "side = if(side = 'BUY', 'SELL', 'BUY')")),
     "cross.totals": (MAIN, extra_gold_state("gold_ohlcv_1h")),
     "cross.price_agreement": (MAIN, price_skew),
+    "cross.spreads": (MAIN, extra_gold_state("gold_ohlcv_1m")),
     **{f"gold.per_exchange [{i}]": (MAIN, extra_gold_state("gold_ohlcv_1h" if i in ("1h", "1d") else "gold_ohlcv_1m"))
        for i in INTERVAL_SECONDS},
     **{f"gold.cross_exchange [{i}]": (MAIN, extra_gold_state("gold_ohlcv_1h" if i in ("1h", "1d")

@@ -80,7 +80,8 @@ def build() -> dict:
         ], 12, 5, unit="ops"),
         panel("Seconds since last trade", "timeseries", [
             prom('k2_last_trade_age_seconds{exchange=~"$exchange"}', "{{exchange}} {{symbol}}"),
-        ], 0, 13, unit="s", description="Alert K2NoTrades fires above 300 s on an active symbol."),
+        ], 0, 13, unit="s", description="Alert K2SymbolStale fires when a symbol is silent for longer than its own "
+                                         "trade rate allows (Markets row: stale ratio)."),
         panel("Connection state", "state-timeline", [
             prom('k2_feed_connected{exchange=~"$exchange"}', "{{connection}}"),
         ], 12, 13, fieldConfig={"defaults": {"unit": "short", "mappings": [
@@ -156,6 +157,33 @@ def build() -> dict:
                   ORDER BY window_start DESC LIMIT 50""", CH_TABLE),
         ], 12, 77, 12, 8, unit="none",
             description="The last check of each window (k2 reconcile, or k2 run with K2_RECONCILE=on)."),
+        row("Markets: venue health and cross-venue dislocations", 85),
+        panel("Venue health", "state-timeline", [
+            prom('k2_venue_healthy{exchange=~"$exchange"} + 2 * k2_venue_maintenance{exchange=~"$exchange"}',
+                 "{{exchange}}"),
+        ], 0, 86, description="k2 health per venue: unhealthy = down or symbols stale; maintenance = the venue's "
+                              "own status endpoint says so (alerts K2VenueUnhealthy, K2VenueMaintenance).",
+            fieldConfig={"defaults": {"unit": "short", "mappings": [
+                {"type": "value", "options": {"0": {"text": "unhealthy", "color": "red"},
+                                              "1": {"text": "healthy", "color": "green"},
+                                              "2": {"text": "maintenance", "color": "blue"},
+                                              "3": {"text": "maintenance", "color": "blue"}}}]}, "overrides": []}),
+        panel("Silence against each symbol's own rate", "timeseries", [
+            prom('k2_symbol_stale_ratio{exchange=~"$exchange"}', "{{exchange}} {{symbol}}"),
+        ], 12, 86, unit="short", description="Seconds since the last trade over the symbol's stale threshold (10 "
+                                             "typical intervals, at least 5 s): 1 or more is stale (K2SymbolStale)."),
+        panel("Live spreads between venues (last trades, bp)", "timeseries", [
+            prom("k2_spread_bps", "{{symbol}} {{venue_b}} over {{venue_a}}"),
+            prom('k2_price_divergence_bps{exchange=~"$exchange"}', "{{exchange}} {{symbol}} vs median", "B"),
+        ], 0, 94, unit="short", description="From each venue's last trade: a signal (no quotes, fees or transfer "
+                                            "time), not a tradeable edge. K2Dislocation fires above 50 bp for 2 min."),
+        panel("Spreads per minute: $symbol (warehouse, bp)", "timeseries", [
+            ch("""SELECT window_start AS time, concat(venue_b, ' over ', venue_a) AS pair,
+                  toFloat64(last_spread_bps) AS bps
+                  FROM k2.spreads_1m WHERE canonical_symbol = '${symbol}' AND $__timeFilter(window_start)
+                  ORDER BY time"""),
+        ], 12, 94, unit="short", description="spreads_1m: exact decimals in the warehouse (Float64 for display); "
+                                             "k2 spreads prints the windows with both sides' prices and counts."),
     ]
     templating = [
         {"name": "exchange", "label": "Exchange", "type": "query", "datasource": PROM,

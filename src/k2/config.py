@@ -88,6 +88,17 @@ class ReadSettings:
 
 
 @dataclass
+class MarketHealthSettings:
+    """Per-venue and per-symbol health and live spreads (k2.monitoring.markets, ADR 0026)."""
+
+    markets: bool = True             # K2_HEALTH_MARKETS: off = the fixed connection-silence rule only, no spreads
+    stale_factor: float = 10.0       # K2_HEALTH_STALE_FACTOR: stale after this many typical trade intervals
+    stale_min_s: float = 5.0         # K2_HEALTH_STALE_MIN_S: ... and never sooner than this
+    divergence_bps: float = 100.0    # K2_HEALTH_DIVERGENCE_BPS: a venue this far from the others' median diverges
+    status_poll_s: float = 60.0      # K2_HEALTH_STATUS_POLL_S: how often the venues' status endpoints are read (0 = never)
+
+
+@dataclass
 class Settings:
     data_dir: Path = Path("k2data")
     #: where data_dir came from, for messages: "--data-dir", "K2_DATA_DIR", "data_dir in FILE", ...
@@ -116,6 +127,7 @@ class Settings:
     reconcile_interval_s: float = 900.0
     reconcile_hours: float = 3.0
     read: ReadSettings = field(default_factory=ReadSettings)
+    health: MarketHealthSettings = field(default_factory=MarketHealthSettings)
 
     def exchange(self, name: str) -> ExchangeSettings:
         name = name.strip().lower()
@@ -189,12 +201,17 @@ NUMBERS = (
     ("read.idle_timeout_s", "K2_READ_IDLE_TIMEOUT_S", "[read] idle_timeout_s", float, 0.1, 86400.0),
     ("reconcile_interval_s", "K2_RECONCILE_INTERVAL_S", "[reconcile] interval_s", float, 10.0, 86400.0),
     ("reconcile_hours", "K2_RECONCILE_HOURS", "[reconcile] hours", float, 0.05, 168.0),
+    ("health.stale_factor", "K2_HEALTH_STALE_FACTOR", "[health] stale_factor", float, 1.0, 1000.0),
+    ("health.stale_min_s", "K2_HEALTH_STALE_MIN_S", "[health] stale_min_s", float, 0.1, 86400.0),
+    ("health.divergence_bps", "K2_HEALTH_DIVERGENCE_BPS", "[health] divergence_bps", float, 0.1, 1_000_000.0),
+    ("health.status_poll_s", "K2_HEALTH_STATUS_POLL_S", "[health] status_poll_s", float, 0.0, 86400.0),
 )
 BOOLEANS = (
     ("instruments_refresh", "K2_INSTRUMENTS_REFRESH", "[k2] instruments_refresh"),
     ("backfill", "K2_BACKFILL", "[backfill] enabled"),
     ("release_startup_pages", "K2_RELEASE_STARTUP_PAGES", "[k2] release_startup_pages"),
     ("reconcile", "K2_RECONCILE", "[reconcile] enabled"),
+    ("health.markets", "K2_HEALTH_MARKETS", "[health] markets"),
 )
 
 
@@ -308,7 +325,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_path: str | None 
             sources[attr] = name
     for attr, name, _key in BOOLEANS:
         if env.get(name):
-            setattr(s, attr, _flag(name, env[name]))
+            _set(s, attr, _flag(name, env[name]))
     if env.get("K2_READ_PASSWORD"):
         s.read.password = env["K2_READ_PASSWORD"]
     elif env.get("K2_READ_PASSWORD_FILE"):
@@ -350,6 +367,7 @@ class TomlConfig:
         "read": ("timeout_s", "max_memory_mb", "max_threads", "max_result_mb", "max_concurrent", "queue_timeout_s",
                  "max_connections", "idle_timeout_s"),
         "kafka": ("bootstrap_servers", "options"),
+        "health": ("markets", "stale_factor", "stale_min_s", "divergence_bps", "status_poll_s"),
         "exchanges": (),  # a table per exchange, checked below
     }
     EXCHANGE_KEYS = ("symbols", "ws_url", "rest_url", "api", "stale_after_s", "ping_interval_s")
@@ -417,7 +435,7 @@ class TomlConfig:
             section, name = key[1:].split("] ")
             table = doc.get(section, {})
             if name in table:
-                setattr(s, attr, self.get(table, section, name, bool))
+                _set(s, attr, self.get(table, section, name, bool))
         for name, section in doc.get("exchanges", {}).items():
             s.exchange_overrides[name.lower()] = self.exchange_section(name, section)
         kafka = doc.get("kafka", {})

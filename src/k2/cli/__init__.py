@@ -2,8 +2,8 @@
 
 Commands are grouped by job, one module each: run.py (run, demo, feed, sink, record, simulate),
 read.py (ohlcv, trades, query, chart), history.py (load), operate.py (status, validate, gaps,
-rejects, rebuild, schema, topics), reconcile.py (reconcile); options.py holds what they share. A handler imports the module
-that does its job when it runs, so `k2 feed` loads no warehouse and `k2 --help` no service.
+rejects, rebuild, schema, topics), reconcile.py (reconcile), markets.py (spreads, health);
+options.py holds what they share. A handler imports the module that does its job when it runs, so `k2 feed` loads no warehouse and `k2 --help` no service.
 
 A mistake the user can make (bad flag, unknown exchange, missing file) is one line on stderr
 and exit status 2; an unexpected error is one line on the terminal and a traceback in the log.
@@ -20,7 +20,7 @@ import traceback
 from typing import Sequence
 
 from k2 import __version__
-from k2.cli import history, operate, read, reconcile, run
+from k2.cli import history, markets, operate, read, reconcile, run
 from k2.cli.options import COMMANDS, ArgumentParser, HelpFormatter, commands_help, config_option, examples_text
 from k2.errors import K2Error, first_line
 
@@ -43,7 +43,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--version", action="version", version=f"k2 {__version__}")
     config_option(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser, prog="k2")
-    for group in (run, read, history, operate, reconcile):
+    for group in (run, read, history, operate, reconcile, markets):
         group.register(sub)
     for command in sub.choices.values():  # also after the command: k2 ohlcv ... --config FILE
         config_option(command)

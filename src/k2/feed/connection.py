@@ -77,6 +77,9 @@ class ConnectionStats:
     last_trade_at: float | None = None
     last_trade_by_symbol: dict[str, float] = field(default_factory=dict)
     trades_by_symbol: dict[str, int] = field(default_factory=dict)
+    #: the last trade's price as the venue sent it (a decimal string), for live spreads and
+    #: price divergence (k2.monitoring.markets): one dict store per frame, no parsing here
+    last_price_by_symbol: dict[str, str] = field(default_factory=dict)
     last_error: str = ""
     last_error_at: float | None = None
     subscribed: list[str] = field(default_factory=list)
@@ -133,6 +136,8 @@ class FeedConnection:
         self.ping_interval_s = ping_interval_s or adapter.ping_interval_s
         self.max_age_s = max_age_s if max_age_s is not None else adapter.max_connection_age_s
         self.stats = ConnectionStats(adapter.name, conn_id, list(symbols), url)
+        cols = adapter.columns
+        self.price_index = cols.index("price") if "price" in cols else cols.index("px")
         self.last_activity = time.monotonic()
         self.close_reason = ""
         self._ws: picows.WSTransport | None = None
@@ -179,16 +184,20 @@ class FeedConnection:
                     self.gaps.observe(rows)
                 stats.trades += n
                 stats.last_trade_at = now
-                si = self.adapter.symbol_index
+                si, pi = self.adapter.symbol_index, self.price_index
                 by_symbol, counts = stats.last_trade_by_symbol, stats.trades_by_symbol
                 if n == 1:  # one trade per frame (most venues): no loop
-                    symbol = rows[0][si]
+                    row = rows[0]
+                    symbol = row[si]
                     by_symbol[symbol] = now
                     counts[symbol] = counts.get(symbol, 0) + 1
+                    stats.last_price_by_symbol[symbol] = row[pi]
                 else:
+                    prices = stats.last_price_by_symbol
                     for row in rows:
                         by_symbol[row[si]] = now
                         counts[row[si]] = counts.get(row[si], 0) + 1
+                        prices[row[si]] = row[pi]
         elif kind is FrameKind.HEARTBEAT or kind is FrameKind.PONG:
             stats.heartbeats += 1
         else:

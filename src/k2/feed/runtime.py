@@ -18,6 +18,7 @@ from k2.feed.backoff import Backoff
 from k2.feed.connection import ConnectionStats, FeedConnection
 from k2.feed.gaps import Backfiller, Gap, GapTracker
 from k2.feed.recent import RecentTrades
+from k2.feed.venue_status import VenueStatusPoller, pollers_for
 
 log = logging.getLogger("k2.feed")
 
@@ -62,6 +63,8 @@ class FeedRuntime:
         self.gaps: list[Gap] = []  # the most recent gaps, for status
         self.skipped: dict[str, dict[str, str]] = {}
         self.started_at = time.time()
+        #: the venues' own status endpoints (k2.feed.venue_status), read by health
+        self.status_pollers: dict[str, VenueStatusPoller] = {}
 
     # -- planning -------------------------------------------------------------------------------
     async def plan(self) -> None:
@@ -86,6 +89,10 @@ class FeedRuntime:
                 self.connections.append(conn)
         if not self.connections:
             raise K2Error("nothing to subscribe: check --exchange and --symbols")
+        health = self.settings.health
+        if health.markets:
+            self.status_pollers = pollers_for([(c.adapter.name, self.settings.exchange(c.adapter.name).rest_url)
+                                               for c in self.connections], health.status_poll_s)
 
     def _gap_tracking(self, adapter: ExchangeAdapter, ex: ExchangeSettings, natives: list[str],
                       recent: RecentTrades) -> GapTracker | None:
@@ -166,6 +173,7 @@ class FeedRuntime:
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [asyncio.create_task(c.run(stop), name=c.conn_id) for c in self.connections]
         tasks += [asyncio.create_task(b.run(stop), name=f"{name}-backfill") for name, b in self.backfillers.items()]
+        tasks += [asyncio.create_task(p.run(stop), name=f"{name}-status") for name, p in self.status_pollers.items()]
         try:
             await asyncio.gather(*tasks)
         finally:

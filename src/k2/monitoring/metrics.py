@@ -19,6 +19,14 @@ them; docs/operations/monitoring.md lists them):
     k2_sink_lag_messages{topic,partition}          gauge    Kafka consumer lag (k2 run --kafka, k2 sink)
     k2_health{condition}                           gauge    1 when the named condition holds (k2.monitoring.health)
     k2_up                                          gauge    1 when every condition holds (as /healthz)
+    k2_venue_healthy{exchange}                     gauge    1 unless the venue is down, stale or in maintenance (k2.monitoring.markets)
+    k2_venue_state{exchange,state}                 gauge    1 for the venue's state: ok, degraded, stale, down, maintenance
+    k2_venue_maintenance{exchange}                 gauge    1 while the venue's own status endpoint reports maintenance
+    k2_symbol_stale{exchange,symbol}               gauge    1 when the symbol is silent for longer than its own rate allows
+    k2_symbol_stale_ratio{exchange,symbol}         gauge    last trade age / stale threshold (>= 1: stale)
+    k2_symbol_typical_interval_seconds{exchange,symbol}  gauge  the symbol's typical time between trades
+    k2_price_divergence_bps{exchange,symbol}       gauge    last price vs the median of the other venues' (3+ venues)
+    k2_spread_bps{symbol,venue_a,venue_b}          gauge    last-trade spread of venue_b over venue_a, basis points
 """
 
 from __future__ import annotations
@@ -314,6 +322,35 @@ def gap_families(e: Exposition, pipeline, exchanges: list[str]) -> None:
              (({"exchange": ex}, n) for ex, n in sorted(open_.items())))
 
 
+def market_families(e: Exposition, report: Any) -> None:
+    """Venue and symbol health and live spreads from a k2.monitoring.markets.MarketReport."""
+    states = ("ok", "degraded", "stale", "down", "maintenance")
+    venues = sorted(report.venues.items())
+    e.family("k2_venue_healthy", "gauge", "1 unless the venue is down, stale or in maintenance (k2 health says why).",
+             (({"exchange": ex}, int(v.state not in ("down", "stale", "maintenance"))) for ex, v in venues))
+    e.family("k2_venue_state", "gauge", "1 for the venue's current health state.",
+             (({"exchange": ex, "state": st}, int(v.state == st)) for ex, v in venues for st in states))
+    e.family("k2_venue_maintenance", "gauge", "1 while the venue's own status endpoint reports maintenance.",
+             (({"exchange": ex}, int(v.venue_status == "maintenance")) for ex, v in venues))
+    syms = sorted(report.symbols, key=lambda s: (s.exchange, s.symbol))
+    e.family("k2_symbol_stale", "gauge", "1 when the symbol has been silent longer than its own trade rate allows.",
+             (({"exchange": s.exchange, "symbol": s.symbol}, int(s.state == "stale")) for s in syms))
+    e.family("k2_symbol_stale_ratio", "gauge", "Seconds since the last trade over the symbol's stale threshold "
+             "(1 or more: stale).", (({"exchange": s.exchange, "symbol": s.symbol}, round(s.age_s / s.stale_after_s, 4))
+                                     for s in syms if s.age_s is not None and s.stale_after_s))
+    e.family("k2_symbol_typical_interval_seconds", "gauge", "The symbol's typical time between trades.",
+             (({"exchange": s.exchange, "symbol": s.symbol}, round(s.typical_interval_s, 4))
+              for s in syms if s.typical_interval_s is not None))
+    e.family("k2_price_divergence_bps", "gauge", "Last price against the median of the other venues' last prices "
+             "for the same pair, basis points (pairs on 3 or more venues).",
+             (({"exchange": s.exchange, "symbol": s.symbol}, round(s.divergence_bps, 4))
+              for s in syms if s.divergence_bps is not None))
+    e.family("k2_spread_bps", "gauge", "Last-trade price of venue_b over venue_a for the same pair, basis points "
+             "(a signal from trades: no quotes, fees or transfer time).",
+             (({"symbol": p.canonical, "venue_a": p.venue_a, "venue_b": p.venue_b}, round(p.bps, 4))
+              for p in sorted(report.spreads, key=lambda p: (p.canonical, p.venue_a, p.venue_b))))
+
+
 # -- the pipeline (k2 run, k2 feed, k2 run --kafka) ----------------------------------------------
 RECONCILE_VERDICTS = ("match", "missing", "extra", "venue", "unexplained")
 
@@ -402,6 +439,10 @@ def render(pipeline) -> bytes:
     if isinstance(buffered, int):
         e.family("k2_transport_buffered", "gauge", "Rows/messages received but not yet written or acknowledged.",
                  [({}, buffered)])
+    market_report = getattr(pipeline, "market_report", None)
+    report = market_report() if callable(market_report) else None
+    if report is not None:
+        market_families(e, report)
     health = getattr(pipeline, "health", None)
     if callable(health):
         health_families(e, health())

@@ -116,6 +116,36 @@ SELECT count(), any(concat(toString(canonical_symbol), ' ', toString(window_star
  FROM k2.ohlcv_1h WHERE vwap > 0 GROUP BY canonical_symbol, window_start HAVING count() > 1)
 WHERE spread > 1.05;
 
+-- check: 3 cross-exchange | cross.spreads | fail | every 1m cross-venue spread (k2 spreads, spreads_1m) equals a recomputation from silver
+-- The view reads the candle states; this side reads silver's trades. Spreads are divided in
+-- Decimal256 on both sides (32-gold-spreads.sql), so they must be equal to the last digit.
+SELECT count(), any(concat(toString(canonical_symbol), ' ', toString(window_start), ' ', venue_a, '/', venue_b)) FROM
+(SELECT canonical_symbol, window_start, venue_a, venue_b, last_a, last_b, vwap_a, vwap_b, trades_a, trades_b,
+        last_spread_bps, vwap_spread_bps FROM k2.spreads_1m) AS v
+FULL OUTER JOIN
+(SELECT a.canonical_symbol AS canonical_symbol, a.window_start AS window_start, a.exchange AS venue_a,
+        b.exchange AS venue_b, a.last AS last_a, b.last AS last_b, a.vwap AS vwap_a, b.vwap AS vwap_b,
+        a.n AS trades_a, b.n AS trades_b,
+        toDecimal128((toDecimal256(b.last, 18) - toDecimal256(a.last, 18)) * 10000 / toDecimal256(a.last, 18), 8)
+            AS last_spread_bps,
+        toDecimal128((toDecimal256(b.vwap, 18) - toDecimal256(a.vwap, 18)) * 10000 / toDecimal256(a.vwap, 18), 8)
+            AS vwap_spread_bps
+ FROM (SELECT exchange, canonical_symbol, toStartOfMinute(timestamp)::DateTime('UTC') AS window_start,
+              argMax(price, (timestamp, toUInt64(length(trade_id)), trade_id)) AS last,
+              toDecimal128(sum(toDecimal256(price, 18) * quantity) / sum(quantity), 18) AS vwap, count() AS n
+       FROM k2.silver_trades_v2 WHERE is_valid GROUP BY exchange, canonical_symbol, window_start) AS a
+ INNER JOIN
+      (SELECT exchange, canonical_symbol, toStartOfMinute(timestamp)::DateTime('UTC') AS window_start,
+              argMax(price, (timestamp, toUInt64(length(trade_id)), trade_id)) AS last,
+              toDecimal128(sum(toDecimal256(price, 18) * quantity) / sum(quantity), 18) AS vwap, count() AS n
+       FROM k2.silver_trades_v2 WHERE is_valid GROUP BY exchange, canonical_symbol, window_start) AS b
+ ON a.canonical_symbol = b.canonical_symbol AND a.window_start = b.window_start
+ WHERE a.exchange < b.exchange) AS r
+USING (canonical_symbol, window_start, venue_a, venue_b)
+WHERE v.last_a != r.last_a OR v.last_b != r.last_b OR v.vwap_a != r.vwap_a OR v.vwap_b != r.vwap_b
+   OR v.trades_a != r.trades_a OR v.trades_b != r.trades_b OR v.last_spread_bps != r.last_spread_bps
+   OR v.vwap_spread_bps != r.vwap_spread_bps;
+
 -- check: 4 gold | gold.per_exchange | fail | every per-exchange candle equals a recomputation from silver | per-interval
 SELECT count(), any(concat(toString(exchange), ' ', toString(canonical_symbol), ' ', toString(window_start)))
 FROM

@@ -283,6 +283,24 @@ class Connection:
                   "until": _as_time(until, "until", FAR_FUTURE), "limit": _limit(limit)}
         return convert(self._call(lambda r: _per_symbol(r, "api_trades", params, symbol)), _fmt(format))
 
+    def spreads(self, symbol: str, venues: str | list[str] | None = None, interval: str = "1m", since: Any = None,
+                until: Any = None, *, min_bps: Any = 0, min_windows: int = 1, by: str = "last",
+                format: Format = "arrow"):
+        """Cross-exchange dislocations of one pair, as `k2 spreads`: per window and venue pair
+        (`venue_a` < `venue_b`) both sides' last price and VWAP, the spreads of B over A in basis
+        points (`last_spread_bps`, `vwap_spread_bps`: exact, 8 decimals), volumes, trade counts, last
+        trade times and the run of consecutive windows over `min_bps` (`run_start`,
+        `run_windows` >= `min_windows`). `interval`: 1s or 1m. A signal from trades (no quotes,
+        fees or transfer time), not a tradeable edge.
+
+            >>> k2.connect().spreads("BTC/USDT", "binance,okx", "1s", since="2026-12-01T10:00:00Z", min_bps=20)
+        """
+        from k2.read.spreads import spread_params
+
+        lo, hi = _as_time(since, "since", EPOCH), _as_time(until, "until", FAR_FUTURE)
+        return convert(self._call(lambda r: r.arrow(stored_query("spreads"), spread_params(
+            r, symbol, venues, interval, lo, hi, min_bps, min_windows, by))), _fmt(format))
+
     def gaps(self, exchange: str = "all", state: str = "all", *, limit: int | None = None,
              format: Format = "arrow"):
         """The gaps ledger, newest first: holes found in trade streams and what REST backfill

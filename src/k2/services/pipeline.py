@@ -29,6 +29,7 @@ from k2.monitoring.health import (
     storage_condition,
     write_conditions,
 )
+from k2.monitoring.markets import MarketReport, MarketWatch
 from k2.monitoring.metrics import INGEST_LATENCY, render
 from k2.services.api import ApiHandlers
 from k2.services.lifecycle import ServiceEndpoint, stop_loop_on_signals
@@ -129,11 +130,36 @@ class Pipeline:
             gaps_to_retry=store.gaps_to_retry if store else None)
         self.endpoint: ServiceEndpoint | None = None
         self.stop_event: asyncio.Event | None = None
+        #: per-venue and per-symbol health and live spreads (k2.monitoring.markets); None when
+        #: switched off ([health] markets = false): then the fixed connection-silence rule applies
+        self.markets: MarketWatch | None = None
+        self._market_report: MarketReport | None = None
+        if settings.health.markets:
+            adapters = {e: settings.exchange(e).adapter for e in exchanges}
+            self.markets = MarketWatch(settings.health, lambda ex, sym: adapters[ex].canonical_symbol(sym),
+                                       self.runtime.started_at)
+
+    def market_report(self) -> MarketReport | None:
+        """Venue and symbol health, spreads: computed now from the feed's stats (never per trade)."""
+        if self.markets is None:
+            return None
+        now = time.time()
+        last = self._market_report
+        if last is not None and 0 <= now - last.at < 0.25:  # a scrape asks twice (metrics and health)
+            return last
+        self._market_report = self.markets.evaluate(
+            self.runtime.connection_stats(), self.exchanges, now,
+            venue_status={ex: p.reading for ex, p in self.runtime.status_pollers.items()},
+            gaps=self.runtime.gaps, latency=INGEST_LATENCY.snapshot(), buckets=INGEST_LATENCY.buckets)
+        return self._market_report
 
     # -- status for `k2 status` and the API -----------------------------------------------------
     def health(self) -> Health:
         """The named conditions /healthz, `k2 status` and k2_health report (k2.monitoring.health)."""
         conditions = feed_conditions(self.runtime.connection_stats(), self.exchanges)
+        report = self.market_report()
+        if report is not None:  # feed:<exchange> from the venue's state, staleness per symbol's own rate
+            conditions = report.conditions() + [c for c in conditions if not c.name.startswith("feed:")]
         sink = getattr(self.transport, "sink", None)  # k2 run --kafka: the writer is the sink thread
         writer = sink.stats if sink is not None else getattr(self.transport, "stats", None)
         if self.store is not None and writer is not None:
@@ -162,6 +188,9 @@ class Pipeline:
             st["writer"] = {k: v for k, v in vars(ts).items()}
             st["buffered"] = self.transport.buffered
         st["health"] = self.health().as_dict()
+        report = self.market_report()
+        if report is not None:
+            st["markets"] = report.as_dict()
         return st
 
     def _metrics(self) -> bytes:

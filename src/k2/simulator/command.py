@@ -52,6 +52,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--skew-candle", type=float, metavar="S",
                    help="the venue's candles of the window holding the instant S s after the start show "
                         "a high one tick too high")
+    g = p.add_argument_group("markets (dislocations and health; windows in s after the start, default the whole run)")
+    g.add_argument("--drift", action="append", metavar="VENUE:BPS[@A-B]",
+                   help="VENUE's prices sit BPS basis points off the other venues' (repeatable)")
+    g.add_argument("--maintenance", action="append", metavar="VENUE[@A-B]",
+                   help="VENUE announces maintenance on its status endpoint, is in it from A to B (no trades), "
+                        "then completed (binance, kraken, okx, bybit, bitfinex; repeatable)")
+    g.add_argument("--slow", action="append", metavar="SYMBOL:F[@A-B]",
+                   help="SYMBOL (canonical) trades F times its usual rate on every venue, 0 <= F <= 1 (repeatable)")
     g = p.add_argument_group("venue behaviour")
     g.add_argument("--kraken-snapshot", type=int, default=0, metavar="N", help="Kraken v1: last N trades on subscribe")
     g.add_argument("--ping-interval", type=float, default=20.0, metavar="S", help="Binance protocol ping period")
@@ -75,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     from k2.exchanges import parse_exchange_list
-    from k2.simulator.faults import Faults, parse_windows
+    from k2.simulator.faults import Faults, parse_drift, parse_maintenance, parse_slow, parse_windows
     from k2.simulator.runner import SimConfig
 
     symbols = [s for item in args.symbols or [] for s in item.split(",") if s.strip()] or None
@@ -90,7 +98,8 @@ def config_from_args(args: argparse.Namespace):
         record_dir=Path(args.record) if args.record else None,
         faults=Faults(args.drop_every, args.silence_every, args.silence_for, args.malformed_ratio,
                       args.error_every, args.slow_start, args.faults_for, parse_windows(args.rest_down),
-                      parse_windows(args.withhold, "--withhold"), args.skew_candle),
+                      parse_windows(args.withhold, "--withhold"), args.skew_candle,
+                      parse_drift(args.drift), parse_maintenance(args.maintenance), parse_slow(args.slow)),
         bursts=not args.no_bursts, ping_interval_s=args.ping_interval,
         max_connection_age_s=args.max_connection_age, binance_max_messages_per_s=args.binance_message_limit,
         kraken_snapshot=args.kraken_snapshot, history_size=args.history,

@@ -85,6 +85,7 @@ class Market:
     basis: float = 1.0  # tiny persistent venue premium
     mid: float = 0.0  # set every tick while active
     last_us: int = 0  # time of the last trade, for venues whose timestamps must differ
+    rate_factor: float = 1.0  # share of this market's drawn trades that happen (k2 simulate --slow)
 
     @property
     def native(self) -> str:
@@ -150,6 +151,8 @@ class VenueMarkets:
     burst_factor: float = 1.0
     active: list[Market] = field(default_factory=list)
     cum_weights: list[float] = field(default_factory=list)
+    drift: float = 1.0  # price multiplier of the whole venue (k2 simulate --drift)
+    halted: bool = False  # in maintenance: no trades (k2 simulate --maintenance)
 
 
 class MarketEngine:
@@ -231,8 +234,11 @@ class MarketEngine:
         # this tick's quotes per market: takers buy at the ask and sell at the bid, a hair
         # (at least half a tick) off the mid
         quotes = {}
+        if venue.halted:
+            return {}
+        drift = venue.drift
         for m in venue.active:
-            mid = m.mid = level[m.instrument.base] / level[m.instrument.quote] * m.basis
+            mid = m.mid = level[m.instrument.base] / level[m.instrument.quote] * m.basis * drift
             half_spread = max(mid * HALF_SPREAD, 0.5 * m.tick)
             quotes[m] = (mid - half_spread, mid + half_spread, m.tick, m.lot,
                          1.0 / (level[m.instrument.base] * m.lot), [])
@@ -254,6 +260,9 @@ class MarketEngine:
         i = 0
         while i < n:
             m = picks[i]
+            if m.rate_factor != 1.0 and rnd() >= m.rate_factor:  # --slow: this draw never trades
+                i += 1
+                continue
             bid, ask, tick, lot, qty_per_usd, fills = quotes[m]
             sell = rnd() < 0.5
             if rnd() >= SWEEP_PROBABILITY:  # the usual case: one fill

@@ -37,6 +37,12 @@ class Faults:
     rest_down: tuple[tuple[float, float], ...] = ()
     withhold: tuple[tuple[float, float], ...] = ()
     skew_candle: float | None = None
+    #: (venue, bps, start, end)
+    drift: tuple[tuple[str, float, float, float], ...] = ()
+    #: (venue, start, end)
+    maintenance: tuple[tuple[str, float, float], ...] = ()
+    #: (canonical symbol, factor, start, end)
+    slow: tuple[tuple[str, float, float, float], ...] = ()
 
     def check(self) -> None:
         for flag, windows in (("--rest-down", self.rest_down), ("--withhold", self.withhold)):
@@ -54,6 +60,78 @@ class Faults:
             raise K2Error("--silence-every and --silence-for go together")
         if self.silence_every and self.silence_for >= self.silence_every:
             raise K2Error("--silence-for must be shorter than --silence-every")
+        for _sym, factor, _a, _b in self.slow:
+            if not 0.0 <= factor <= 1.0:
+                raise K2Error(f"--slow: the factor must be between 0 and 1, got {factor:g}")
+        for _venue, bps, _a, _b in self.drift:
+            if not -5000.0 <= bps <= 5000.0:
+                raise K2Error(f"--drift: {bps:g} bp is outside -5000..5000")
+
+
+def in_window(elapsed: float, start: float, end: float) -> bool:
+    return start <= elapsed < end
+
+
+def _window(text: str, flag: str) -> tuple[str, float, float]:
+    """"WHAT@A-B" -> (WHAT, A, B); "WHAT" -> (WHAT, 0, inf)."""
+    what, at, window = text.strip().partition("@")
+    if not at:
+        return what.strip(), 0.0, float("inf")
+    start, sep, end = window.partition("-")
+    try:
+        a, b = float(start), float(end)
+    except ValueError:
+        raise K2Error(f"{flag}: {text.strip()!r}: the window is not A-B (seconds after the start)") from None
+    if not sep or not 0 <= a < b:
+        raise K2Error(f"{flag}: {text.strip()!r}: the window must be A-B with 0 <= A < B")
+    return what.strip(), a, b
+
+
+def _valued(text: str, flag: str, form: str) -> tuple[str, float, float, float]:
+    what, a, b = _window(text, flag)
+    name, sep, value = what.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not sep or not name.strip() or number != number:
+        raise K2Error(f"{flag}: {text.strip()!r} is not {form}")
+    return name.strip(), number, a, b
+
+
+def parse_drift(items: list[str] | None) -> tuple[tuple[str, float, float, float], ...]:
+    from k2.exchanges import get_adapter
+
+    out = []
+    for item in items or []:
+        venue, bps, a, b = _valued(item, "--drift", "VENUE:BPS[@A-B]")
+        out.append((get_adapter(venue).name, bps, a, b))
+    return tuple(out)
+
+
+def parse_maintenance(items: list[str] | None) -> tuple[tuple[str, float, float], ...]:
+    from k2.exchanges import get_adapter
+    from k2.exchanges.status import STATUS_ENDPOINTS
+
+    out = []
+    for item in items or []:
+        venue, a, b = _window(item, "--maintenance")
+        name = get_adapter(venue).name
+        if name not in STATUS_ENDPOINTS:
+            raise K2Error(f"--maintenance: {name} publishes no status endpoint (venues with one: "
+                          f"{', '.join(STATUS_ENDPOINTS)})")
+        out.append((name, a, b))
+    return tuple(out)
+
+
+def parse_slow(items: list[str] | None) -> tuple[tuple[str, float, float, float], ...]:
+    out = []
+    for item in items or []:
+        symbol, factor, a, b = _valued(item, "--slow", "SYMBOL:FACTOR[@A-B] (canonical, e.g. ETH/USD:0.05@10-40)")
+        if "/" not in symbol:
+            raise K2Error(f"--slow: {symbol!r} is not a canonical symbol (BASE/QUOTE, e.g. ETH/USD)")
+        out.append((symbol.upper(), factor, a, b))
+    return tuple(out)
 
 
 class FaultClock:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from k2.exchanges import ADAPTERS, get_adapter
 from k2.exchanges.base import Instrument
 from k2.simulator import binance, bitfinex, bybit, coinbase, gemini, kraken, okx
 from k2.simulator.engine import MarketEngine
-from k2.simulator.faults import FaultClock, Faults
+from k2.simulator.faults import FaultClock, Faults, in_window
 from k2.simulator.replay import ReplaySource, instrument_for, load_replay
 from k2.simulator.server import Venue, now_us
 
@@ -253,10 +254,13 @@ class Simulator:
         anchor, done = loop.time(), 0
         next_flush = anchor + 1.0
         venues = list(self.venues.items())
+        market_faults = bool(cfg.faults.drift or cfg.faults.maintenance or cfg.faults.slow)
         while True:
             now = loop.time()
             self.silent = faults.silent(now)
             self.withholding = faults.withholding(now)
+            if market_faults:
+                self._market_faults(now - self.started_at)
             if faults.drop_due(now):
                 dropped = sum(v.drop_all() for v in self.venues.values())
                 log.debug("fault: dropped %d connections", dropped)
@@ -290,6 +294,42 @@ class Simulator:
                     if venue.recorder:
                         venue.recorder.flush()
             await asyncio.sleep(max(0.0, anchor + (done + 1) * tick - loop.time()))
+
+    def _market_faults(self, elapsed: float) -> None:
+        """--drift, --maintenance, --slow: set the engine's factors for this moment."""
+        f = self.config.faults
+        for name, venue in self.engine.venues.items():
+            venue.drift = 1.0
+            for v, bps, a, b in f.drift:
+                if v == name and in_window(elapsed, a, b):
+                    venue.drift = 1.0 + bps / 10_000
+            venue.halted = self.maintenance_phase(name, elapsed) == "ongoing"
+            if f.slow:
+                for m in venue.markets.values():
+                    m.rate_factor = 1.0
+                    for sym, factor, a, b in f.slow:
+                        if m.instrument.canonical_symbol == sym and in_window(elapsed, a, b):
+                            m.rate_factor = factor
+
+    def maintenance_phase(self, exchange: str, elapsed: float | None = None) -> str:
+        """"none", "scheduled" (announced, before it starts), "ongoing" or "completed"."""
+        windows = [(a, b) for v, a, b in self.config.faults.maintenance if v == exchange]
+        if not windows:
+            return "none"
+        if elapsed is None:
+            elapsed = (self.loop.time() - self.started_at) if self.started_at and self.loop else 0.0
+        if any(in_window(elapsed, a, b) for a, b in windows):
+            return "ongoing"
+        if any(elapsed < a for a, _ in windows):
+            return "scheduled"
+        return "completed"
+
+    def maintenance_window_ms(self, exchange: str) -> tuple[int, int]:
+        """The first maintenance window of `exchange` as wall-clock ms (for the status answers)."""
+        a, b = next((a, b) for v, a, b in self.config.faults.maintenance if v == exchange)
+        wall0 = time.time() - ((self.loop.time() - self.started_at) if self.loop else 0.0)
+        end = wall0 + b if b != float("inf") else wall0 + 86400 * 365
+        return int((wall0 + a) * 1000), int(end * 1000)
 
     # -- counters -------------------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, Any]]:

@@ -24,9 +24,13 @@ import msgspec
 import picows
 from picows import WSListener, WSMsgType
 
+from k2.exchanges.status import STATUS_ENDPOINTS
 from k2.simulator.engine import Fill, Market
 from k2.simulator.faults import malformed
 from k2.simulator.record import Recorder
+from k2.simulator.status import status_answer
+
+_STATUS_PATHS = {name: path for name, (path, _parse) in STATUS_ENDPOINTS.items()}
 
 if TYPE_CHECKING:
     from k2.simulator.runner import Simulator
@@ -262,6 +266,10 @@ class Venue:
                 if self.sim.rest_down():
                     self.stats.rest_refused += 1
                     answer = 503, {"error": "service unavailable (k2 simulate --rest-down)"}
+                elif parts.path == _STATUS_PATHS.get(self.name):  # the venue's real status endpoint
+                    phase = self.sim.maintenance_phase(self.name)
+                    answer = status_answer(self.name, phase, *(self.sim.maintenance_window_ms(self.name)
+                                                               if phase != "none" else (0, 0)))
                 else:
                     answer = self.http(parts.path, query)
             except Exception:  # a bug here must not kill the server; the client sees a 500
