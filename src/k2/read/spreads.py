@@ -13,8 +13,9 @@ from typing import Any
 
 from k2.errors import K2Error
 from k2.exchanges import get_adapter
-from k2.read.queries import COUNTS_AS_NUMBERS, clickhouse_format, resolve_symbol
+from k2.read.queries import COUNTS_AS_NUMBERS, as_table, clickhouse_format, resolve_symbol
 from k2.times import parse_range
+from k2.terminal import parse_tsv
 from k2.warehouse import stored_query as sql
 
 #: interval -> (source view, seconds per window)
@@ -77,6 +78,8 @@ def spreads(reader, symbol: str, venues: str | list[str] | None = None, interval
     out = reader.query(query, ch_fmt, params, COUNTS_AS_NUMBERS)
     if ch_fmt != "CSVWithNames" and not out.strip():
         return ""
+    if fmt == "table":  # laid out by K2 like every read (the same whichever reader answered)
+        out = as_table(out, "spreads")[0] if parse_tsv(out)[2] else ""
     return out
 
 
