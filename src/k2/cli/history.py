@@ -50,7 +50,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     # is refused before any work starts
     with open_frames(args.file) as (lines, name, compression):
         head = sniff(adapter, lines, name)
-        wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
+        # repairs damage first; gives back the library pages only opening needed (issue 22: RSS)
+        wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True,
+                            release_startup_pages=s.release_startup_pages)
         try:
             placement = Placement(wh, adapter, ex.rest_url, fetch=s.instruments_refresh)
             report = load_lines(wh, adapter, itertools.chain(head, lines), name, compression, args.batch_size,
