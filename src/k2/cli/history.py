@@ -98,7 +98,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     from k2.history.archives import DEFAULT_CHUNK_LINES, import_archives
     from k2.warehouse import open_warehouse
 
-    wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
+    # repairs damage first; gives back the library pages only opening needed (issue 17: RSS)
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True,
+                        release_startup_pages=s.release_startup_pages)
     try:
         report = import_archives(wh, paths, exchange, args.symbol, args.chunk_lines or DEFAULT_CHUNK_LINES,
                                  progress=_import_progress if sys.stderr.isatty() else None)
