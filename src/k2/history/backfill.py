@@ -311,33 +311,46 @@ class _PageWriter:
     """Writes fetched pages in order on a thread of its own and saves the cursor after each, so
     the fetch loop keeps the pace the rate limit allows instead of waiting for every insert (on a
     busy machine an insert took longer than the gap between two requests). At most `depth` pages
-    wait. A write's error stops the fetching at the next page."""
+    wait, and the pages waiting are written in one insert. A write's error stops the fetching at
+    the next page."""
 
     def __init__(self, write: Callable[[list[tuple]], int], cp: Checkpoint, rep: BackfillReport, depth: int = 8):
         import queue
         import threading
 
         self.write, self.cp, self.rep = write, cp, rep
+        self.depth = depth
         self.queue: queue.Queue = queue.Queue(depth)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="k2-backfill-writer", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        import queue
+
         while True:
-            item = self.queue.get()
-            if item is None:
+            items = [self.queue.get()]
+            # the pages waiting by now go in one insert: an insert's cost is mostly per statement
+            # (key probe, views, counters), so a writer that fell behind catches up
+            while items[-1] is not None and len(items) < self.depth:
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            last = items[-1] is None
+            pages = [i for i in items if i is not None]
+            if pages and self.error is None:  # after a failed write nothing more is written
+                rows = [r for page, _ in pages for r in page]
+                state = next((st for _, st in reversed(pages) if st is not None), None)
+                try:
+                    if rows:
+                        self.rep.written += self.write(rows)
+                    if state is not None:
+                        self.cp.save(**state, written=self.rep.written)
+                except BaseException as exc:  # raised on the fetching thread
+                    self.error = exc
+            if last:
                 return
-            if self.error is not None:
-                continue  # drain: nothing more is written (or checkpointed) after a failed write
-            rows, state = item
-            try:
-                if rows:
-                    self.rep.written += self.write(rows)
-                if state is not None:
-                    self.cp.save(**state, written=self.rep.written)
-            except BaseException as exc:  # raised on the fetching thread
-                self.error = exc
 
     def put(self, rows: list[tuple], state: dict | None) -> None:
         if self.error is not None:
