@@ -348,6 +348,7 @@ class Importer:
         from k2.warehouse.memory import FreedMemoryRelease
 
         # after every chunk: chDB's jemalloc would keep the views' blocks resident for seconds
+        # (1M lines: 408 MB peak instead of 460, the CPU time within noise)
         self.freed = FreedMemoryRelease(wh, interval_s=0.0)
 
     def known_symbol(self, exchange: str) -> Callable[[str], bool]:
