@@ -121,6 +121,11 @@ def render(r: dict[str, Any]) -> str:
             add(f"| {row['exchange']} | {row['trades']:,} | {len(row['runs'])} | {fmt_summary(row['trades_per_s'])} | "
                 f"{fmt_summary(row['seconds'], 2)} | {fmt_summary(row['wall_s'], 2)} | "
                 f"{fmt_summary(row['cpu_cores'], 2)} | {fmt_summary(row['maxrss_mb'])} |")
+        big = sec.get("big")
+        if big:  # issue 22: memory must not grow with the file
+            add(f"| binance (bounded-memory run) | {big['trades']:,} | 1 | {big['trades_per_s']:,.0f} | "
+                f"{big['seconds']:.2f} | {big['wall_s']:.2f} | {big['cpu_s'] / big['wall_s']:.2f} | "
+                f"{big['maxrss_mb']:.0f} |")
         add("")
         add(_la(sec))
     add("")

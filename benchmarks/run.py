@@ -53,6 +53,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "parse_trades": 200_000, "parse_passes": 5,
         "load_trades": 1_000_000, "load_exchanges": EXCHANGES, "load_reps": {"binance": 3, "kraken": 3}, "load_reps_other": 1,
+        "load_big_trades": 10_000_000,
         "ramp_rates": [10_000, 20_000, 35_000, 50_000, 75_000, 100_000, 150_000], "ramp_warmup": 5, "ramp_seconds": 15,
         "ramp_confirm_reps": 2, "latency_rates": [1_000, 10_000], "latency_reps": 3, "latency_warmup": 5,
         "latency_seconds": 20,
@@ -69,6 +70,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "tiny": {
         "parse_trades": 2_000, "parse_passes": 2,
         "load_trades": 20_000, "load_exchanges": ("binance", "kraken"), "load_reps": {}, "load_reps_other": 1,
+        "load_big_trades": 50_000,
         "ramp_rates": [1_000, 10_000], "ramp_warmup": 1, "ramp_seconds": 2, "ramp_confirm_reps": 0,
         "latency_rates": [1_000, 10_000], "latency_reps": 0, "latency_warmup": 1, "latency_seconds": 2,
         "feed_rates": {10_000: 1}, "feed_warmup": 1, "feed_seconds": 2,
@@ -87,6 +89,8 @@ LIVE_FLOOR_RATE = 50_000
 FLOORS = [
     # key, text, unit, comparison, threshold
     ("load_binance", "`k2 load` Binance frames, embedded, one process", "trades/s", ">=", 150_000),
+    ("load_rss", "`k2 load` peak RSS, 1M Binance trades (median run)", "MB", "<", 400),
+    ("load_rss_big", "`k2 load` peak RSS, 10M Binance trades", "MB", "<", 400),
     ("live_sustained", "live end-to-end sustained (simulator, Binance, 1 trade/frame)", "trades/s", ">=", LIVE_FLOOR_RATE),
     ("p99_10k", "p99 ingest latency at 10,000 trades/s", "ms", "<", 250),
     ("feed_vs_cryptofeed", "K2 feed path vs cryptofeed throughput (Binance, same stream)", "x", ">=", 2.0),
@@ -191,9 +195,23 @@ class Bench:
                          "wall_s": summary([r["wall_s"] for r in runs], 2),
                          "cpu_cores": summary([r["cpu_s"] / r["wall_s"] for r in runs], 2),
                          "maxrss_mb": summary([r["maxrss_mb"] for r in runs], 0), "runs": runs})
+        big = self._load_big() if self.p.get("load_big_trades") else None
         if self.profile and "binance" in self.p["load_exchanges"]:
             profile = self._profile_load()
-        return {"rows": rows, "profile": profile}
+        return {"rows": rows, "big": big, "profile": profile}
+
+    def _load_big(self) -> dict[str, Any]:
+        """Issue 22's bounded memory: one Binance load ten times the size of the others (peak RSS
+        must not grow with the file)."""
+        info = self.frames("binance", self.p["load_big_trades"])
+        data = self.scratch("load-big-")
+        r = run_measured([*k2_cmd(), "load", info["path"], "--exchange", "binance", "--data-dir", str(data)],
+                         timeout=3600, env=clean_env(K2_LOG_LEVEL="WARNING"))
+        shutil.rmtree(data, ignore_errors=True)
+        if r["rc"] != 0:
+            raise RuntimeError(f"k2 load binance ({info['trades']} trades) failed: {r['stderr'][-1500:]}")
+        return _parse_load_summary(r["stdout"]) | {"trades": info["trades"], "wall_s": round(r["wall_s"], 2),
+                                                   "cpu_s": round(r["cpu_s"], 2), "maxrss_mb": round(r["maxrss_mb"], 1)}
 
     def _profile_load(self) -> dict[str, Any]:
         from profiles import profile_command
@@ -488,6 +506,8 @@ class Bench:
         for row in get(["load", "rows"], []) or []:
             if row["exchange"] == "binance":
                 got["load_binance"] = row["trades_per_s"]["median"]
+                got["load_rss"] = row["maxrss_mb"]["median"]
+        got["load_rss_big"] = get(["load", "big", "maxrss_mb"])
         got["live_sustained"] = get(["live", "highest_sustained"])
         for row in get(["live", "latency"], []) or []:
             if row["rate"] == 10_000:

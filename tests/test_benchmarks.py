@@ -48,7 +48,8 @@ def test_benchmark_suite_tiny(tmp_path: Path) -> None:
         assert c["k2_trades_per_s"]["median"] > 0 and c["cryptofeed_trades_per_s"]["median"] > 0
 
     floors = {f["key"]: f for f in report["floors"]}
-    assert set(floors) == {"load_binance", "live_sustained", "p99_10k", "feed_vs_cryptofeed", "feed_rss_10k",
+    assert s["load"]["big"]["maxrss_mb"] > 0 and s["load"]["big"]["trades"] > s["load"]["rows"][0]["trades"]
+    assert set(floors) == {"load_binance", "load_rss", "load_rss_big", "live_sustained", "p99_10k", "feed_vs_cryptofeed", "feed_rss_10k",
                            "run_rss", "candles_1sym_day", "api_ohlcv", "api_vs_chdb", "api_trades", "api_trades_p99",
                            "heavy_reads_p99", "export_rate", "export_rss", "import_binance", "import_vs_bare",
                            "import_rss", "reimport_share", "backfill_share", "backfill_429"}

@@ -19,6 +19,14 @@ from k2.errors import K2Error
 from k2.exchanges import get_adapter
 
 
+def _quiet_memory_notes() -> None:
+    """The page-release note is for long-running writers' logs; on a batch command's terminal it
+    is noise before the one line that matters."""
+    import logging
+
+    logging.getLogger("k2.memory").setLevel(logging.WARNING)
+
+
 def _pipeline(s):
     from k2.history.handoff import running_pipeline
 
@@ -56,7 +64,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     with open_frames(args.file) as opened:
         lines, name, compression = opened
         head = sniff(adapter, lines, name)
-        wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
+        # repairs damage first; gives back the library pages only opening needed (issue 22: RSS)
+        _quiet_memory_notes()
+        wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True,
+                            release_startup_pages=s.release_startup_pages)
         try:
             placement = Placement(wh, adapter, ex.rest_url, fetch=s.instruments_refresh)
             # the bar counts the file's bytes on disk (compressed or not), so its ETA is right
@@ -106,11 +117,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(ImportReport.from_json(doc).summary())
         return 0
     from k2.history.archives import DEFAULT_CHUNK_LINES, import_archives
+    from k2.terminal import Progress
     from k2.warehouse import open_warehouse
 
-    from k2.terminal import Progress
-
-    wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
+    # repairs damage first; gives back the library pages only opening needed (issue 17: RSS)
+    _quiet_memory_notes()
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True,
+                        release_startup_pages=s.release_startup_pages)
     try:
         with Progress("import", None, "lines") as bar:
             before: dict[str, int] = {}

@@ -194,26 +194,51 @@ class Backfill:
 
     # -- where a time lies in the ids ---------------------------------------------------------------
     def first_id_at(self, native: str, since_us: int) -> int:
-        """The first trade id at or after `since_us` (id-paged venues): a binary search over ids,
-        about 32 pages."""
+        """The first trade id at or after `since_us` (id-paged venues). Every page spent here is a
+        page of the rate limit not spent on trades, so the search interpolates: ids grow about
+        evenly with time, so the newest page's rate of ids per second puts the first guess close,
+        and each answer narrows the bracket by interpolating between its ends (a step that does not
+        halve the bracket is followed by a bisection, so the worst case stays logarithmic). A few
+        pages where a bisection over all ids took ~32."""
         body = self._get(self.facts.latest_path.format(native=native))
         rows, _ = self.adapter.parse_rest_trades(body, native, now_us())
         if not rows:
             raise K2Error(f"{self.adapter.name} {native}: no trades at all")
         idx = self.adapter.sequential_id_index if self.adapter.sequential_id_index is not None else 1
-        hi = max(int(r[idx]) for r in rows)
-        if self.adapter.row_time_us(rows[-1]) < since_us:
-            return hi + 1
-        lo = 0
+        t_of = self.adapter.row_time_us
+        rows = sorted(rows, key=lambda r: int(r[idx]))
+        if t_of(rows[-1]) < since_us:
+            return int(rows[-1][idx]) + 1
+        if t_of(rows[0]) < since_us:  # since lies inside the newest page
+            return next(int(r[idx]) for r in rows if t_of(r) >= since_us)
+        # the bracket: every id below lo is older than since (lo_t: the time at lo-1, None unknown);
+        # the trade at hi is not
+        lo, lo_t = 0, None
+        hi, hi_t = int(rows[0][idx]), t_of(rows[0])
+        span_us = t_of(rows[-1]) - t_of(rows[0])
+        ids_per_us = (int(rows[-1][idx]) - hi) / span_us if span_us > 0 else 1e-3
+        per_page = len(rows)
+        reach = 1.0  # how far back the guess reaches, relative to the estimate (grows while it falls short)
+        halved = True
         while lo < hi:
-            mid = (lo + hi) // 2
-            page = [r for r in self._page(native, mid)[0] if int(r[idx]) >= mid]
-            if not page or self.adapter.row_time_us(page[0]) >= since_us:
-                hi = mid  # (no trade from mid on would mean the newest is older: not the case)
-            elif self.adapter.row_time_us(page[-1]) < since_us:
-                lo = int(page[-1][idx]) + 1
+            if lo_t is None:  # no older trade seen yet: reach back further each time
+                mid = hi - max(1, int((hi_t - since_us) * ids_per_us * reach * 1.05))
+                reach *= 4
+            elif not halved:
+                mid = (lo + hi) // 2
+            else:  # aim the page's middle at the estimate: a page answers for `per_page` ids
+                mid = lo + int((since_us - lo_t) / max(1, hi_t - lo_t) * (hi - lo)) - per_page // 2
+            mid = min(max(mid, lo), hi - 1)
+            width = hi - lo
+            page = sorted((r for r in self._page(native, mid)[0] if int(r[idx]) >= mid), key=lambda r: int(r[idx]))
+            per_page = max(per_page, len(page))
+            if not page or t_of(page[0]) >= since_us:
+                hi, hi_t = mid, (t_of(page[0]) if page else hi_t)
+            elif t_of(page[-1]) < since_us:
+                lo, lo_t = int(page[-1][idx]) + 1, t_of(page[-1])
             else:  # since lies inside this page
-                return next(int(r[idx]) for r in page if self.adapter.row_time_us(r) >= since_us)
+                return next(int(r[idx]) for r in page if t_of(r) >= since_us)
+            halved = (hi - lo) * 2 <= width
         return lo
 
     # -- the range ----------------------------------------------------------------------------------
@@ -241,38 +266,42 @@ class Backfill:
         end_us = until_us if until_us is not None else now_us()
         idx = self.adapter.sequential_id_index
         last_progress = 0.0
-        while True:
-            rows, nxt = self._page(native, cursor)
-            rep.pages += 1
-            if to_id is not None and idx is not None:
-                keep = [r for r in rows if from_id <= int(r[idx]) <= to_id]
-                done = not rows or any(int(r[idx]) >= to_id for r in rows)
-            else:
-                keep = [r for r in rows if since_us <= self.adapter.row_time_us(r) < end_us]
-                done = not rows or any(self.adapter.row_time_us(r) >= end_us for r in rows)
-            if keep:
-                rep.written += self.write(keep)
-                rep.trades += len(keep)
-                t0, t1 = self.adapter.row_time_us(keep[0]), self.adapter.row_time_us(keep[-1])
-                rep.first_us = t0 if rep.first_us is None else min(rep.first_us, t0)
-                rep.last_us = t1 if rep.last_us is None else max(rep.last_us, t1)
-            if done or nxt is None or nxt == cursor:
-                break
-            cursor = nxt
-            cp.save(cursor=cursor, trades=rep.trades, written=rep.written)
-            now = time.perf_counter()
-            if self.bar is not None and rep.last_us is not None:
-                if to_id is not None and idx is not None and keep:
-                    frac = (int(keep[-1][idx]) - from_id) / max(to_id - from_id, 1)
+        writer = _PageWriter(self.write, cp, rep)  # pages are written while the next ones are fetched
+        try:
+            while True:
+                rows, nxt = self._page(native, cursor)
+                rep.pages += 1
+                if to_id is not None and idx is not None:
+                    keep = [r for r in rows if from_id <= int(r[idx]) <= to_id]
+                    done = not rows or any(int(r[idx]) >= to_id for r in rows)
                 else:
-                    frac = (rep.last_us - since_us) / max(end_us - since_us, 1)
-                elapsed = now - started
-                self.bar.update(100 * min(max(frac, 0.0), 1.0),
-                                note=f"at {_iso(rep.last_us)}, {rep.trades:,} trades, "
-                                     f"{rep.trades / elapsed if elapsed else 0:,.0f}/s")
-            elif self.progress and now - last_progress >= 1.0:
-                last_progress = now
-                self._progress(rep, since_us, end_us, now - started)
+                    keep = [r for r in rows if since_us <= self.adapter.row_time_us(r) < end_us]
+                    done = not rows or any(self.adapter.row_time_us(r) >= end_us for r in rows)
+                if keep:
+                    rep.trades += len(keep)
+                    t0, t1 = self.adapter.row_time_us(keep[0]), self.adapter.row_time_us(keep[-1])
+                    rep.first_us = t0 if rep.first_us is None else min(rep.first_us, t0)
+                    rep.last_us = t1 if rep.last_us is None else max(rep.last_us, t1)
+                if done or nxt is None or nxt == cursor:
+                    writer.put(keep, None)
+                    break
+                cursor = nxt
+                writer.put(keep, {"cursor": cursor, "trades": rep.trades})
+                now = time.perf_counter()
+                if self.bar is not None and rep.last_us is not None:
+                    if to_id is not None and idx is not None and keep:
+                        frac = (int(keep[-1][idx]) - from_id) / max(to_id - from_id, 1)
+                    else:
+                        frac = (rep.last_us - since_us) / max(end_us - since_us, 1)
+                    elapsed = now - started
+                    self.bar.update(100 * min(max(frac, 0.0), 1.0),
+                                    note=f"at {_iso(rep.last_us)}, {rep.trades:,} trades, "
+                                         f"{rep.trades / elapsed if elapsed else 0:,.0f}/s")
+                elif self.progress and now - last_progress >= 1.0:
+                    last_progress = now
+                    self._progress(rep, since_us, end_us, now - started)
+        finally:
+            writer.close()  # every fetched page written (and checkpointed), or the write's error raised
         cp.clear()
         if self.bar is not None:
             self.bar.update(100.0, note=f"{rep.trades:,} trades")
@@ -288,3 +317,61 @@ class Backfill:
         eta = elapsed * (1 - done) / done if done > 0 else 0.0
         self._say(f"{rep.trades:,} trades, at {_iso(rep.last_us)} ({done:.1%}), {rate:,.0f} trades/s, "
                   f"ETA {int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}")
+
+
+class _PageWriter:
+    """Writes fetched pages in order on a thread of its own and saves the cursor after each, so
+    the fetch loop keeps the pace the rate limit allows instead of waiting for every insert (on a
+    busy machine an insert took longer than the gap between two requests). At most `depth` pages
+    wait, and the pages waiting are written in one insert. A write's error stops the fetching at
+    the next page."""
+
+    def __init__(self, write: Callable[[list[tuple]], int], cp: Checkpoint, rep: BackfillReport, depth: int = 8):
+        import queue
+        import threading
+
+        self.write, self.cp, self.rep = write, cp, rep
+        self.depth = depth
+        self.queue: queue.Queue = queue.Queue(depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="k2-backfill-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import queue
+
+        while True:
+            items = [self.queue.get()]
+            # the pages waiting by now go in one insert: an insert's cost is mostly per statement
+            # (key probe, views, counters), so a writer that fell behind catches up
+            while items[-1] is not None and len(items) < self.depth:
+                try:
+                    items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            last = items[-1] is None
+            pages = [i for i in items if i is not None]
+            if pages and self.error is None:  # after a failed write nothing more is written
+                rows = [r for page, _ in pages for r in page]
+                state = next((st for _, st in reversed(pages) if st is not None), None)
+                try:
+                    if rows:
+                        self.rep.written += self.write(rows)
+                    if state is not None:
+                        self.cp.save(**state, written=self.rep.written)
+                except BaseException as exc:  # raised on the fetching thread
+                    self.error = exc
+            if last:
+                return
+
+    def put(self, rows: list[tuple], state: dict | None) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((rows, state))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+

@@ -29,8 +29,14 @@ from k2.history.placement import Placement
 from k2.rejects import Reject, now_us
 from k2.warehouse.bronze import BronzeWriter, write_rejects
 from k2.warehouse.instruments import upsert_instruments
+from k2.warehouse.memory import FreedMemoryRelease
 
 DEFAULT_BATCH = 100_000
+#: parsed rows are turned into Arrow columns this many at a time: a batch waits as columns, and
+#: the Python tuples alive at once stay a few MB (issue 22: `k2 load` in bounded memory)
+COLUMNAR_ROWS = 8_192
+#: seconds between two purges of the engine's freed memory during a load
+PURGE_EVERY_S = 2.0
 
 
 @dataclass
@@ -75,6 +81,10 @@ class _Writer(threading.Thread):
         self.write = write  # rows -> new rows: a running pipeline's writer (k2 load while k2 run runs)
         self.queue: Queue = Queue(maxsize=depth)
         self.error: BaseException | None = None
+        # chDB's jemalloc keeps the views' blocks of the last inserts resident for seconds: hand
+        # them back at most every PURGE_EVERY_S (after every insert, the next insert faulted the
+        # pages back in: 3M trades took +25 % CPU for -45 MB, ADR 0029)
+        self.freed = FreedMemoryRelease(wh, interval_s=PURGE_EVERY_S)
 
     def run(self) -> None:
         while True:
@@ -89,15 +99,21 @@ class _Writer(threading.Thread):
                     self.report.written += self.write(batch)
                 elif batch is not None:
                     self.report.written += self.writer.commit(batch, source="file")
+                    self.freed.after_write()
                 if rejects:
                     write_rejects(self.wh, rejects)
             except BaseException as exc:  # surfaced by the loader thread
                 self.error = exc
                 return
 
+    def columnar(self, rows: list) -> list:
+        """`rows` as they wait for the batch: Arrow columns built now (a Python tuple of a trade
+        takes ~530 bytes, its columns ~100), or the tuples a running pipeline's writer wants."""
+        return list(rows) if self.write is not None else [self.writer.columnar(rows)]
+
     def put(self, rows: list, rejects: list) -> None:
         """Prepare the batch on the calling thread (Python work) while the writer thread inserts
-        the previous one (database work, GIL released)."""
+        the previous one (database work, GIL released). `rows`: what `columnar` made."""
         if self.error:
             raise self.error
         si = self.writer.adapter.symbol_index
@@ -158,7 +174,9 @@ def _load(wh, adapter: ExchangeAdapter, lines, origin: str, report: LoadReport, 
     writer.start()
     session = adapter.session()  # one file = one connection's frames (Bitfinex channel ids)
     parse, parse_trades = session.parse, session.parse_trade_frames
-    rows: list[tuple] = []
+    rows: list[tuple] = []  # parsed, not yet columnar
+    ready: list = []  # the batch so far, in columnar pieces (_Writer.columnar)
+    in_batch = 0
     rejects: list[Reject] = []
     started = time.perf_counter()
     received = now_us()
@@ -201,12 +219,17 @@ def _load(wh, adapter: ExchangeAdapter, lines, origin: str, report: LoadReport, 
                 rows.extend(fast)
             if progress is not None:
                 progress(report)
-            if len(rows) >= batch_size:
-                writer.put(rows, rejects)
+            if len(rows) >= COLUMNAR_ROWS:
+                in_batch += len(rows)
+                ready += writer.columnar(rows)
+                rows.clear()
+            if in_batch + len(rows) >= batch_size:
+                writer.put(ready + writer.columnar(rows) if rows else ready, rejects)
                 rows.clear()  # put() copied what it needs
                 rejects.clear()
+                ready, in_batch = [], 0
                 received = now_us()
-        writer.put(rows, rejects)
+        writer.put(ready + writer.columnar(rows) if rows else ready, rejects)
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -97,19 +97,29 @@ class BronzeWriter:
             return 0
         return self.commit(self.prepare(rows, token, kafka_partitions, kafka_offsets), source)
 
-    def prepare(self, rows: Sequence[tuple], token: str | None = None,
+    def columnar(self, rows: Sequence[tuple]) -> pa.StructArray:
+        """Rows as one struct array (built in C++). `k2 load` turns its rows into these a few
+        thousand at a time, so a batch waits as Arrow columns, not as Python tuples (~5x smaller)."""
+        return pa.array(rows, type=self._struct)
+
+    def prepare(self, rows: "Sequence[tuple] | list[pa.StructArray]", token: str | None = None,
                 kafka_partitions: list[int] | None = None, kafka_offsets: list[int] | None = None) -> PreparedBatch:
         """The Python half of a write: the columnar block (rows -> one struct array in C++, then
         its columns), the token and the time span. Callers with a spare thread (k2 load) run it
         beside the database half."""
-        arrays = pa.array(rows, type=self._struct).flatten()
+        if rows and isinstance(rows[0], pa.StructArray):  # already columnar (k2 load)
+            struct = rows[0] if len(rows) == 1 else pa.concat_arrays(rows)
+            n = len(struct)
+        else:
+            struct, n = self.columnar(rows), len(rows)
+        arrays = struct.flatten()
         if kafka_partitions is not None:
             arrays += [pa.array(kafka_partitions, pa.int32()), pa.array(kafka_offsets, pa.int64())]
         token = token or self._token([arrays[i] for i in self._key_idx])
         times, span = self._times(arrays)
         first = int(min(v[0] for v in span.values())) if span else 0
         return self._first_of_each_key(
-            PreparedBatch(arrays, token, len(rows), kafka_partitions is not None, first, span, times))
+            PreparedBatch(arrays, token, n, kafka_partitions is not None, first, span, times))
 
     def _times(self, arrays: list[pa.Array]) -> tuple["np.ndarray | None", dict | None]:
         """Each row's exchange time in µs, and symbol -> (earliest, latest); Nones when unknown."""
