@@ -43,7 +43,7 @@ from k2.exchanges.base import (
 
 
 
-class _Trade(msgspec.Struct, array_like=True):
+class _Trade(msgspec.Struct, array_like=True, gc=False):
     """One element of a trade frame's list: [price, volume, time, side, orderType, misc]."""
 
     price: str
