@@ -64,6 +64,7 @@ class Window:
 
     def __init__(self) -> None:
         self.count = 0
+        self.frames = 0  # K2 only: frames that brought new trades
 
 
 def measure(win: Window, warmup: float, seconds: float, first_timeout: float = 30.0) -> dict:
@@ -75,11 +76,11 @@ def measure(win: Window, warmup: float, seconds: float, first_timeout: float = 3
             return {"error": "no trade received"}
         time.sleep(0.05)
     time.sleep(warmup)
-    c0, n0, t0, o0 = cpu_now(), win.count, time.perf_counter(), os.times()
+    c0, n0, f0, t0, o0 = cpu_now(), win.count, win.frames, time.perf_counter(), os.times()
     time.sleep(seconds)
-    c1, n1, t1, o1 = cpu_now(), win.count, time.perf_counter(), os.times()
+    c1, n1, f1, t1, o1 = cpu_now(), win.count, win.frames, time.perf_counter(), os.times()
     trades, dt, cpu = n1 - n0, t1 - t0, c1 - c0
-    return {"trades": trades, "seconds": round(dt, 3), "cpu_s": round(cpu, 3),
+    return {"trade_frames": f1 - f0, "trades": trades, "seconds": round(dt, 3), "cpu_s": round(cpu, 3),
             "user_s": round(o1.user - o0.user, 2), "system_s": round(o1.system - o0.system, 2),
             "trades_per_s": round(trades / dt, 1), "cpu_share": round(cpu / dt, 3),
             "cpu_s_per_1m": round(cpu / trades * 1e6, 2) if trades else None}
@@ -99,6 +100,7 @@ class NullTransport:
 
     def submit(self, adapter, rows, source: str = "ws") -> None:
         self.win.count += len(rows)
+        self.win.frames += 1
 
     def submit_reject(self, reject) -> None:
         self.rejects += 1
