@@ -317,7 +317,11 @@ def test_invalid_utf8_has_one_reason_whichever_decoder_finds_it():
 
 
 _KRAKEN_VALUES = ["97512.30000", "0.00150000", "1784116800.412345", "b", "s", "l", "m", "", ".5", "5.", "1e5",
-                  "-1", "12.34.5", "\uff11", "1784116800", "x", 5, 1.5, None, [], {}]
+                  "-1", "12.34.5", "\uff11", "1784116800", "x", 5, 1.5, None, [], {},
+                  # a batched frame's values are checked per column, joined by commas: a comma inside
+                  # a value, or a value that is two, must not pass
+                  "1,2", "97512.3,0", "1784116800.1,1784116800.2", ",", "1.,2", "0,.5",
+                  "1784116800.4123456789", "1234567890123.5", "1" * 65, "0" * 64, "\u0663"]
 
 
 def _kraken_trade():
