@@ -361,3 +361,52 @@ def test_kraken_fast_trade_path_agrees_with_the_general_one():
         assert fast == general, frame
 
     check()
+
+
+_BYBIT_VALUES = {
+    "i": ["2290000000861234568", "", "x" * 64, "x" * 65, "\u00e9", 7, None],
+    "T": [1784116800387, -1, "1784116800387", 1.5, True, None],
+    "p": ["97512.4", "1,2", ".5", "5.", "1e5", "1" * 65, "\u0663", 97512.4],
+    "v": ["0.04", "0,04", "12.34.5", "", "0" * 64],
+    "S": ["Buy", "Sell", "buy", None],
+    "s": ["BTCUSDT", "BTC,USDT", "btcusdt", "B", 7],
+    "BT": [False, True, None, 0],
+    "RPI": [False, True, None, 1],
+    "seq": [79432105533, -1, None, "1", True],
+}
+
+
+def test_bybit_fast_trade_path_agrees_with_the_general_one():
+    """Bybit trade messages (bytes starting with the topic) go through a typed decoder and column
+    checks first, and fall back to the general parser when they decline; both must give the same
+    rows, or the same reason, for any message. A str frame takes the general path only."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    adapter = get_adapter("bybit")
+    good = {"i": "2290000000861234568", "T": 1784116800387, "p": "97512.4", "v": "0.04", "S": "Buy",
+            "s": "BTCUSDT", "BT": False, "RPI": False, "seq": 79432105533}
+    trade = st.fixed_dictionaries({}, optional={k: st.sampled_from(v) for k, v in _BYBIT_VALUES.items()}).map(
+        lambda changed: {**good, **changed}) | st.just(good) | st.dictionaries(
+        st.sampled_from(list(good)), st.sampled_from([1, "x"]), max_size=3)
+
+    @settings(max_examples=400, deadline=None)
+    @given(trades=st.lists(trade, min_size=0, max_size=4), ts=st.sampled_from([1784116800389, "1", None]),
+           kind=st.sampled_from(["snapshot", 5, None]), topic=st.sampled_from(["publicTrade.BTCUSDT", "publicTrade."]))
+    def check(trades, ts, kind, topic):
+        msg = {"topic": topic, "ts": ts, "type": kind, "data": trades}
+        if kind is None:
+            del msg["type"]
+        frame = json.dumps(msg, separators=(",", ":")).encode()
+        assert frame.startswith(b'{"topic":"publicTrade.')
+
+        def outcome(parse):
+            try:
+                parsed = parse()
+                return parsed.kind, parsed.rows
+            except FrameError as exc:
+                return "error", str(exc)
+
+        assert outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5)), frame
+
+    check()

@@ -39,6 +39,7 @@ from k2.exchanges.base import (
     Parsed,
     check_decimal,
     check_free_text,
+    decimal_column,
     describe_decode_error,
     symbol_rule,
 )
@@ -278,8 +279,6 @@ class KrakenAdapter(ExchangeAdapter):
 _ARRAY_START = (b"[", "[")
 
 
-#: a column of decimal strings joined by commas: each is digits with at most one inner dot
-_DECIMAL_COLUMN = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:,[0-9]+(?:\.[0-9]+)?)*", re.ASCII).fullmatch
 #: a column of times joined by commas: each is _TIMESTAMP
 _TIMESTAMP_COLUMN = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}(?:,[0-9]{1,12}\.[0-9]{1,9})*", re.ASCII).fullmatch
 
@@ -297,11 +296,10 @@ def _trade_rows(channel_id: int, trades: list[_Trade], pair: str, received_us: i
             return None
     n = len(trades)
     prices, volumes, times, sides, order_types, miscs = [list(map(get, trades)) for get in _COLUMNS]
-    for column, match in ((prices, _DECIMAL_COLUMN), (volumes, _DECIMAL_COLUMN), (times, _TIMESTAMP_COLUMN)):
-        joined = ",".join(column)
-        if joined.count(",") != n - 1 or match(joined) is None:
-            return None
-    if max(map(len, prices)) > 64 or max(map(len, volumes)) > 64:
+    if not (decimal_column(prices) and decimal_column(volumes)):
+        return None
+    joined = ",".join(times)
+    if joined.count(",") != n - 1 or _TIMESTAMP_COLUMN(joined) is None:
         return None
     rows = list(zip(repeat(channel_id, n), repeat(pair, n), prices, volumes, times, sides, order_types, miscs,
                     repeat(0, n), repeat(received_us, n)))
