@@ -226,7 +226,6 @@ def _other_venue(exchange: str, ws_tls: str, rest: str, natives: list[str], plai
 
     from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
     from cryptofeed.defines import SPOT
-    from cryptofeed.exceptions import MissingSequenceNumber  # noqa: F401 (the check left out below)
     from cryptofeed.exchanges import Bitfinex, Bybit, Coinbase, Gemini, OKX
     from cryptofeed.symbols import Symbol, Symbols
     from yapic import json as yjson

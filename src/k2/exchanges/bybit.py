@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import json
 import re
-from itertools import repeat
-from operator import attrgetter
 from typing import Any, Literal, Sequence
 
 import msgspec
@@ -86,7 +84,6 @@ class _TradeMessage(msgspec.Struct, gc=False):
 #: anything else takes the general path, which names the fault
 _decode_trades = msgspec.json.Decoder(_TradeMessage).decode
 _TRADES_PREFIX = b'{"topic":"publicTrade.'
-_COLUMNS = tuple(attrgetter(f) for f in _Trade.__struct_fields__)
 
 
 def _fast_trades(frame: bytes, received_us: int) -> list[tuple] | None:
@@ -100,13 +97,13 @@ def _fast_trades(frame: bytes, received_us: int) -> list[tuple] | None:
     data, topic = msg.data, msg.topic
     if not data or not topic.startswith(_TOPIC):
         return None
-    ids, times, prices, sizes, sides, symbols, blocks, rpis, seqs = [list(map(get, data)) for get in _COLUMNS]
+    mtype, ts = msg.type, msg.ts
+    rows = [(topic, mtype, ts, t.i, t.T, t.p, t.v, t.S, t.s, t.BT, t.RPI, t.seq, received_us) for t in data]
+    _, _, _, ids, _, prices, sizes, _, symbols, _, _, _, _ = zip(*rows)
     if (min(map(len, ids)) == 0 or max(map(len, ids)) > 64 or not "".join(ids).isascii()
             or not all(SYMBOL(s) for s in set(symbols)) or not decimal_column(prices) or not decimal_column(sizes)):
         return None
-    n = len(data)
-    return list(zip(repeat(topic, n), repeat(msg.type, n), repeat(msg.ts, n), ids, times, prices, sizes, sides,
-                    symbols, blocks, rpis, seqs, repeat(received_us, n)))
+    return rows
 
 
 def _int(value: Any, what: str) -> int:
