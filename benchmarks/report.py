@@ -297,9 +297,15 @@ def render(r: dict[str, Any]) -> str:
             "class pointed at the simulator and an async trades callback that only counts (cryptofeed defaults: "
             "uvloop, websockets, yapic JSON, Decimal, `Trade` objects). Each client pinned to CPU 1, alternating, "
             "warm-up then a fixed window; CPU = the client process's user+system time in the window. "
-            "See `benchmarks/vs_cryptofeed.py` for how cryptofeed is pointed at a local `ws://` endpoint. "
-            "At the high offered rate the stream is more than either client takes, unless the "
-            "client's CPU share is well under 1.0 (then the simulator was the limit and the ratio is a lower bound).")
+            "See `benchmarks/vs_cryptofeed.py` for how cryptofeed is pointed at a local `ws://` endpoint "
+            "(all seven venues: Coinbase is its Advanced Trade stream for both clients, the one cryptofeed reads; "
+            "cryptofeed's Bitfinex runs without its sequence-number check, which the simulator does not serve). "
+            "trades/frame = trades per frame that brought trades, as K2 received them: batching venues put a "
+            "market's trades of one 10 ms tick in one frame, so the high rate gives 50-400 per frame and the low "
+            "one a few. **CPU ratio** = cryptofeed's CPU per trade / K2's, the floor's measure (>= 1.5 on every "
+            "row). At the high offered rate the stream is more than either client takes, unless the "
+            "client's CPU share is well under 1.0 (then the simulator was the limit and the throughput ratio is a "
+            "lower bound).")
         add("")
         add("| exchange | offered/s | trades/frame | K2 trades/s | cryptofeed trades/s | ratio | K2 CPU s / 1M | "
             "cryptofeed CPU s / 1M | CPU ratio | CPU share K2 / cf |")

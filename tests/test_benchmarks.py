@@ -43,13 +43,16 @@ def test_benchmark_suite_tiny(tmp_path: Path) -> None:
     assert s["feed"]["rows"] and not any(r["chdb_loaded"] for r in s["feed"]["rows"])  # k2 feed never loads chDB
     assert s["kafka"]["transport"]["acked_per_s"]["median"] > 0 and s["kafka"]["e2e"]["written"] > 0
     assert s["reads"]["one_symbol_day"]["rows"] == 1440 and s["reads"]["all_symbols_day"]["rows"] == 8640
-    assert {c["exchange"] for c in s["cryptofeed"]["cases"]} == {"binance", "kraken"}
-    for c in s["cryptofeed"]["cases"]:
-        assert c["k2_trades_per_s"]["median"] > 0 and c["cryptofeed_trades_per_s"]["median"] > 0
+    assert {c["exchange"] for c in s["cryptofeed"]["cases"]} == {"binance", "kraken", "coinbase", "bybit", "okx",
+                                                                  "bitfinex", "gemini"}
+    for c in s["cryptofeed"]["cases"]:  # every venue: both clients got trades, CPU per trade on both sides
+        assert c["k2_trades_per_s"]["median"] > 0 and c["cryptofeed_trades_per_s"]["median"] > 0, c["exchange"]
+        assert c["cpu_ratio"] and c["trades_per_frame"] and c["trades_per_frame"] >= 1, c["exchange"]
 
     floors = {f["key"]: f for f in report["floors"]}
     assert s["load"]["big"]["maxrss_mb"] > 0 and s["load"]["big"]["trades"] > s["load"]["rows"][0]["trades"]
-    assert set(floors) == {"load_binance", "load_rss", "load_rss_big", "live_sustained", "p99_10k", "feed_vs_cryptofeed", "feed_rss_10k",
+    assert set(floors) == {"load_binance", "load_rss", "load_rss_big", "live_sustained", "p99_10k", "feed_vs_cryptofeed",
+                           "feed_cpu_vs_cryptofeed", "feed_rss_10k",
                            "run_rss", "candles_1sym_day", "api_ohlcv", "api_vs_chdb", "api_trades", "api_trades_p99",
                            "heavy_reads_p99", "export_rate", "export_rss", "import_binance", "import_vs_bare",
                            "import_rss", "reimport_share", "backfill_share", "backfill_429"}

@@ -84,3 +84,97 @@ def test_on_payload_counts_trades_duplicates_gaps_and_rejects():
     assert set(s.last_trade_by_symbol) == {"BTCUSDT", "ETHUSDT"}
     assert [(g.symbol, g.start, g.end) for g in gaps] == [("BTCUSDT", 4, 6)]
     assert "malformed frame" in sink.rejects[0].reason and "price" in sink.rejects[1].reason
+
+
+# -- batched frames: the per-frame path (one symbol per frame) ------------------------------------
+_KRAKEN = get_adapter("kraken")
+
+
+def _kraken_row(n: int, pair: str = "XBT/USD", occurrence: int = 0) -> tuple:
+    return (1, pair, f"{97000 + n}.5", "0.1", f"1784116800.{n:06d}", "b", "l", "", occurrence, 99)
+
+
+@given(st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=12), max_size=40), st.integers(2, 30))
+@settings(max_examples=300, deadline=None)
+def test_batched_window_keeps_exactly_what_the_row_by_row_rules_keep(frames, limit):
+    """`new_rows(rows, symbol)` checks a frame as a whole (set operations); whatever the frames,
+    it follows the row-by-row window's rules, row by row in frame order: a trade never handed on
+    (nor earlier in the frame) is kept, a repeat of one of the last `limit` trades handed on is
+    dropped, the order stays; and while no generation has turned over, it gives exactly the
+    row-by-row answer."""
+    batched = RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=limit)
+    one_by_one = RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=10_000)
+    handed: list[int] = []  # trades kept, in order
+    for frame in frames:
+        rows = [_kraken_row(n) for n in frame]
+        kept = batched.new_rows(rows, "XBT/USD")
+        reference = [r for r in rows if one_by_one.new_rows([r])]
+        ids = {id(r) for r in kept}
+        assert kept == [r for r in rows if id(r) in ids]  # a subsequence, in frame order
+        fresh_window = len(handed) + len(frame) < limit
+        for row, n in zip(rows, frame):
+            if n not in handed:
+                assert id(row) in ids, (frame, handed[-limit:], n)
+            elif n in handed[-limit:]:
+                assert id(row) not in ids, (frame, handed[-limit:], n)
+            if id(row) in ids:
+                handed.append(n)
+        if fresh_window:  # nothing forgotten yet: the very same answer
+            assert kept == reference
+        # memory stays bounded: each generation holds at most `limit` keys plus one frame's
+        largest = max(len(f) for f in frames)
+        assert len(batched.windows["XBT/USD"]) <= 2 * (limit + largest)
+
+
+@given(st.lists(st.one_of(st.just("reconnect"),
+                          st.lists(st.tuples(st.integers(0, 50), st.sampled_from(["XBT/USD", "ETH/USD"])),
+                                   min_size=1, max_size=6)), max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_gap_tracker_per_frame_and_per_row_find_the_same_gaps(events):
+    """Time venues: `observe(rows, symbol)` (a frame of one symbol) does per frame what the
+    per-row loop does: the same gaps, the same last trade per symbol."""
+    found: dict[str, list] = {"frame": [], "row": []}
+    trackers = {k: GapTracker(_KRAKEN, lambda g, k=k: found[k].append((g.symbol, g.kind, g.start, g.end)))
+                for k in found}
+    trackers["frame"].connected(["XBT/USD", "ETH/USD"])
+    trackers["row"].covered_since = dict(trackers["frame"].covered_since)  # the same clock reading
+    for ev in events:
+        if ev == "reconnect":
+            for t in trackers.values():
+                t.reconnected()
+            continue
+        for pair in ("XBT/USD", "ETH/USD"):
+            rows = [_kraken_row(n, pair) for n, p in ev if p == pair]
+            if rows:
+                trackers["frame"].observe(rows, pair)
+                trackers["row"].observe(rows)
+    assert found["frame"] == found["row"]
+    assert trackers["frame"].last_row == trackers["row"].last_row
+    assert trackers["frame"].window_from == trackers["row"].window_from
+
+
+def _kraken_frame(ns: list[int], pair: str = "XBT/USD") -> bytes:
+    trades = [[f"{97000 + n}.5", "0.1", f"1784116800.{n:06d}", "b", "l", ""] for n in ns]
+    return json.dumps([119930881, trades, "trade", pair]).encode()
+
+
+def test_on_payload_batched_frames_count_per_frame():
+    """Kraken's batched frames: trades, duplicates (a reconnect's replay overlapping what was
+    handed on), per-symbol counts and the time gap after a reconnect, through the per-frame path."""
+    sink, gaps = _CountingSink(), []
+    conn = FeedConnection(_KRAKEN, "ws://127.0.0.1:1/", ["XBT/USD", "ETH/USD"], "kraken-0", sink,
+                          RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, 2), Backoff())
+    conn.gaps = GapTracker(_KRAKEN, gaps.append)
+    conn.gaps.connected(["XBT/USD", "ETH/USD"])
+    conn.on_payload(_kraken_frame([1, 2, 3, 4]))
+    conn.on_payload(_kraken_frame([10, 11], "ETH/USD"))
+    conn.gaps.reconnected()
+    conn.on_payload(_kraken_frame([3, 4, 5, 9]))  # the replay overlaps 3 and 4
+    s = conn.stats
+    assert [r[4][-2:] for r in sink.rows] == ["01", "02", "03", "04", "10", "11", "05", "09"]
+    assert (s.frames, s.trades, s.duplicates) == (3, 8, 2)
+    assert s.trades_by_symbol == {"XBT/USD": 6, "ETH/USD": 2}
+    assert set(s.last_trade_by_symbol) == {"XBT/USD", "ETH/USD"}
+    # the hole: from the last trade before the reconnect (4) to the first new one after (5)
+    assert [(g.symbol, g.kind, g.start, g.end) for g in gaps] == [
+        ("XBT/USD", "time", 1784116800_000004, 1784116800_000005)]

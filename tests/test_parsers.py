@@ -317,7 +317,11 @@ def test_invalid_utf8_has_one_reason_whichever_decoder_finds_it():
 
 
 _KRAKEN_VALUES = ["97512.30000", "0.00150000", "1784116800.412345", "b", "s", "l", "m", "", ".5", "5.", "1e5",
-                  "-1", "12.34.5", "\uff11", "1784116800", "x", 5, 1.5, None, [], {}]
+                  "-1", "12.34.5", "\uff11", "1784116800", "x", 5, 1.5, None, [], {},
+                  # a batched frame's values are checked per column, joined by commas: a comma inside
+                  # a value, or a value that is two, must not pass
+                  "1,2", "97512.3,0", "1784116800.1,1784116800.2", ",", "1.,2", "0,.5",
+                  "1784116800.4123456789", "1234567890123.5", "1" * 65, "0" * 64, "\u0663"]
 
 
 def _kraken_trade():
@@ -355,5 +359,154 @@ def test_kraken_fast_trade_path_agrees_with_the_general_one():
         fast = outcome(lambda: adapter.parse(frame, 5))
         general = outcome(lambda: adapter._array(json.loads(frame), 5))
         assert fast == general, frame
+
+    check()
+
+
+_BYBIT_VALUES = {
+    "i": ["2290000000861234568", "", "x" * 64, "x" * 65, "\u00e9", 7, None],
+    "T": [1784116800387, -1, "1784116800387", 1.5, True, None],
+    "p": ["97512.4", "1,2", ".5", "5.", "1e5", "1" * 65, "\u0663", 97512.4],
+    "v": ["0.04", "0,04", "12.34.5", "", "0" * 64],
+    "S": ["Buy", "Sell", "buy", None],
+    "s": ["BTCUSDT", "BTC,USDT", "btcusdt", "B", 7],
+    "BT": [False, True, None, 0],
+    "RPI": [False, True, None, 1],
+    "seq": [79432105533, -1, None, "1", True],
+}
+
+
+def test_bybit_fast_trade_path_agrees_with_the_general_one():
+    """Bybit trade messages (bytes starting with the topic) go through a typed decoder and column
+    checks first, and fall back to the general parser when they decline; both must give the same
+    rows, or the same reason, for any message. A str frame takes the general path only."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    adapter = get_adapter("bybit")
+    good = {"i": "2290000000861234568", "T": 1784116800387, "p": "97512.4", "v": "0.04", "S": "Buy",
+            "s": "BTCUSDT", "BT": False, "RPI": False, "seq": 79432105533}
+    changes = st.sampled_from([(k, v) for k, vs in _BYBIT_VALUES.items() for v in vs])
+    # a good trade, one with one or two values changed (each check must decline on its own), or junk
+    trade = st.just(good) | st.lists(changes, min_size=1, max_size=2).map(lambda ch: {**good, **dict(ch)}) | \
+        st.dictionaries(st.sampled_from(list(good)), st.sampled_from([1, "x"]), max_size=3)
+
+    @settings(max_examples=400, deadline=None)
+    @given(trades=st.lists(trade, min_size=0, max_size=4), ts=st.sampled_from([1784116800389, "1", None]),
+           kind=st.sampled_from(["snapshot", 5, None]), topic=st.sampled_from(["publicTrade.BTCUSDT", "publicTrade."]))
+    def check(trades, ts, kind, topic):
+        msg = {"topic": topic, "ts": ts, "type": kind, "data": trades}
+        if kind is None:
+            del msg["type"]
+        frame = json.dumps(msg, separators=(",", ":")).encode()
+        assert frame.startswith(b'{"topic":"publicTrade.')
+
+        def outcome(parse):
+            try:
+                parsed = parse()
+                return parsed.kind, parsed.rows
+            except FrameError as exc:
+                return "error", str(exc)
+
+        assert outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5)), frame
+
+    check()
+
+
+_OKX_VALUES = {
+    "instId": ["BTC-USDT", "btc-usdt", "BTCUSDT", "BTC-USDT,ETH-USDT", 7, None],
+    "tradeId": ["1051102135", "", "1" * 21, "12a", "\u0663", 1051102135, None],
+    "px": ["97512.4", "1,2", ".5", "5.", "1e5", "1" * 65, "\u0663", 97512.4],
+    "sz": ["0.3", "0,3", "12.34.5", "", "0" * 64],
+    "side": ["buy", "sell", "Buy", None],
+    "ts": ["1784116800387", "1" * 17, "", "17841168003.87", 1784116800387],
+    "count": ["3", "", "1" * 21, "x", 3, None],
+    "source": ["0", "", "s" * 20, "s" * 21, 0, None],
+    "seqId": [80559459961, -1, None, "1", True],
+}
+
+
+def test_okx_fast_trade_path_agrees_with_the_general_one():
+    """OKX trades pushes (bytes starting with `{"arg":`) go through a typed decoder and column
+    checks first, and fall back to the general parser when they decline; both must give the same
+    rows, or the same reason, for any push. A str frame takes the general path only."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    adapter = get_adapter("okx")
+    good = {"instId": "BTC-USDT", "tradeId": "1051102135", "px": "97512.4", "sz": "0.3", "side": "buy",
+            "ts": "1784116800387", "count": "3", "source": "0", "seqId": 80559459961}
+    changes = st.sampled_from([(k, v) for k, vs in _OKX_VALUES.items() for v in vs])
+    # a good trade, one with one or two values changed (each check must decline on its own), or junk
+    trade = st.just(good) | st.lists(changes, min_size=1, max_size=2).map(lambda ch: {**good, **dict(ch)}) | \
+        st.dictionaries(st.sampled_from(list(good)), st.sampled_from([1, "x"]), max_size=3)
+
+    @settings(max_examples=400, deadline=None)
+    @given(trades=st.lists(trade, min_size=0, max_size=4), channel=st.sampled_from(["trades", "trades-all", "books", 5]),
+           event=st.sampled_from([None, "absent", "subscribe"]), drop=st.sampled_from([(), ("count",), ("source", "seqId")]))
+    def check(trades, channel, event, drop):
+        msg = {"arg": {"channel": channel, "instId": "BTC-USDT"}, "data": [
+            {k: v for k, v in t.items() if k not in drop} for t in trades]}
+        if event != "absent":
+            msg["event"] = event
+        frame = json.dumps(msg, separators=(",", ":")).encode()
+
+        def outcome(parse):
+            try:
+                parsed = parse()
+                return parsed.kind, parsed.rows
+            except FrameError as exc:
+                return "error", str(exc)
+
+        assert outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5)), frame
+
+    check()
+
+
+_COINBASE_ADVANCED_VALUES = {
+    "trade_id": ["871234568", "", "1" * 21, "12a", "\u0663", 871234568, None],
+    "product_id": ["BTC-USD", "btc-usd", "BTCUSD", "BTC-USD,ETH-USD", 7, None],
+    "price": ["97512.38", "1,2", ".5", "5.", "1e5", "1" * 65, 97512.38],
+    "size": ["0.2", "0,2", "12.34.5", "", "0" * 64],
+    "side": ["BUY", "SELL", "buy", None],
+    "time": ["2026-07-15T12:00:01.101871Z", "2026-07-15T12:00:01Z", "2026-07-15T12:00:01.101871Z,2026",
+             "2026-07-15 12:00:01Z", "2026-07-15T12:00:01.1234567890Z", "", 1784116800],
+}
+
+
+def test_coinbase_advanced_fast_trade_path_agrees_with_the_general_one():
+    """Coinbase Advanced Trade market_trades messages (bytes starting with the channel) go through
+    a typed decoder and column checks first, and fall back to the general parser when they
+    decline; both must give the same rows, the same kind, or the same reason, for any message."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from k2.exchanges.coinbase_advanced import ADAPTER as adapter
+
+    good = {"trade_id": "871234568", "product_id": "BTC-USD", "price": "97512.38", "size": "0.2", "side": "BUY",
+            "time": "2026-07-15T12:00:01.101871Z"}
+    changes = st.sampled_from([(k, v) for k, vs in _COINBASE_ADVANCED_VALUES.items() for v in vs])
+    trade = st.just(good) | st.lists(changes, min_size=1, max_size=2).map(lambda ch: {**good, **dict(ch)}) | \
+        st.dictionaries(st.sampled_from(list(good)), st.sampled_from([1, "x"]), max_size=3)
+    event = st.fixed_dictionaries({"type": st.sampled_from(["update", "snapshot", "other", 1]),
+                                   "trades": st.lists(trade, max_size=3)})
+
+    @settings(max_examples=400, deadline=None)
+    @given(events=st.lists(event, max_size=3), seq=st.sampled_from([4, 0, -1, "4", True]),
+           stamp=st.sampled_from(["2026-07-15T12:00:01.250912003Z", None, "absent"]))
+    def check(events, seq, stamp):
+        msg = {"channel": "market_trades", "client_id": "", "timestamp": stamp, "sequence_num": seq, "events": events}
+        if stamp == "absent":
+            del msg["timestamp"]
+        frame = json.dumps(msg, separators=(",", ":")).encode()
+
+        def outcome(parse):
+            try:
+                parsed = parse()
+                return parsed.kind, parsed.rows
+            except FrameError as exc:
+                return "error", str(exc)
+
+        assert outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5)), frame
 
     check()

@@ -35,6 +35,19 @@ def is_decimal_string(value: str) -> bool:
     )
 
 
+#: a column of decimal strings joined by commas, each is_decimal_string's form (length apart)
+_DECIMAL_COLUMN = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:,[0-9]+(?:\.[0-9]+)?)*", re.ASCII).fullmatch
+
+
+def decimal_column(values: Sequence[str]) -> bool:
+    """True when every value (all str) passes `is_decimal_string`, checked for a whole batched
+    frame at once: the values joined by commas match one expression (a comma inside a value would
+    add one to the count, so none slips through) and the longest is at most 64 characters."""
+    joined = ",".join(values)
+    return (joined.count(",") == len(values) - 1 and _DECIMAL_COLUMN(joined) is not None
+            and max(map(len, values)) <= 64)
+
+
 #: longest free-text native field kept in bronze (Kraken `misc`, Coinbase order ids...). A longer one
 #: is no trade the venue documents: the frame is rejected and kept whole in `rejects` (ADR 0011)
 MAX_FREE_TEXT = 256

@@ -28,11 +28,24 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
+
+import msgspec
 
 from k2.errors import FrameError, K2Error
-from k2.exchanges.base import OTHER, PONG, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal
-from k2.exchanges.base import VenueCandles, candle_json, candle_of
+from k2.exchanges.base import (
+    OTHER,
+    PONG,
+    ExchangeAdapter,
+    FrameKind,
+    Instrument,
+    Parsed,
+    VenueCandles,
+    candle_json,
+    candle_of,
+    check_decimal,
+    decimal_column,
+)
 from k2.exchanges.coinbase import decode_frame
 
 _SIDES = ("Buy", "Sell")  # tuples: `in` compares, never hashes (a list value is not a crash)
@@ -47,6 +60,53 @@ _FALLBACK = [
     ("PEPE", "USDT"), ("BTC", "USDC"), ("ETH", "USDC"), ("SOL", "USDC"), ("USDC", "USDT"), ("ETH", "BTC"),
     ("SOL", "BTC"), ("XRP", "BTC"), ("BTC", "EUR"), ("ETH", "EUR"), ("USDT", "EUR"),
 ]
+
+
+class _Trade(msgspec.Struct, gc=False):
+    """One trade of a `publicTrade` message, types checked in C (not tracked by the GC)."""
+
+    i: str
+    T: int
+    p: str
+    v: str
+    S: Literal["Buy", "Sell"]
+    s: str
+    BT: bool = False
+    RPI: bool | None = None
+    seq: int = -1
+
+
+class _TradeMessage(msgspec.Struct, gc=False):
+    topic: str
+    ts: int
+    data: list[_Trade]
+    type: str = ""
+
+
+#: the usual frame: a typed decode, then the general path's checks per column (`_fast_trades`);
+#: anything else takes the general path, which names the fault
+_decode_trades = msgspec.json.Decoder(_TradeMessage).decode
+_TRADES_PREFIX = b'{"topic":"publicTrade.'
+
+
+def _fast_trades(frame: bytes, received_us: int) -> list[tuple] | None:
+    """Bronze rows of a well-formed trade message, or None (the general path decides). The same
+    checks as `_row`, made on whole columns: execution ids non-empty ASCII of at most 64, symbols
+    SYMBOL, prices and sizes decimal strings (`decimal_column`)."""
+    try:
+        msg = _decode_trades(frame)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        return None
+    data, topic = msg.data, msg.topic
+    if not data or not topic.startswith(_TOPIC):
+        return None
+    mtype, ts = msg.type, msg.ts
+    rows = [(topic, mtype, ts, t.i, t.T, t.p, t.v, t.S, t.s, t.BT, t.RPI, t.seq, received_us) for t in data]
+    _, _, _, ids, _, prices, sizes, _, symbols, _, _, _, _ = zip(*rows)
+    if (min(map(len, ids)) == 0 or max(map(len, ids)) > 64 or not "".join(ids).isascii()
+            or not all(SYMBOL(s) for s in set(symbols)) or not decimal_column(prices) or not decimal_column(sizes)):
+        return None
+    return rows
 
 
 def _int(value: Any, what: str) -> int:
@@ -107,6 +167,10 @@ class BybitAdapter(ExchangeAdapter):
 
     # -- parsing ---------------------------------------------------------------------------
     def parse(self, frame: bytes | str, received_us: int) -> Parsed:
+        if type(frame) is bytes and frame.startswith(_TRADES_PREFIX):  # noqa: E721
+            rows = _fast_trades(frame, received_us)
+            if rows is not None:
+                return Parsed(FrameKind.TRADES, rows)
         msg = decode_frame(frame)
         if not isinstance(msg, dict):
             raise FrameError(f"malformed frame: expected a JSON object, got {type(msg).__name__}")

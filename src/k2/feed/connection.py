@@ -19,6 +19,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter as _itemgetter
 from typing import Any
 
 import picows
@@ -172,19 +173,28 @@ class FeedConnection:
         kind = parsed.kind
         now = received_us / 1e6
         if kind is _TRADES:
-            rows = self.recent.new_rows(parsed.rows)
+            batch = parsed.rows
+            si = self.adapter.symbol_index
+            # a batched frame (Kraken, Bybit, OKX, snapshots): the bookkeeping below is per frame
+            # when its trades are of one symbol -- the usual case, found with one C loop here
+            symbol = None
+            if len(batch) > 1:
+                symbols = set(map(_itemgetter(si), batch))
+                if len(symbols) == 1:
+                    symbol = symbols.pop()
+            rows = self.recent.new_rows(batch, symbol)
             n = len(rows)
-            if rows is not parsed.rows:
-                stats.duplicates += len(parsed.rows) - n
+            if rows is not batch:
+                stats.duplicates += len(batch) - n
             if self.backoff.attempts:  # trades flow: a healthy connection (Gemini sends no acks)
                 self.backoff.reset()
             if n:
                 self.sink.submit(self.adapter, rows)
                 if self.gaps is not None:
-                    self.gaps.observe(rows)
+                    self.gaps.observe(rows, symbol)
                 stats.trades += n
                 stats.last_trade_at = now
-                si, pi = self.adapter.symbol_index, self.price_index
+                pi = self.price_index
                 by_symbol, counts = stats.last_trade_by_symbol, stats.trades_by_symbol
                 if n == 1:  # one trade per frame (most venues): no loop
                     row = rows[0]
@@ -192,6 +202,10 @@ class FeedConnection:
                     by_symbol[symbol] = now
                     counts[symbol] = counts.get(symbol, 0) + 1
                     stats.last_price_by_symbol[symbol] = row[pi]
+                elif symbol is not None:  # a batch of one symbol: per frame
+                    by_symbol[symbol] = now
+                    counts[symbol] = counts.get(symbol, 0) + n
+                    stats.last_price_by_symbol[symbol] = rows[-1][pi]
                 else:
                     prices = stats.last_price_by_symbol
                     for row in rows:

@@ -139,7 +139,9 @@ class GapTracker:
             if sym not in self.last_row:
                 self.window_from.setdefault(sym, since)
 
-    def observe(self, rows: list[tuple]) -> None:
+    def observe(self, rows: list[tuple], symbol: str | None = None) -> None:
+        """New live trades, in the order received; `symbol`: all of them are of this symbol (a
+        batched frame), so time venues do per-frame work only."""
         si, ii = self.adapter.symbol_index, self.id_index
         if ii is not None:
             last_id = self.last_id
@@ -162,6 +164,15 @@ class GapTracker:
                     last_id[sym] = tid
             return
         last_row = self.last_row
+        if symbol is not None:  # the same as the loops below, for a batch of one symbol
+            last_row[symbol] = rows[-1]
+            if self.window_from:
+                start = self.window_from.pop(symbol, None)
+                if start is not None:
+                    end = self.adapter.row_time_us(rows[0])
+                    if end > start:
+                        self.on_gap(Gap(self.adapter.name, symbol, "time", start, end))
+            return
         for row in rows:
             last_row[row[si]] = row
         if self.window_from:

@@ -7,6 +7,7 @@ a database round trip. Bronze's own key check catches anything older than the wi
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Hashable
 
 
@@ -46,8 +47,13 @@ class RecentTrades:
         self.key_index = key_index
         self.limit = limit or max(1_000, min(20_000, 1_000_000 // max(1, n_symbols)))
         self.windows: dict[str, RecentKeys] = {}
+        #: row -> key in C (`row[key_index]`; a slice as an itemgetter of its indexes: the same tuple)
+        self.key_of = (itemgetter(*range(*key_index.indices(1 << 16))) if isinstance(key_index, slice)
+                       else itemgetter(key_index))
 
-    def new_rows(self, rows: list[tuple]) -> list[tuple]:
+    def new_rows(self, rows: list[tuple], symbol: str | None = None) -> list[tuple]:
+        """The rows whose trades were not handed on before, in their order; `rows` itself when all
+        are new. `symbol`: the caller knows every row is of this symbol (a batched frame)."""
         si, ki, windows = self.symbol_index, self.key_index, self.windows
         if len(rows) == 1:  # most venues send one trade per frame
             row = rows[0]
@@ -61,6 +67,8 @@ class RecentTrades:
             if len(current) >= w.limit:
                 w.previous, w.current = current, set()
             return rows
+        if symbol is not None:
+            return self._new_rows_of(symbol, rows)
         out = []
         for row in rows:
             w = windows.get(row[si])
@@ -69,3 +77,21 @@ class RecentTrades:
             if w.add(row[ki]):
                 out.append(row)
         return out
+
+    def _new_rows_of(self, symbol: str, rows: list[tuple]) -> list[tuple]:
+        """A batch of one symbol, checked as a whole with set operations (C loops): the usual
+        answer is "all new" -- the keys are then added at once. A repeat inside the batch or of a
+        trade already handed on takes the row-by-row path, which keeps the first of each."""
+        w = self.windows.get(symbol)
+        if w is None:
+            w = self.windows[symbol] = RecentKeys(self.limit)
+        keys = list(map(self.key_of, rows))
+        fresh = set(keys)
+        current = w.current
+        if len(fresh) == len(keys) and current.isdisjoint(fresh) and w.previous.isdisjoint(fresh):
+            current |= fresh
+            if len(current) >= w.limit:  # the generation may pass the limit by one batch: kept longer
+                w.previous, w.current = current, set()
+            return rows
+        add = w.add
+        return [row for row, key in zip(rows, keys) if add(key)]
