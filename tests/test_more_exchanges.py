@@ -601,7 +601,8 @@ def test_validate_passes_then_names_a_broken_venue(clean_warehouse, fixtures_dir
                   "silver.gemini.normalized", "quality.coinbase.sequential_ids"):
         assert f"PASS  {label}:" in out, label
     sections = [ln for ln in out.splitlines() if re.match(r"^\[\d ", ln)]
-    assert sections == ["[1 bronze]", "[2 silver]", "[3 cross-exchange]", "[4 gold]", "[5 data quality]", "[6 history]"]
+    assert sections == ["[1 bronze]", "[2 silver]", "[3 cross-exchange]", "[4 gold]", "[5 data quality]", "[6 history]",
+                        "[7 reconciliation]"]
     # silver says the taker sold where Coinbase's maker sold (the taker bought); a Tether pair called USD;
     # a Coinbase trade id skipped
     wh.execute("ALTER TABLE k2.silver_trades_v2 UPDATE side = 'SELL' WHERE bronze_table = 'bronze_trades_coinbase' "
