@@ -50,10 +50,11 @@ def in_terminal(args: list[str], env: dict[str, str], cols: int = 80, rows: int 
     os.close(slave)
     raw = bytearray()
     deadline = time.monotonic() + timeout
+    poller = select.poll()  # not select(): in a long test session the descriptor may be above 1024
+    poller.register(master, select.POLLIN)
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
+            if poller.poll(500):
                 try:
                     chunk = os.read(master, 65536)
                 except OSError:  # EIO: the child closed the terminal
