@@ -19,14 +19,6 @@ from k2.errors import K2Error
 from k2.exchanges import get_adapter
 
 
-def _quiet_memory_notes() -> None:
-    """The page-release note is for long-running writers' logs; on a batch command's terminal it
-    is noise before the one line that matters."""
-    import logging
-
-    logging.getLogger("k2.memory").setLevel(logging.WARNING)
-
-
 def _pipeline(s):
     from k2.history.handoff import running_pipeline
 
@@ -65,7 +57,6 @@ def cmd_load(args: argparse.Namespace) -> int:
         lines, name, compression = opened
         head = sniff(adapter, lines, name)
         # repairs damage first; gives back the library pages only opening needed (issue 22: RSS)
-        _quiet_memory_notes()
         wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True,
                             release_startup_pages=s.release_startup_pages)
         try:
@@ -121,7 +112,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     from k2.warehouse import open_warehouse
 
     # repairs damage first; gives back the library pages only opening needed (issue 17: RSS)
-    _quiet_memory_notes()
     wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True,
                         release_startup_pages=s.release_startup_pages)
     try:

@@ -6,7 +6,6 @@ They read through the running pipeline when one holds the data dir (k2.read.remo
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -78,7 +77,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         exchanges = parse_exchange_list(",".join(exchanges))
     symbols = [x.strip() for x in args.symbols.split(",") if x.strip()] if args.symbols else None
-    logging.getLogger("k2.memory").setLevel(logging.WARNING)  # the writers' page-release notes: noise here
     reader = reader_for(args, lean=True, batch_job=True)
     try:
         with Progress(f"export {args.layer}", None, "rows") as bar:

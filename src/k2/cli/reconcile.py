@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 
 from k2.cli.options import TIME_HELP, check_data_dir, command, settings_from, storage_options
 from k2.errors import K2Error
@@ -18,12 +17,9 @@ from k2.exchanges import get_adapter
 
 
 def _us(value: str | None, what: str) -> int | None:
-    from k2.times import parse_time
+    from k2.times import parse_time, to_microseconds
 
-    if value is None:
-        return None
-    text = parse_time(value, what, "")
-    return int(datetime.strptime(text + "+0000", "%Y-%m-%d %H:%M:%S.%f%z").timestamp() * 1_000_000)
+    return None if value is None else to_microseconds(parse_time(value, what, ""))
 
 
 def _say_on_stderr(line: str) -> None:
