@@ -8,6 +8,7 @@ running `k2 run` and its HTTP endpoint: tests/test_read_endpoint.py.)
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -142,6 +143,53 @@ def test_the_writers_session_is_untouched_by_reads(door, warehouse):
     assert warehouse.rows("SELECT getSetting('readonly'), getSetting('max_execution_time')") == [[0, 0]]
     warehouse.execute("INSERT INTO k2.rejects (exchange, source, reason, raw, received_at) "
                       "VALUES ('binance', 'ws', 'after the reads', 'x', now64(6))")
+
+
+def _thread_nices() -> dict[str, int]:
+    """The nice value of each thread of this process (field 19 of /proc/<pid>/task/<tid>/stat)."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            stat = open(f"/proc/self/task/{tid}/stat").read()
+        except OSError:
+            continue
+        out[tid] = int(stat.rsplit(")", 1)[1].split()[16])
+    return out
+
+
+def _may_renice() -> bool:
+    caps = next(line for line in open("/proc/self/status") if line.startswith("CapEff:"))
+    return bool(int(caps.split()[1], 16) >> 23 & 1)  # CAP_SYS_NICE
+
+
+def test_a_reads_threads_yield_the_cpu_to_the_writer_and_give_it_back(warehouse):
+    """A read runs its threads at `nice` (K2_READ_NICE), so a heavy read on a busy machine slows
+    itself, not ingest; afterwards no thread of the engine's pool stays niced (the writer's inserts
+    run on the same pool). ClickHouse applies it only with CAP_SYS_NICE, else leaves it alone."""
+    patient = warehouse.reads(ReadSettings(timeout_s=120, nice=19))  # a niced read on a busy machine is slow
+    with patient.stream("SELECT getSetting('os_thread_priority')", "TabSeparated") as s:
+        assert s.read_all() == b"19\n"
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            seen.update(_thread_nices().values())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with patient.stream("SELECT count() FROM numbers(30000000) WHERE NOT ignore(sipHash64(number))",
+                         "TabSeparated") as s:
+            assert s.read_all() == b"30000000\n"
+    finally:
+        done.set()
+        sampler.join()
+    assert (19 in seen) == _may_renice()
+    assert 19 not in _thread_nices().values()  # nothing left niced (the engine runs a few threads at -20)
+    warehouse.execute("INSERT INTO k2.rejects (exchange, source, reason, raw, received_at) "
+                      "VALUES ('binance', 'ws', 'after a niced read', 'x', now64(6))")
 
 
 def test_reading_statements_answer_in_any_format(door):

@@ -161,6 +161,7 @@ NUMERIC_VARIABLES = [
     ("K2_READ_TIMEOUT_S", "read.timeout_s", float, 0.1, 86400.0),
     ("K2_READ_MAX_MEMORY_MB", "read.max_memory_mb", int, 16, 1_000_000),
     ("K2_READ_MAX_THREADS", "read.max_threads", int, 1, 256),
+    ("K2_READ_NICE", "read.nice", int, 0, 19),
     ("K2_READ_MAX_RESULT_MB", "read.max_result_mb", int, 1, 1_000_000),
     ("K2_READ_MAX_CONCURRENT", "read.max_concurrent", int, 1, 256),
     ("K2_READ_QUEUE_TIMEOUT_S", "read.queue_timeout_s", float, 0.0, 3600.0),

@@ -79,6 +79,7 @@ class ReadSettings:
     timeout_s: float = 30.0          # K2_READ_TIMEOUT_S: ClickHouse max_execution_time
     max_memory_mb: int = 512         # K2_READ_MAX_MEMORY_MB: max_memory_usage of one read
     max_threads: int = 1             # K2_READ_MAX_THREADS: ClickHouse threads of one read
+    nice: int = 19                   # K2_READ_NICE: a read's threads yield the CPU to the writer's (0 = off)
     max_result_mb: int = 256         # K2_READ_MAX_RESULT_MB: results that cannot be streamed (JSON, Parquet...)
     max_concurrent: int = 2          # K2_READ_MAX_CONCURRENT: reads running at once; more wait
     queue_timeout_s: float = 10.0    # K2_READ_QUEUE_TIMEOUT_S: how long a read waits for a slot
@@ -194,6 +195,7 @@ NUMBERS = (
     ("read.timeout_s", "K2_READ_TIMEOUT_S", "[read] timeout_s", float, 0.1, 86400.0),
     ("read.max_memory_mb", "K2_READ_MAX_MEMORY_MB", "[read] max_memory_mb", int, 16, 1_000_000),
     ("read.max_threads", "K2_READ_MAX_THREADS", "[read] max_threads", int, 1, 256),
+    ("read.nice", "K2_READ_NICE", "[read] nice", int, 0, 19),
     ("read.max_result_mb", "K2_READ_MAX_RESULT_MB", "[read] max_result_mb", int, 1, 1_000_000),
     ("read.max_concurrent", "K2_READ_MAX_CONCURRENT", "[read] max_concurrent", int, 1, 256),
     ("read.queue_timeout_s", "K2_READ_QUEUE_TIMEOUT_S", "[read] queue_timeout_s", float, 0.0, 3600.0),
@@ -364,7 +366,7 @@ class TomlConfig:
         "writer": ("batch_max_rows", "batch_max_delay_s", "queue_max_rows"),
         "backfill": ("enabled", "max_trades"),
         "reconcile": ("enabled", "interval_s", "hours"),
-        "read": ("timeout_s", "max_memory_mb", "max_threads", "max_result_mb", "max_concurrent", "queue_timeout_s",
+        "read": ("timeout_s", "max_memory_mb", "max_threads", "nice", "max_result_mb", "max_concurrent", "queue_timeout_s",
                  "max_connections", "idle_timeout_s"),
         "kafka": ("bootstrap_servers", "options"),
         "health": ("markets", "stale_factor", "stale_min_s", "divergence_bps", "status_poll_s"),

@@ -212,6 +212,8 @@ def read_settings(limits: ReadSettings, requested: dict[str, Any] | None = None,
         "max_memory_usage": int(limits.max_memory_mb) * 1024 * 1024,
         "max_threads": int(limits.max_threads),
     }
+    if limits.nice > 0:
+        ours["os_thread_priority"] = int(limits.nice)
     if buffered:
         ours["max_result_bytes"] = int(limits.max_result_mb) * 1024 * 1024
     out: dict[str, Any] = dict(SESSION_SETTINGS)
