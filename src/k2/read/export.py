@@ -38,7 +38,7 @@ from k2.warehouse import stored_query
 
 LAYERS = ("bronze", "silver", "gold")
 #: rows per Parquet row group
-ROW_GROUP_ROWS = 128 * 1024
+ROW_GROUP_ROWS = 64 * 1024
 #: a day with more rows than this is read in hour slices (each read stays well inside its limits)
 SLICE_ROWS = 2_000_000
 #: each partition's manifest (beside its data file): rows, bytes and filters of the export that
