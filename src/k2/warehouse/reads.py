@@ -567,14 +567,15 @@ class EmbeddedReads(ReadDoor):
             release()
 
     def select_into_file(self, select_sql: str, path: Path | str, fmt: str, params: dict[str, Any] | None = None,
-                         settings: dict[str, Any] | None = None) -> None:
+                         settings: dict[str, Any] | None = None) -> int:
         """`k2 export` on an engine this process owns: K2's own SELECT written by the engine to a
         file (`INSERT INTO FUNCTION file(path, fmt) SELECT ...`), so that the engine's multi-threaded
         Parquet encoder writes it. A session of its own (never the writer's) with the read limits and
         `settings`, not read-only since writing a file is an INSERT for ClickHouse; only this one
         statement, built here around a SELECT from K2's own code (never a user's SQL), runs in it.
         The path goes as a parameter (no quoting); it must not hold glob characters (* ? { }),
-        which the file() function expands: the caller checks."""
+        which the file() function expands: the caller checks. Returns the rows the finished file
+        holds, as the engine reads them back from it (for Parquet: its footer)."""
         ours = {k: str(v) for k, v in (params or {}).items()}
         if "k2_out_path" in ours or "k2_out_format" in ours:
             raise ValueError("k2_out_path and k2_out_format are select_into_file's own parameters")
@@ -585,6 +586,9 @@ class EmbeddedReads(ReadDoor):
             try:
                 conn.query("INSERT INTO FUNCTION file({k2_out_path:String}, {k2_out_format:String}) " + select_sql,
                            params=ours)
+                back = conn.query("SELECT count() FROM file({k2_out_path:String}, {k2_out_format:String})", "TSVRaw",
+                                  params={"k2_out_path": ours["k2_out_path"], "k2_out_format": fmt})
+                return int(back.bytes().decode().strip())
             except Exception as exc:
                 raise query_error(exc, self.limits) from None
             finally:
