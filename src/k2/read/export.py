@@ -8,15 +8,19 @@
   the time K2 received the frame); the partition values live in the path, not in the file.
 * Exact types: decimals stay decimal128(38, 18) (a wider stored decimal is narrowed only when that
   is exact, else the export fails), times are UTC timestamps, enums are their names.
-* zstd, row groups of `row_group_rows` rows (256 Ki by default: ~100 MB uncompressed for silver,
-  what readers like to scan in one piece).
+* zstd, row groups of `row_group_rows` rows (64 Ki by default: ~20 MB uncompressed for silver;
+  the engine keeps about three in memory while it writes).
 * One file per partition, written to a temporary file beside it and renamed over the old one:
   re-exporting a day replaces it atomically, an interrupted export leaves no half file.
-* Resumable: a partition whose file already holds the rows the warehouse has for it (row count
-  and filters, kept in the file's metadata) is skipped; `force` re-exports everything.
+* Resumable: a partition whose manifest (`_k2_export.json` beside the file: rows, bytes, filters)
+  matches what the warehouse has for it is skipped; `force` re-exports everything.
 
-Reads go through the read door (read-only, limited; through `k2 run` while it runs, Arrow IPC on
-the wire); a large day is read in hour slices, so that no single read runs into the time limit.
+Who writes the file: when this process opened the data dir, the engine itself, with its
+multi-threaded Parquet encoder, in one statement per partition (`INSERT INTO FUNCTION file`,
+a session of its own that writes no table). Otherwise (through `k2 run`'s endpoint, Arrow IPC
+on the wire, or a ClickHouse server) pyarrow writes the same files from the read door's Arrow
+batches; a large day is then read in hour slices, so that no single read meets the time limit.
+docs/adr/0017-parquet-export.md says what each costs.
 """
 
 from __future__ import annotations
