@@ -275,3 +275,28 @@ def test_out_must_be_a_directory_for_exports(k2_cli, history_dir, tmp_path):
     r = k2_cli("export", "--out", other, "--data-dir", history_dir)
     assert r.returncode == 2 and "holds other files" in r.stderr
     assert os.listdir(other) == ["cat.jpg"]
+
+
+def test_progress_follows_the_engine_while_it_writes(history_dir, tmp_path):
+    """The bar moves inside one partition: the rows the engine's statement has handed to the
+    Parquet writer, read from system.processes while it runs."""
+    from k2.read.export import ENGINE_PARQUET, _watch_rows
+    from k2.read.remote import open_reader
+
+    _close_held_engine()
+    reader = open_reader(history_dir)
+    seen: list[int] = []
+    try:
+        tag = "k2-export-test-progress"
+        stop = _watch_rows(reader.door, tag, seen.append, every_s=0.02)
+        try:
+            # 200 rows in blocks of 10, 10 ms a row: two seconds of steady progress
+            n = reader.door.select_into_file("SELECT number FROM numbers(200) WHERE NOT ignore(sleepEachRow(0.01))",
+                                             tmp_path / "p.parquet", "Parquet", None,
+                                             {**ENGINE_PARQUET, "log_comment": tag, "max_block_size": 10})
+        finally:
+            stop()
+    finally:
+        reader.close()
+    assert n == 200
+    assert seen and seen == sorted(seen) and any(0 < v < n for v in seen), seen

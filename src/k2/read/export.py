@@ -254,8 +254,12 @@ def export(reader, out: Path, layer: str = "silver", exchanges: list[str] | None
                 bar.update(done_rows)
             continue
         t0 = time.monotonic()
+        on_rows = None
+        if bar is not None:
+            def on_rows(n: int, base: int = done_rows, most: int = part.rows) -> None:
+                bar.update(base + min(n, most))
         n = _write_partition(reader, part, columns[part.source.table], path, filt, canon, lo, hi, row_group_rows,
-                             writer)
+                             writer, on_rows)
         dt = time.monotonic() - t0
         report.written += 1
         report.rows += n
@@ -343,7 +347,8 @@ def engine_writes(reader, path: Path) -> bool:
 
 
 def _write_partition(reader, part: Partition, columns: list[list[str]], path: Path, filt: dict,
-                     canon: list[str], lo: str, hi: str, row_group_rows: int, writer: str = "auto") -> int:
+                     canon: list[str], lo: str, hi: str, row_group_rows: int, writer: str = "auto",
+                     on_rows: Callable[[int], None] | None = None) -> int:
     """One partition's file: written beside it, checked (its footer must count the plan's rows),
     fsynced and renamed over the old one; then its manifest. Nothing is left behind on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -356,7 +361,7 @@ def _write_partition(reader, part: Partition, columns: list[list[str]], path: Pa
         raise K2Error("the engine writes Parquet only for a data dir this process opened, to a path without * ? { } [ ]")
     try:
         if use_engine:
-            written = _engine_write(reader.door, part, columns, tmp, canon, lo, hi, row_group_rows)
+            written = _engine_write(reader.door, part, columns, tmp, canon, lo, hi, row_group_rows, on_rows)
         else:
             written = _pyarrow_write(reader, part, columns, tmp, canon, lo, hi, row_group_rows)
         if written < part.rows:  # more is fine: trades of that day arrived meanwhile
@@ -386,7 +391,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _engine_write(door, part: Partition, columns: list[list[str]], tmp: Path, canon: list[str], lo: str, hi: str,
-                  row_group_rows: int) -> int:
+                  row_group_rows: int, on_rows: Callable[[int], None] | None = None) -> int:
     """The engine writes the whole partition in one statement with its own Parquet encoder
     (multi-threaded; see ENGINE_PARQUET). The rows written are what the finished file's footer
     counts (a file without a whole footer fails here). No pyarrow in this process: ~60 MB less."""
@@ -394,9 +399,46 @@ def _engine_write(door, part: Partition, columns: list[list[str]], tmp: Path, ca
     settings = {**ENGINE_PARQUET, "output_format_parquet_row_group_size": row_group_rows,
                 # no writer shares this engine: the time limit grows with the partition
                 "max_execution_time": int(max(door.limits.timeout_s, ENGINE_TIMEOUT_FLOOR_S,
-                                              part.rows / ENGINE_SLOWEST_ROWS_PER_S))}
-    return door.select_into_file(select_sql(part.source, columns), tmp, "Parquet",
-                                 {"lo": a, "hi": b, "exchange": part.exchange, "symbols": _array(canon)}, settings)
+                                              part.rows / ENGINE_SLOWEST_ROWS_PER_S)),
+                "log_comment": f"k2-export-{os.getpid()}-{time.monotonic_ns()}"}
+    stop = _watch_rows(door, settings["log_comment"], on_rows) if on_rows else None
+    try:
+        return door.select_into_file(select_sql(part.source, columns), tmp, "Parquet",
+                                     {"lo": a, "hi": b, "exchange": part.exchange, "symbols": _array(canon)}, settings)
+    finally:
+        if stop:
+            stop()
+
+
+def _watch_rows(door, tag: str, on_rows: Callable[[int], None], every_s: float = 0.5) -> Callable[[], None]:
+    """Progress of the engine's statement: every `every_s`, the rows it has handed to the Parquet
+    writer (system.processes, read in a read-only session of its own) go to `on_rows`. Returns
+    the function that stops watching."""
+    import threading
+
+    stop = threading.Event()
+    sql = stored_query("export_progress")
+
+    def watch() -> None:
+        most = 0  # never backwards: the session's last statement (reading the file's count) says 0
+        while not stop.wait(every_s):
+            try:
+                got = door.rows(sql, {"tag": tag})
+            except Exception:  # progress is for the eye; the statement's own outcome decides
+                continue
+            n = max((int(r[0]) for r in got if r), default=0)
+            if n > most:
+                most = n
+                on_rows(n)
+
+    thread = threading.Thread(target=watch, name="k2-export-progress", daemon=True)
+    thread.start()
+
+    def done() -> None:
+        stop.set()
+        thread.join(10)
+
+    return done
 
 
 def _pyarrow_write(reader, part: Partition, columns: list[list[str]], tmp: Path, canon: list[str], lo: str, hi: str,
