@@ -300,3 +300,18 @@ def test_progress_follows_the_engine_while_it_writes(history_dir, tmp_path):
         reader.close()
     assert n == 200
     assert seen and seen == sorted(seen) and any(0 < v < n for v in seen), seen
+
+
+@pytest.mark.parametrize("name", ["lake", "lake[1] {x}"])
+def test_relative_and_glob_character_paths(k2_cli, history_dir, tmp_path, name):
+    """A relative --out, and one with characters ClickHouse's file() would expand (pyarrow writes
+    those): the same partitions, whole."""
+    _close_held_engine()
+    r = k2_cli("export", "--out", name, "--data-dir", history_dir, "--layer", "silver", "--exchange", "kraken",
+               "--since", "2026-07-16", "--until", "2026-07-17", cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (f,) = (tmp_path / name / "silver" / "trades").rglob("data.parquet")
+    assert f.parent.name == "date=2026-07-16" and pq.read_metadata(f).num_rows == 960
+    assert (f.parent / "_k2_export.json").is_file()
+    writer = pq.read_metadata(f).created_by
+    assert ("ClickHouse" in writer) == (name == "lake"), writer

@@ -343,7 +343,7 @@ def engine_writes(reader, path: Path) -> bool:
     opened here, nothing else holding it), and the path has none of the glob characters that
     ClickHouse's file() expands (such a path goes through pyarrow)."""
     door = getattr(reader, "door", None)
-    return callable(getattr(door, "select_into_file", None)) and not _GLOB_CHARS.intersection(str(path))
+    return callable(getattr(door, "select_into_file", None)) and not _GLOB_CHARS.intersection(str(path.absolute()))
 
 
 def _write_partition(reader, part: Partition, columns: list[list[str]], path: Path, filt: dict,
@@ -403,7 +403,7 @@ def _engine_write(door, part: Partition, columns: list[list[str]], tmp: Path, ca
                 "log_comment": f"k2-export-{os.getpid()}-{time.monotonic_ns()}"}
     stop = _watch_rows(door, settings["log_comment"], on_rows) if on_rows else None
     try:
-        return door.select_into_file(select_sql(part.source, columns), tmp, "Parquet",
+        return door.select_into_file(select_sql(part.source, columns), tmp.absolute(), "Parquet",
                                      {"lo": a, "hi": b, "exchange": part.exchange, "symbols": _array(canon)}, settings)
     finally:
         if stop:
