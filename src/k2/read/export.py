@@ -65,6 +65,8 @@ ENGINE_PARQUET: dict[str, Any] = {
     "read_in_order_use_buffering": 0,
     "engine_file_truncate_on_insert": 1,
 }
+#: what the pyarrow path asks of the read door (a read may lower its own memory)
+READ_SETTINGS: dict[str, Any] = {"read_in_order_use_buffering": 0}
 #: the engine's time limit for one partition: at least this, and long enough at this rate
 ENGINE_TIMEOUT_FLOOR_S = 600
 ENGINE_SLOWEST_ROWS_PER_S = 20_000
@@ -470,7 +472,7 @@ def _pyarrow_write(reader, part: Partition, columns: list[list[str]], tmp: Path,
     try:
         for a, b in _slices(part, lo, hi):
             schema, batches = reader.arrow_batches(sql, {"lo": a, "hi": b, "exchange": part.exchange,
-                                                         "symbols": _array(canon)})
+                                                         "symbols": _array(canon)}, READ_SETTINGS)
             try:
                 if writer is None:
                     writer = pq.ParquetWriter(tmp, schema, compression="zstd",

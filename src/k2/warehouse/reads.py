@@ -49,7 +49,7 @@ _OUTPUT_SETTINGS = re.compile(r"^(output_format_|format_|date_time_output_format
                               r"bool_(true|false)_representation$|extremes$|max_block_size$|session_timezone$|"
                               r"date_time_input_format$|cast_string_to_dynamic_use_inference$|join_use_nulls$|"
                               r"log_comment$|result_overflow_mode$|max_result_rows$|max_rows_to_read$|"
-                              r"max_bytes_to_read$|max_rows_to_group_by$)")
+                              r"max_bytes_to_read$|max_rows_to_group_by$|read_in_order_use_buffering$)")
 _LIMIT_SETTINGS = ("max_execution_time", "max_memory_usage", "max_threads", "max_result_bytes")
 _SETTING_VALUE = re.compile(r"^[A-Za-z0-9_.:/\-]{0,200}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
