@@ -354,8 +354,9 @@ def _write_partition(reader, part: Partition, columns: list[list[str]], path: Pa
     """One partition's file: written beside it, checked (its footer must count the plan's rows),
     fsynced and renamed over the old one; then its manifest. Nothing is left behind on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(".data.parquet.tmp-*"):  # left by an export that was killed
-        stale.unlink(missing_ok=True)
+    for pattern in (".data.parquet.tmp-*", f".{MANIFEST}.tmp-*"):  # left by an export that was killed
+        for stale in path.parent.glob(pattern):
+            stale.unlink(missing_ok=True)
     (path.parent / MANIFEST).unlink(missing_ok=True)  # first: a manifest never vouches for another file
     tmp = path.parent / f".data.parquet.tmp-{os.getpid()}"
     use_engine = engine_writes(reader, tmp) if writer == "auto" else writer == "engine"
