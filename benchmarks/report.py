@@ -364,8 +364,9 @@ def render(r: dict[str, Any]) -> str:
             f"{o['api'].get('first_call_ms', '–')} ms.")
         e = sec["export"]
         add("")
-        add(f"`k2 export --layer silver` of those rows: {e['rows']:,} rows in {e['wall_s']:.1f} s = "
-            f"**{e['rows_per_s']:,.0f} rows/s**, peak RSS **{e['maxrss_mb']:.0f} MB** (wait4), "
+        add(f"`k2 export --layer silver` of those rows (the engine writes the Parquet; median of {e.get('reps', 1)}): "
+            f"{e['rows']:,} rows in {e['wall_s']:.1f} s = **{e['rows_per_s']:,.0f} rows/s**, "
+            f"{e.get('cpu_s', 0):.1f} CPU s, peak RSS **{e['maxrss_mb']:.0f} MB** (wait4, worst run), "
             f"{e['files']} files, {e['bytes'] / 2**20:,.1f} MB of Parquet.")
         add("")
         add("`k2 run` ingesting 10,000 trades/s from the simulator into a data dir prefilled with "

@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -61,7 +62,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "kafka_transport_n": 200_000, "kafka_transport_reps": 3, "kafka_e2e_rate": 2_000, "kafka_e2e_seconds": 30,
         "kafka_feed_rate": 20_000, "kafka_feed_seconds": 15,
         "reads_rows": 10_000_000, "reads_reps": 20,
-        "api_rows": 10_000_000, "api_reps": 20, "api_prefill": 1_100_000, "api_trades_rows": 1_000_000,
+        "api_rows": 10_000_000, "api_reps": 20, "api_export_reps": 3, "api_prefill": 1_100_000, "api_trades_rows": 1_000_000,
         "api_live_warmup": 5, "api_live_seconds": 20,
         # every venue at a saturating rate (batching venues: a 10 ms tick's trades of a market in one
         # frame, 50-90 per frame) and at a rate with a few trades (batching venues) or one (the others)
@@ -83,7 +84,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "kafka_transport_n": 5_000, "kafka_transport_reps": 1, "kafka_e2e_rate": 300, "kafka_e2e_seconds": 3,
         "kafka_feed_rate": 0, "kafka_feed_seconds": 0,
         "reads_rows": 100_000, "reads_reps": 3,
-        "api_rows": 100_000, "api_reps": 3, "api_prefill": 20_000, "api_trades_rows": 20_000,
+        "api_rows": 100_000, "api_reps": 3, "api_export_reps": 1, "api_prefill": 20_000, "api_trades_rows": 20_000,
         "api_live_warmup": 1, "api_live_seconds": 3,
         "cf_cases": [(ex, 5_000) for ex in EXCHANGES], "cf_reps": 1, "cf_warmup": 0.5, "cf_seconds": 1.5,
         "history_import_rows": 20_000, "history_backfill_trades": 4_000,
@@ -376,6 +377,33 @@ class Bench:
         return res
 
     # -- 8. the read door (issues 16, 19) ---------------------------------------------------------------
+    def export_floor(self, data: Path, rows: int, env: dict[str, str]) -> dict[str, Any]:
+        """Issue 19's floor: `k2 export --layer silver` of exactly `api_rows` silver rows (one UTC
+        day) with nothing else holding the data dir, `api_export_reps` times (--force after the
+        first). Rows/s of the whole process (start to exit), its CPU time and peak RSS (wait4); the
+        files are read back (footers) and must hold every row."""
+        import pyarrow.parquet as pq
+
+        if rows != self.p["api_rows"]:
+            raise RuntimeError(f"the export floor needs exactly {self.p['api_rows']:,} silver rows; fill gave {rows:,}")
+        runs = []
+        for i in range(self.p["api_export_reps"]):
+            ex = run_measured([*k2_cmd(), "export", "--out", str(data / "export"), "--layer", "silver",
+                               "--data-dir", str(data / "wh"), *(["--force"] if i else [])], 3600, env)
+            if ex["rc"] != 0:
+                raise RuntimeError(f"k2 export failed: {ex['stderr'][-1500:]}")
+            files = list((data / "export").rglob("*.parquet"))
+            got = sum(pq.read_metadata(f).num_rows for f in files)
+            if got != rows:
+                raise RuntimeError(f"k2 export wrote {got:,} rows of {rows:,}")
+            runs.append({"wall_s": round(ex["wall_s"], 2), "rows_per_s": round(rows / ex["wall_s"]),
+                         "cpu_s": round(ex["cpu_s"], 2), "maxrss_mb": round(ex["maxrss_mb"], 1),
+                         "files": len(files), "bytes": sum(f.stat().st_size for f in files)})
+        med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+        return {"rows": rows, "reps": len(runs), "runs": runs, "wall_s": med("wall_s"),
+                "rows_per_s": round(med("rows_per_s")), "cpu_s": med("cpu_s"), "maxrss_mb": max(r["maxrss_mb"] for r in runs),
+                "files": runs[-1]["files"], "bytes": runs[-1]["bytes"], "load_avg": list(os.getloadavg())}
+
     def run_api(self) -> dict[str, Any]:
         from bench_live import live_run
 
@@ -387,15 +415,7 @@ class Bench:
         try:
             out["fill"] = run_json([PY, script, "fill", str(data / "wh"), "--rows", str(p["api_rows"])], 3600, env)
             out["ohlcv"] = run_json([PY, script, "ohlcv", str(data / "wh"), "--reps", str(p["api_reps"])], 900, env)
-            ex = run_measured([*k2_cmd(), "export", "--out", str(data / "export"), "--layer", "silver",
-                               "--data-dir", str(data / "wh")], 3600, env)
-            if ex["rc"] != 0:
-                raise RuntimeError(f"k2 export failed: {ex['stderr'][-1500:]}")
-            files = list((data / "export").rglob("*.parquet"))
-            rows = out["fill"]["rows"]
-            out["export"] = {"rows": rows, "wall_s": round(ex["wall_s"], 2), "rows_per_s": round(rows / ex["wall_s"]),
-                             "maxrss_mb": round(ex["maxrss_mb"], 1), "cpu_s": round(ex["cpu_s"], 2),
-                             "files": len(files), "bytes": sum(f.stat().st_size for f in files)}
+            out["export"] = self.export_floor(data, out["fill"]["rows"], env)
         finally:
             shutil.rmtree(data, ignore_errors=True)
 

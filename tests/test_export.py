@@ -101,12 +101,20 @@ def test_reexport_is_idempotent_and_resumable(silver_export, k2_cli, history_dir
     assert not list(root.rglob(".data.parquet.tmp-*"))
 
 
-def test_an_interrupted_export_leaves_the_old_file_whole(silver_export, history_dir, monkeypatch):
+def _export_here(history_dir, out: Path, **kw):
+    """export() in this process (the engine writes when writer="engine" or "auto")."""
     from k2.read import export as export_mod
     from k2.read.remote import open_reader
 
-    target = silver_export / "silver" / "trades" / "exchange=binance" / "date=2026-07-15" / "data.parquet"
-    before = target.read_bytes()
+    _close_held_engine()
+    reader = open_reader(history_dir)
+    try:
+        return export_mod.export(reader, out, **kw)
+    finally:
+        reader.close()
+
+
+def _fail_pyarrow_midway(monkeypatch):
     real = pq.ParquetWriter.write_table
 
     def fail_midway(self, table, *a, **kw):
@@ -114,16 +122,109 @@ def test_an_interrupted_export_leaves_the_old_file_whole(silver_export, history_
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", fail_midway)
-    _close_held_engine()
-    reader = open_reader(history_dir)
-    try:
-        with pytest.raises(OSError, match="disk full"):
-            export_mod.export(reader, silver_export, "silver", ["binance"], since="2026-07-15", until="2026-07-16",
-                              force=True)
-    finally:
-        reader.close()
+    return OSError, "disk full"
+
+
+def _fail_engine_midway(monkeypatch):
+    """A real failure of the engine's statement while it writes: a row past the first row group throws."""
+    from k2.errors import QueryError
+    from k2.read import export as export_mod
+
+    real = export_mod.select_sql
+
+    def failing(src, columns):
+        sql = real(src, columns)
+        return sql.replace("SELECT ", "SELECT throwIf(rowNumberInAllBlocks() >= 1000, 'broke midway (simulated)') "
+                                      "AS k2_test_fail, ", 1)
+
+    monkeypatch.setattr(export_mod, "select_sql", failing)
+    return QueryError, "broke midway"
+
+
+def _fail_engine_after_writing(monkeypatch):
+    """The engine wrote the whole temporary file; the export fails before renaming it."""
+    def no_fsync(fd):
+        raise OSError("fsync failed (simulated)")
+
+    monkeypatch.setattr(os, "fsync", no_fsync)
+    return OSError, "fsync failed"
+
+
+@pytest.mark.parametrize("writer, fail", [("pyarrow", _fail_pyarrow_midway), ("engine", _fail_engine_midway),
+                                          ("engine", _fail_engine_after_writing)])
+def test_an_interrupted_export_leaves_the_old_file_whole(silver_export, history_dir, monkeypatch, writer, fail):
+    target = silver_export / "silver" / "trades" / "exchange=binance" / "date=2026-07-15" / "data.parquet"
+    before = target.read_bytes()
+    error, message = fail(monkeypatch)
+    with pytest.raises(error, match=message):
+        _export_here(history_dir, silver_export, layer="silver", exchanges=["binance"], since="2026-07-15",
+                     until="2026-07-16", force=True, row_group_rows=500, writer=writer)
+    monkeypatch.undo()
     assert target.read_bytes() == before
     assert not list(target.parent.glob(".data.parquet.tmp-*"))
+    assert not (target.parent / "_k2_export.json").exists()  # the old manifest went first: the day is redone
+    report = _export_here(history_dir, silver_export, layer="silver", exchanges=["binance"], since="2026-07-15",
+                          until="2026-07-16")
+    assert report.written == 1 and pq.read_metadata(target).num_rows == 2 * 1440
+
+
+def test_the_engine_and_pyarrow_write_the_same_schema_and_rows(history_dir, tmp_path):
+    """The engine's Parquet (local export) and pyarrow's (export through `k2 run`) are the same files
+    to a reader: every layer, field by field (types, nullability, map/list shapes) and row by row."""
+    day = {"since": "2026-07-16", "until": "2026-07-17"}
+    for layer, kw in (("silver", day), ("gold", {"interval": "1h", **day}), ("bronze", {"exchanges": ["kraken"]})):
+        got = {}
+        for writer in ("engine", "pyarrow"):
+            out = tmp_path / writer
+            _export_here(history_dir, out, layer=layer, writer=writer, **kw)
+            files = sorted(p for p in (out / layer).rglob("data.parquet"))
+            assert files, (layer, writer)
+            got[writer] = [(f.relative_to(out), pq.read_table(f)) for f in files]
+        assert [f for f, _ in got["engine"]] == [f for f, _ in got["pyarrow"]]
+        for (f, a), (_, b) in zip(got["engine"], got["pyarrow"]):
+            assert a.schema.remove_metadata() == b.schema.remove_metadata(), f
+            assert a.equals(b.replace_schema_metadata(None).cast(a.schema)), f
+    silver = pq.read_schema(next((tmp_path / "engine" / "silver").rglob("data.parquet")))
+    assert str(silver.field("price").type) == "decimal128(38, 18)"
+    assert str(silver.field("timestamp").type) == "timestamp[us, tz=UTC]"
+    assert str(silver.field("side").type) == "string"
+    assert str(silver.field("vendor_data").type) == "map<string, string ('vendor_data')>"
+
+
+def test_a_manifest_vouches_only_for_its_own_file(history_dir, tmp_path):
+    kw = dict(layer="silver", exchanges=["kraken"], since="2026-07-15", until="2026-07-16")
+    _export_here(history_dir, tmp_path, **kw)
+    part = tmp_path / "silver" / "trades" / "exchange=kraken" / "date=2026-07-15"
+    import json
+
+    manifest = json.loads((part / "_k2_export.json").read_text())
+    assert manifest["rows"] == 960 and manifest["bytes"] == (part / "data.parquet").stat().st_size
+    assert _export_here(history_dir, tmp_path, **kw).skipped == 1
+    # another file of the same rows put in its place (say, rewritten by hand): not trusted, redone
+    table = pq.read_table(part / "data.parquet")
+    pq.write_table(table, part / "data.parquet", compression="snappy")
+    assert _export_here(history_dir, tmp_path, **kw).written == 1
+    # other filters than the manifest's: redone
+    assert _export_here(history_dir, tmp_path, **kw, symbols=["XBT/USD"]).written == 1
+    # a file of an earlier K2 (the filters in its own metadata, no manifest) is still up to date
+    from k2.read.export import _up_to_date
+
+    filt = {"layer": "silver", "symbols": [], "since": "2026-07-15 00:00:00.000000",
+            "until": "2026-07-16 00:00:00.000000", "interval": None}
+    _export_here(history_dir, tmp_path, **kw)
+    assert _up_to_date(part / "data.parquet", 960, filt)
+    (part / "_k2_export.json").unlink()
+    legacy = pq.read_table(part / "data.parquet")
+    pq.write_table(legacy.replace_schema_metadata({"k2.export": json.dumps({"filter": filt})}), part / "data.parquet")
+    assert _up_to_date(part / "data.parquet", 960, filt)
+    assert not _up_to_date(part / "data.parquet", 961, filt)
+    assert _export_here(history_dir, tmp_path, **kw).skipped == 1
+
+
+def test_the_manifest_hides_from_readers(silver_export):
+    root = silver_export / "silver" / "trades"
+    assert len(list(root.rglob("_k2_export.json"))) == 6
+    assert ds.dataset(root, partitioning="hive").files == sorted(str(p) for p in root.rglob("data.parquet"))
 
 
 def test_gold_and_bronze_and_filters(k2_cli, history_dir, tmp_path):
@@ -174,3 +275,43 @@ def test_out_must_be_a_directory_for_exports(k2_cli, history_dir, tmp_path):
     r = k2_cli("export", "--out", other, "--data-dir", history_dir)
     assert r.returncode == 2 and "holds other files" in r.stderr
     assert os.listdir(other) == ["cat.jpg"]
+
+
+def test_progress_follows_the_engine_while_it_writes(history_dir, tmp_path):
+    """The bar moves inside one partition: the rows the engine's statement has handed to the
+    Parquet writer, read from system.processes while it runs."""
+    from k2.read.export import ENGINE_PARQUET, _watch_rows
+    from k2.read.remote import open_reader
+
+    _close_held_engine()
+    reader = open_reader(history_dir)
+    seen: list[int] = []
+    try:
+        tag = "k2-export-test-progress"
+        stop = _watch_rows(reader.door, tag, seen.append, every_s=0.02)
+        try:
+            # 200 rows in blocks of 10, 10 ms a row: two seconds of steady progress
+            n = reader.door.select_into_file("SELECT number FROM numbers(200) WHERE NOT ignore(sleepEachRow(0.01))",
+                                             tmp_path / "p.parquet", "Parquet", None,
+                                             {**ENGINE_PARQUET, "log_comment": tag, "max_block_size": 10})
+        finally:
+            stop()
+    finally:
+        reader.close()
+    assert n == 200
+    assert seen and seen == sorted(seen) and any(0 < v < n for v in seen), seen
+
+
+@pytest.mark.parametrize("name", ["lake", "lake[1] {x}"])
+def test_relative_and_glob_character_paths(k2_cli, history_dir, tmp_path, name):
+    """A relative --out, and one with characters ClickHouse's file() would expand (pyarrow writes
+    those): the same partitions, whole."""
+    _close_held_engine()
+    r = k2_cli("export", "--out", name, "--data-dir", history_dir, "--layer", "silver", "--exchange", "kraken",
+               "--since", "2026-07-16", "--until", "2026-07-17", cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (f,) = (tmp_path / name / "silver" / "trades").rglob("data.parquet")
+    assert f.parent.name == "date=2026-07-16" and pq.read_metadata(f).num_rows == 960
+    assert (f.parent / "_k2_export.json").is_file()
+    writer = pq.read_metadata(f).created_by
+    assert ("ClickHouse" in writer) == (name == "lake"), writer

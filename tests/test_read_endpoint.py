@@ -304,3 +304,33 @@ def test_python_api_reads_through_the_running_pipeline(live):
     from k2.read.api import _HeldEngine
 
     assert _HeldEngine.current is None  # this process never opened the data dir: the pipeline answered
+
+
+def test_export_reads_through_the_running_pipeline(live):
+    """`k2 export` while `k2 run` holds the data dir: the rows come through its endpoint (pyarrow
+    writes the files), every row up to --until is in them, each partition has its manifest, and
+    the writer keeps writing meanwhile."""
+    import datetime as dt
+
+    import pyarrow.dataset as ds
+
+    def settled() -> str | None:  # a time some seconds back, with trades of both exchanges before it
+        t = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        n = live.scalar(f"SELECT uniqExact(exchange) FROM silver_trades_v2 WHERE timestamp < parseDateTime64BestEffort('{t}', 6)")
+        return t if n == "2" else None
+
+    until = _wait("trades of both exchanges older than 3 s", settled, 60, live.proc)
+    before = live.written()
+    out = live.tmp / "lake"
+    r = live.k2("export", "--out", str(out), "--layer", "silver", "--until", until, timeout=300)
+    assert r.returncode == 0, r.stderr
+    want = int(live.scalar(f"SELECT count() FROM silver_trades_v2 WHERE timestamp < parseDateTime64BestEffort('{until}', 6)"))
+    assert want > 0 and "exported" in r.stdout, (want, r.stdout, r.stderr)
+    got = ds.dataset(out / "silver" / "trades", partitioning="hive").to_table()
+    assert got.num_rows == want > 0
+    assert set(got["exchange"].to_pylist()) == {"binance", "kraken"}
+    parts = list((out / "silver" / "trades").rglob("data.parquet"))
+    assert parts and all((p.parent / "_k2_export.json").is_file() for p in parts)
+    again = live.k2("export", "--out", str(out), "--layer", "silver", "--until", until, timeout=300)
+    assert again.returncode == 0 and f"{len(parts)} of {len(parts)} partitions already up to date" in again.stdout
+    _wait("the writer to keep writing", lambda: live.written() > before, 30, live.proc)

@@ -59,7 +59,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from k2.read.export import check_out, export
+    from k2.read.export import ROW_GROUP_ROWS, check_out, export
     from k2.terminal import Progress
     from k2.read.queries import check_interval
     from k2.times import parse_time
@@ -81,7 +81,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         with Progress(f"export {args.layer}", None, "rows") as bar:
             report = export(reader, out, args.layer, exchanges, symbols, args.since, args.until, args.interval,
-                            args.force, args.row_group_rows, bar.log, bar)
+                            args.force, args.row_group_rows or ROW_GROUP_ROWS, bar.log, bar)
     finally:
         reader.close()
     print(report.text(out))
@@ -157,8 +157,8 @@ def register(sub) -> None:
     time_options(sp)
     sp.add_argument("--interval", default="1m", help="gold: 1m, 5m, 15m, 1h or 1d (default 1m)")
     sp.add_argument("--force", action="store_true", help="re-export partitions that are already up to date")
-    sp.add_argument("--row-group-rows", type=positive_int, default=128 * 1024,
-                    help="rows per Parquet row group (default 131072)")
+    sp.add_argument("--row-group-rows", type=positive_int, default=None,
+                    help="rows per Parquet row group (default 65536: ~20 MB of silver uncompressed)")
     storage_options(sp)
 
     sp = command(sub, "chart", "read", "draw candlesticks with volume to a PNG or self-contained HTML file", [

@@ -49,7 +49,7 @@ _OUTPUT_SETTINGS = re.compile(r"^(output_format_|format_|date_time_output_format
                               r"bool_(true|false)_representation$|extremes$|max_block_size$|session_timezone$|"
                               r"date_time_input_format$|cast_string_to_dynamic_use_inference$|join_use_nulls$|"
                               r"log_comment$|result_overflow_mode$|max_result_rows$|max_rows_to_read$|"
-                              r"max_bytes_to_read$|max_rows_to_group_by$)")
+                              r"max_bytes_to_read$|max_rows_to_group_by$|read_in_order_use_buffering$)")
 _LIMIT_SETTINGS = ("max_execution_time", "max_memory_usage", "max_threads", "max_result_bytes")
 _SETTING_VALUE = re.compile(r"^[A-Za-z0-9_.:/\-]{0,200}$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -563,6 +563,36 @@ class EmbeddedReads(ReadDoor):
                     return conn.query(sql, fmt).bytes().decode("utf-8", "replace")
                 except Exception as exc:
                     raise query_error(exc, self.limits) from None
+            finally:
+                conn.close()
+        finally:
+            release()
+
+    def select_into_file(self, select_sql: str, path: Path | str, fmt: str, params: dict[str, Any] | None = None,
+                         settings: dict[str, Any] | None = None) -> int:
+        """`k2 export` on an engine this process owns: K2's own SELECT written by the engine to a
+        file (`INSERT INTO FUNCTION file(path, fmt) SELECT ...`), so that the engine's multi-threaded
+        Parquet encoder writes it. A session of its own (never the writer's) with the read limits and
+        `settings`, not read-only since writing a file is an INSERT for ClickHouse; only this one
+        statement, built here around a SELECT from K2's own code (never a user's SQL), runs in it.
+        The path goes as a parameter (no quoting); it must not hold glob characters (* ? { }),
+        which the file() function expands: the caller checks. Returns the rows the finished file
+        holds, as the engine reads them back from it (for Parquet: its footer)."""
+        ours = {k: str(v) for k, v in (params or {}).items()}
+        if "k2_out_path" in ours or "k2_out_format" in ours:
+            raise ValueError("k2_out_path and k2_out_format are select_into_file's own parameters")
+        ours.update(k2_out_path=str(path), k2_out_format=fmt)
+        release = self._take_slot()
+        try:
+            conn = self._connect({**write_settings(self.limits), **(settings or {})}, "k2")
+            try:
+                conn.query("INSERT INTO FUNCTION file({k2_out_path:String}, {k2_out_format:String}) " + select_sql,
+                           params=ours)
+                back = conn.query("SELECT count() FROM file({k2_out_path:String}, {k2_out_format:String})", "TSVRaw",
+                                  params={"k2_out_path": ours["k2_out_path"], "k2_out_format": fmt})
+                return int(back.bytes().decode().strip())
+            except Exception as exc:
+                raise query_error(exc, self.limits) from None
             finally:
                 conn.close()
         finally:
