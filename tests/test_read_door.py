@@ -12,6 +12,7 @@ import os
 import threading
 import time
 
+import pyarrow as pa
 import pytest
 
 from k2.config import ReadSettings
@@ -163,12 +164,22 @@ def _may_renice() -> bool:
 
 
 def test_a_reads_threads_yield_the_cpu_to_the_writer_and_give_it_back(warehouse):
-    """A read runs its threads at `nice` (K2_READ_NICE), so a heavy read on a busy machine slows
-    itself, not ingest; afterwards no thread of the engine's pool stays niced (the writer's inserts
+    """Beside a writer, a read runs its threads at `nice` (K2_READ_NICE), so a heavy read on a busy
+    machine slows itself, not ingest; afterwards no thread of the engine's pool stays niced (the writer's inserts
     run on the same pool). ClickHouse applies it only with CAP_SYS_NICE, else leaves it alone."""
     patient = warehouse.reads(ReadSettings(timeout_s=120, nice=19))  # a niced read on a busy machine is slow
-    with patient.stream("SELECT getSetting('os_thread_priority')", "TabSeparated") as s:
-        assert s.read_all() == b"19\n"
+
+    def nice_setting() -> bytes:
+        with patient.stream("SELECT getSetting('os_thread_priority')", "TabSeparated") as s:
+            return s.read_all()
+
+    if not warehouse.has_written:  # nothing writes into this engine yet: a read keeps its CPU
+        assert nice_setting() == b"0\n"
+        table = pa.table({"reason": ["a bulk insert makes this process a writer"]})
+        warehouse.insert_rows("rejects", table, ["'binance'", "'ws'", "reason", "'x'", "now64(6)"],
+                              ["exchange", "source", "reason", "raw", "received_at"])
+    assert warehouse.has_written
+    assert nice_setting() == b"19\n"
     seen: set[int] = set()
     done = threading.Event()
 

@@ -139,6 +139,8 @@ class EmbeddedWarehouse(RowReads):
         temporary mirror of it and the data dir is never touched."""
         self.data_dir = Path(data_dir)
         self.read_only = read_only
+        #: set by the first bulk insert (insert_rows): a writer shares this engine from then on
+        self.has_written = False
         self._mirror: Path | None = None
         check_data_dir(self.data_dir)
         if data_dir_is_locked(self.data_dir) and not wait_for_reader_release(self.data_dir):
@@ -250,6 +252,7 @@ class EmbeddedWarehouse(RowReads):
             if self._statements_since_events:
                 self._events = self._insert_events()
             self._session.query(sql, "CSV", params=params or None)
+            self.has_written = True
             before, after = self._events, self._insert_events()
             self._events, self._statements_since_events = after, 0
         return InsertOutcome(after[0] > before[0], after[1] > before[1])
@@ -261,9 +264,14 @@ class EmbeddedWarehouse(RowReads):
 
         if limits is None:
             if self._door is None:
-                self._door = EmbeddedReads(self._engine_dir)
+                self._door = EmbeddedReads(self._engine_dir, beside_writer=self._beside_writer)
             return self._door
-        return EmbeddedReads(self._engine_dir, limits)
+        return EmbeddedReads(self._engine_dir, limits, beside_writer=self._beside_writer)
+
+    def _beside_writer(self) -> bool:
+        """Whether this process writes into the engine (k2 run, k2 sink, a load): only then do
+        reads yield the CPU to it (K2_READ_NICE); a notebook's or `k2 export`'s reads do not."""
+        return self.has_written
 
     def release_freed_memory(self) -> None:
         """Hand the memory ClickHouse has freed back to the OS. chDB allocates with its own

@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -366,9 +366,17 @@ class EmbeddedReads(ReadDoor):
 
     backend = "embedded"
 
-    def __init__(self, chdb_path: Path | str, limits: ReadSettings | None = None):
+    def __init__(self, chdb_path: Path | str, limits: ReadSettings | None = None,
+                 beside_writer: Callable[[], bool] | None = None):
         super().__init__(limits)
         self.path = str(chdb_path)
+        #: whether a writer shares this engine now; without one a read keeps its CPU (nice 0)
+        self.beside_writer = beside_writer
+
+    def _limits_now(self) -> ReadSettings:
+        if self.limits.nice and self.beside_writer is not None and not self.beside_writer():
+            return replace(self.limits, nice=0)
+        return self.limits
 
     def _connect(self, settings: dict[str, Any], database: str):
         import chdb
@@ -410,7 +418,7 @@ class EmbeddedReads(ReadDoor):
         try:
             st = self._checked.get(sql) if check else None
             if check and st is None:
-                checker = self._connect(read_settings(self.limits), "system")
+                checker = self._connect(read_settings(self._limits_now()), "system")
                 try:
                     st = self._check(checker, sql, params)
                 finally:
@@ -419,7 +427,7 @@ class EmbeddedReads(ReadDoor):
             # chDB streams SELECTs only; SHOW, DESCRIBE, EXISTS and EXPLAIN answers are small
             buffered = buffered_formats and (out_fmt not in STREAMING_FORMATS and out_fmt not in ARROW_FORMATS
                                              or st is not None and not st.kind.startswith("Select"))
-            conn = self._connect(read_settings(self.limits, settings, buffered=buffered), database)
+            conn = self._connect(read_settings(self._limits_now(), settings, buffered=buffered), database)
         except BaseException:
             release()
             raise
@@ -553,7 +561,7 @@ class EmbeddedReads(ReadDoor):
     def write(self, sql: str, fmt: str = "TabSeparated") -> str:
         release = self._take_slot()
         try:
-            conn = self._connect(write_settings(self.limits), "k2")
+            conn = self._connect(write_settings(self._limits_now()), "k2")
             try:
                 try:
                     conn.query("SELECT formatQuerySingleLine({q:String})", "TSVRaw", params={"q": tsv_escape(sql)})
@@ -584,7 +592,7 @@ class EmbeddedReads(ReadDoor):
         ours.update(k2_out_path=str(path), k2_out_format=fmt)
         release = self._take_slot()
         try:
-            conn = self._connect({**write_settings(self.limits), **(settings or {})}, "k2")
+            conn = self._connect({**write_settings(self._limits_now()), **(settings or {})}, "k2")
             try:
                 conn.query("INSERT INTO FUNCTION file({k2_out_path:String}, {k2_out_format:String}) " + select_sql,
                            params=ours)
