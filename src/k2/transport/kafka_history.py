@@ -258,6 +258,8 @@ def _read_gaps(consumer, exchanges: set[str], history: BrokerHistory, deadline: 
         if state == "open" or (state == "unfillable" and _REST_FAILURE.match(detail)):
             try:
                 gap = Gap.from_ledger(v)
+                if v.get("since") is not None:  # a head gap whose first id is not found yet
+                    gap.since_us = int(v["since"])
             except (KeyError, TypeError, ValueError):
                 continue
             history.gaps.setdefault(gap.exchange, []).append(gap)
