@@ -30,12 +30,12 @@ from kafka_broker import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.slow
 
 
-def _feed(procs: Procs, bootstrap: str, name: str, exchanges: str, data: Path):
-    return procs.start(name, "feed", "--kafka", bootstrap, "--exchange", exchanges, "--data-dir", str(data))
+def _feed(runner: Procs, bootstrap: str, name: str, exchanges: str, data: Path):
+    return runner.start(name, "feed", "--kafka", bootstrap, "--exchange", exchanges, "--data-dir", str(data))
 
 
-def _stored(procs: Procs, data: Path, exchanges: tuple[str, ...]) -> dict[str, list[tuple]]:
-    return {ex: bronze_keys(procs.query(data, bronze_sql(ex)), ex) for ex in exchanges}
+def _stored(runner: Procs, data: Path, exchanges: tuple[str, ...]) -> dict[str, list[tuple]]:
+    return {ex: bronze_keys(runner.query(data, bronze_sql(ex)), ex) for ex in exchanges}
 
 
 def _count(reader: Reader, exchanges: tuple[str, ...]) -> int:
@@ -48,7 +48,7 @@ def _count(reader: Reader, exchanges: tuple[str, ...]) -> int:
     return total
 
 
-def _assert_every_generated_trade_once(procs: Procs, record: Path, sink_data: Path, sink,
+def _assert_every_generated_trade_once(runner: Procs, record: Path, sink_data: Path, sink,
                                        exchanges: tuple[str, ...]) -> None:
     expected = sent_keys(record, "generated")
     assert set(expected) == set(exchanges) and all(expected.values()), {k: len(v) for k, v in expected.items()}
@@ -60,20 +60,20 @@ def _assert_every_generated_trade_once(procs: Procs, record: Path, sink_data: Pa
         pass  # the comparison below says what is missing
     time.sleep(1.0)  # nothing more may arrive
     assert sink.stop(signal.SIGTERM, 60) == 0, sink.describe()
-    stored = _stored(procs, sink_data, exchanges)
+    stored = _stored(runner, sink_data, exchanges)
     for ex in exchanges:
         keys = stored[ex]
         assert len(keys) == len(set(keys)), f"{ex}: {len(keys) - len(set(keys))} trades stored twice"
         missing, extra = expected[ex] - set(keys), set(keys) - expected[ex]
         assert not missing and not extra, (f"{ex}: {len(missing)} of {len(expected[ex])} generated trades missing, "
-                                           f"{len(extra)} unexpected\n{procs.describe()}")
-    silver = procs.query(sink_data, "SELECT exchange, count() AS n, uniqExact(trade_id) AS u "
+                                           f"{len(extra)} unexpected\n{runner.describe()}")
+    silver = runner.query(sink_data, "SELECT exchange, count() AS n, uniqExact(trade_id) AS u "
                                     "FROM k2.silver_trades_v2 GROUP BY exchange")
     assert {r["exchange"]: (int(r["n"]), int(r["u"])) for r in silver} == {
         ex: (len(expected[ex]), len(expected[ex])) for ex in exchanges}
 
 
-def test_a_restarted_feed_backfills_the_trades_of_its_own_downtime(kafka_broker, procs, tmp_path):
+def test_a_restarted_feed_backfills_the_trades_of_its_own_downtime(kafka_broker, procs, tmp_path):  # noqa: F811
     exchanges = ("binance", "kraken")
     sim, record = procs.simulator(rate=100, duration=20, exchanges=",".join(exchanges))
     feed_data, sink_data = tmp_path / "feed-data", tmp_path / "sink-data"
@@ -100,7 +100,7 @@ def test_a_restarted_feed_backfills_the_trades_of_its_own_downtime(kafka_broker,
         assert re.search(rf"{ex} \S+: gap detected \({kind} ", err), err[-3000:]
 
 
-def test_gaps_a_feed_left_open_are_retried_by_its_next_start(kafka_broker, procs, tmp_path):
+def test_gaps_a_feed_left_open_are_retried_by_its_next_start(kafka_broker, procs, tmp_path):  # noqa: F811
     # REST is down for the first 12 s; connections are cut every 1.5 s for 7 s (gaps by id)
     sim, record = procs.simulator(rate=120, duration=24, exchanges="binance",
                                   extra=["--rest-down", "0-12", "--drop-every", "1.5", "--faults-for", "7"])

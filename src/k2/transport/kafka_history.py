@@ -83,6 +83,7 @@ def read_broker_history(bootstrap: str, options: dict[str, str], wanted: dict[Ex
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
+        "enable.partition.eof": True,  # where a partition ends, as its fetches say
         "queued.max.messages.kbytes": 8192,  # a small prefetch: the feed's memory budget
         "fetch.max.bytes": 8 * 1024 * 1024,
     })
@@ -133,6 +134,14 @@ def _partitions(consumer, topic: str, deadline: float) -> list[tuple[int, int, i
     return out
 
 
+def _high(consumer, topic: str, partition: int) -> int:
+    """Where the partition ends as the last fetch said (for the count in the log line)."""
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
+    except KafkaException:
+        return 0
+
+
 def _left(deadline: float, cap: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -140,10 +149,12 @@ def _left(deadline: float, cap: float) -> float:
     return min(cap, left)
 
 
-def _read_range(consumer, topic: str, windows: dict[int, tuple[int, int]], deadline: float,
+def _read_range(consumer, topic: str, windows: dict[int, tuple[int, int | None]], deadline: float,
                 stop: threading.Event | None, handle) -> None:
-    """Hand every message of the offset windows {partition: [start, end)} to `handle(msg)`."""
-    open_ = {p: w for p, w in windows.items() if w[1] > w[0]}
+    """Hand every message of the offset windows {partition: [start, end)} to `handle(msg)`; an
+    end of None reads to the partition's end as the broker reports it on fetching (a broker's
+    high watermark from a listing may lag its log: tansu's names the last batch's first offset)."""
+    open_ = {p: w for p, w in windows.items() if w[1] is None or w[1] > w[0]}
     if not open_:
         return
     consumer.assign([TopicPartition(topic, p, start) for p, (start, _end) in open_.items()])
@@ -153,24 +164,28 @@ def _read_range(consumer, topic: str, windows: dict[int, tuple[int, int]], deadl
             raise _OutOfTime("stopped")
         msgs = consumer.consume(1000, _left(deadline, 0.5))
         for msg in msgs:
-            if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:  # (not asked for; harmless)
-                    continue
-                raise KafkaException(msg.error())
             p, off = msg.partition(), msg.offset()
             w = open_.get(p)
-            if w is None or not (w[0] <= off < w[1]):
-                if w is not None and off >= w[1]:
+            if msg.error() is not None:
+                if msg.error().code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(msg.error())
+                if w is not None and (w[1] is None or off >= w[1]):
                     del open_[p]
                 continue
+            if w is None or off < w[0]:
+                continue
+            if w[1] is not None and off >= w[1]:
+                del open_[p]
+                continue
             handle(msg)
-            if off >= w[1] - 1:
+            if w[1] is not None and off >= w[1] - 1:
                 del open_[p]
         if not msgs:
             idle += 1
             if idle % 4 == 0:  # offsets may skip (compaction, control records): ask where each stands
                 for tp in consumer.position([TopicPartition(topic, p) for p in list(open_)]):
-                    if tp.offset >= open_[tp.partition][1]:
+                    end = open_[tp.partition][1]
+                    if end is not None and tp.offset >= end:
                         del open_[tp.partition]
         else:
             idle = 0
@@ -180,7 +195,6 @@ def _read_range(consumer, topic: str, windows: dict[int, tuple[int, int]], deadl
 def _read_last_trades(consumer, adapter: ExchangeAdapter, natives: list[str], history: BrokerHistory,
                       deadline: float, stop: threading.Event | None) -> None:
     topic = trades_topic(adapter.name)
-    parts = _partitions(consumer, topic, deadline)
     wanted = {s.encode(): s for s in natives}
     columns, defaults = adapter.columns, adapter.column_defaults
     id_index = adapter.sequential_id_index
@@ -209,17 +223,20 @@ def _read_last_trades(consumer, adapter: ExchangeAdapter, natives: list[str], hi
         if value > last.get(sym, -1):
             last[sym] = value
 
-    cursors = {p: high for p, _low, high in parts}
-    lows = {p: low for p, low, _high in parts}
-    step, read = FIRST_STEP, 0
+    step, read, first = FIRST_STEP, 0, True
     try:
-        while any(cursors[p] > lows[p] for p in cursors) and len(last) < len(wanted):
-            windows = {p: (max(lows[p], c - step), c) for p, c in cursors.items() if c > lows[p]}
+        parts = _partitions(consumer, topic, deadline)
+        cursors = {p: high for p, _low, high in parts}
+        lows = {p: low for p, low, _high in parts}
+        while (first or any(cursors[p] > lows[p] for p in cursors)) and len(last) < len(wanted):
+            # the first window of each partition runs to its end, wherever the broker says it is now
+            windows = {p: (max(lows[p], c - step), None if first else c) for p, c in cursors.items()
+                       if first or c > lows[p]}
             _read_range(consumer, topic, windows, deadline, stop, handle)
             for p, (start, end) in windows.items():
                 cursors[p] = start
-                read += end - start
-            step = min(step * 2, MAX_STEP)
+                read += (end if end is not None else _high(consumer, topic, p)) - start
+            step, first = min(step * 2, MAX_STEP), False
     except (KafkaException, _OutOfTime) as exc:  # keep what was found; name what was not
         missing = [s for s in natives if s not in last]
         raise _OutOfTime(f"{_reason(exc)} after {read:,} messages, the last trade of "
@@ -250,7 +267,7 @@ def _read_gaps(consumer, exchanges: set[str], history: BrokerHistory, deadline: 
         if seen is None or updated >= int(seen.get("updated") or 0):
             newest[gid] = v
 
-    _read_range(consumer, GAPS_TOPIC, {p: (low, high) for p, low, high in parts}, deadline, stop, handle)
+    _read_range(consumer, GAPS_TOPIC, {p: (low, None) for p, low, _high in parts}, deadline, stop, handle)
     for v in sorted(newest.values(), key=lambda v: int(v.get("detected") or 0)):
         state, detail = v.get("state"), str(v.get("detail") or "")
         if str(v["gap_id"]).startswith("reconcile:"):
