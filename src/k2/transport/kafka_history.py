@@ -94,12 +94,16 @@ def read_broker_history(bootstrap: str, options: dict[str, str], wanted: dict[Ex
             try:
                 _read_last_trades(consumer, adapter, natives, history, deadline, stop)
             except (KafkaException, _OutOfTime) as exc:
+                if stop is not None and stop.is_set():
+                    return history  # the feed is stopping (it says so)
                 _incomplete(history, f"{topic}: {_reason(exc)}; the trades {adapter.name} sent while the feed "
                                      "was down are not backfilled for those")
         names = {a.name for a in wanted}
         try:
             _read_gaps(consumer, names, history, deadline, stop)
         except (KafkaException, _OutOfTime) as exc:
+            if stop is not None and stop.is_set():
+                return history
             _incomplete(history, f"{GAPS_TOPIC}: {_reason(exc)}; gaps an earlier feed left open may not be retried")
     finally:
         consumer.close()
@@ -201,10 +205,12 @@ def _read_last_trades(consumer, adapter: ExchangeAdapter, natives: list[str], hi
     # records of the exchange's default API carry no table header; another API's name their table
     table = None if ADAPTERS.get(adapter.name) is adapter else adapter.bronze_table.encode()
     last: dict[str, int] = {}
+    #: symbols still looked for: one found in an earlier (newer) window is done
+    todo = dict(wanted)
     decode = msgspec.json.decode
 
     def handle(msg) -> None:
-        sym = wanted.get(msg.key() or b"")
+        sym = todo.get(msg.key() or b"")
         if sym is None:
             return
         headers = msg.headers()
@@ -237,6 +243,7 @@ def _read_last_trades(consumer, adapter: ExchangeAdapter, natives: list[str], hi
                 cursors[p] = start
                 read += (end if end is not None else _high(consumer, topic, p)) - start
             step, first = min(step * 2, MAX_STEP), False
+            todo = {k: v for k, v in todo.items() if v not in last}
     except (KafkaException, _OutOfTime) as exc:  # keep what was found; name what was not
         missing = [s for s in natives if s not in last]
         raise _OutOfTime(f"{_reason(exc)} after {read:,} messages, the last trade of "
