@@ -84,8 +84,12 @@ def read_broker_history(bootstrap: str, options: dict[str, str], wanted: dict[Ex
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": True,  # where a partition ends, as its fetches say
-        "queued.max.messages.kbytes": 8192,  # a small prefetch: the feed's memory budget
-        "fetch.max.bytes": 8 * 1024 * 1024,
+        # a small prefetch (the feed's memory budget): librdkafka's defaults queue up to 100,000
+        # messages or 64 MB per partition ahead of the reader
+        "queued.min.messages": 5000,
+        "queued.max.messages.kbytes": 2048,
+        "fetch.max.bytes": 1024 * 1024,
+        "max.partition.fetch.bytes": 1024 * 1024,
     })
     consumer = new_client(Consumer, conf)
     try:
