@@ -69,6 +69,7 @@ def test_the_last_trade_per_symbol_and_the_open_gaps_are_read_back(kafka_broker,
                           "(the exchange no longer serves the rest: its REST retention)"))  # proven: done
         t.submit_gap(_gap("coinbase", "BTC-USD", 50, "open", T0 + 1))  # not this feed's exchange
         t.producer.produce("market.crypto.gaps", b"[1,2", b"x")
+        t.producer.produce("market.crypto.gaps", b'{"gap_id":"binance:y","exchange":"binance","detected":"x"}', b"y")
 
     def kraken(t: KafkaTransport) -> None:
         t.submit(KRAKEN, [_kraken("XBT/USD", T0 + i * 1000) for i in range(300)])

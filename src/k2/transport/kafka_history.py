@@ -266,8 +266,8 @@ def _read_last_trades(consumer, adapter: ExchangeAdapter, natives: list[str], hi
 def _read_gaps(consumer, exchanges: set[str], history: BrokerHistory, deadline: float,
                stop: threading.Event | None) -> None:
     """The newest version of every gap of these exchanges, from the whole gaps topic."""
-    parts = _partitions(consumer, GAPS_TOPIC, deadline)
     newest: dict[str, dict] = {}
+    parts = _partitions(consumer, GAPS_TOPIC, deadline)
     decode = msgspec.json.decode
 
     def handle(msg) -> None:
@@ -276,14 +276,23 @@ def _read_gaps(consumer, exchanges: set[str], history: BrokerHistory, deadline: 
             if v.get("exchange") not in exchanges:
                 return
             gid, updated = str(v["gap_id"]), int(v.get("updated") or 0)
+            v["detected"] = int(v.get("detected") or 0)
         except Exception:  # noqa: BLE001 - not a gap version (the sink rejects it)
             return
         seen = newest.get(gid)
         if seen is None or updated >= int(seen.get("updated") or 0):
             newest[gid] = v
 
-    _read_range(consumer, GAPS_TOPIC, {p: (low, None) for p, low, _high in parts}, deadline, stop, handle)
-    for v in sorted(newest.values(), key=lambda v: int(v.get("detected") or 0)):
+    try:
+        _read_range(consumer, GAPS_TOPIC, {p: (low, None) for p, low, _high in parts}, deadline, stop, handle)
+    finally:  # a read cut short still retries what it found (a filled gap retried is written once)
+        _to_retry(newest, history)
+    n = sum(len(g) for g in history.gaps.values())
+    log.info("kafka: %d gap(s) left open by an earlier feed (of %d in %s)", n, len(newest), GAPS_TOPIC)
+
+
+def _to_retry(newest: dict[str, dict], history: BrokerHistory) -> None:
+    for v in sorted(newest.values(), key=lambda v: v["detected"]):
         state, detail = v.get("state"), str(v.get("detail") or "")
         if str(v["gap_id"]).startswith("reconcile:"):
             continue
@@ -295,5 +304,3 @@ def _read_gaps(consumer, exchanges: set[str], history: BrokerHistory, deadline: 
             except (KeyError, TypeError, ValueError):
                 continue
             history.gaps.setdefault(gap.exchange, []).append(gap)
-    n = sum(len(g) for g in history.gaps.values())
-    log.info("kafka: %d gap(s) left open by an earlier feed (of %d in %s)", n, len(newest), GAPS_TOPIC)
