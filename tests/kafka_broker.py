@@ -223,15 +223,16 @@ def procs(tmp_path) -> Iterator[Procs]:
 
 
 # -- what the simulator sent ------------------------------------------------------------------------
-def sent_keys(record_dir: Path) -> dict[str, set[tuple[str, ...]]]:
-    """The bronze key of every trade in `<exchange>.sent.jsonl`, parsed by the same adapters as
-    the feed (as strings, the way `k2 query --format json` returns them)."""
+def sent_keys(record_dir: Path, which: str = "sent") -> dict[str, set[tuple[str, ...]]]:
+    """The bronze key of every trade in `<exchange>.sent.jsonl` (which="generated": every trade
+    the simulator made, sent or not), parsed by the same adapters as the feed (as strings, the way
+    `k2 query --format json` returns them)."""
     from k2.errors import FrameError
     from k2.exchanges import get_adapter
     from k2.exchanges.base import FrameKind
 
     out: dict[str, set[tuple[str, ...]]] = {}
-    for path in sorted(Path(record_dir).glob("*.sent.jsonl")):
+    for path in sorted(Path(record_dir).glob(f"*.{which}.jsonl")):
         exchange = path.name.split(".", 1)[0]
         adapter = get_adapter(exchange)
         idx = [adapter.columns.index(c) for c in adapter.key_columns]

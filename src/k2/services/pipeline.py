@@ -114,7 +114,10 @@ class Store(Protocol):
 
 class Pipeline:
     def __init__(self, settings: Settings, exchanges: list[str], transport, store: Store | None = None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, history: Any = None):
+        """`history`: without a store (k2 feed), what the broker already holds
+        (k2.transport.kafka_history.BrokerHistory: stored_history, gaps_to_retry)."""
+        known = store if store is not None else history
         self.settings = settings
         self.exchanges = exchanges
         self.transport = transport
@@ -126,8 +129,8 @@ class Pipeline:
             known_instruments=store.known_instruments if store else None,
             # without a warehouse (k2 feed) gap-ledger versions travel to the sink through Kafka
             on_gap=store.store_gap if store else getattr(transport, "submit_gap", None),
-            stored_history=store.stored_history if store else None,
-            gaps_to_retry=store.gaps_to_retry if store else None)
+            stored_history=known.stored_history if known is not None else None,
+            gaps_to_retry=known.gaps_to_retry if known is not None else None)
         self.endpoint: ServiceEndpoint | None = None
         self.stop_event: asyncio.Event | None = None
         #: per-venue and per-symbol health and live spreads (k2.monitoring.markets); None when
