@@ -139,6 +139,26 @@ def test_ledger_versions_resolve_to_the_latest_state_whatever_order_they_are_wri
         wh.close()
 
 
+def test_a_head_gaps_coverage_time_survives_the_ledger_so_a_restart_retries_the_same_gap(tmp_path):
+    """A gap at a symbol's first trade after a reconnect, whose first missing id is not found yet,
+    is defined by the time K2 covered the symbol from; read back by the next `k2 run` without it,
+    the retry asked for a fixed window of ids and could call the gap unfillable."""
+    from k2.services.store import WarehouseStore
+
+    wh = open_warehouse(tmp_path / "data")
+    try:
+        head = Gap("binance", "BTCUSDT", "ids", 5_000, 5_999, since_us=1_764_000_000_123_456)
+        plain = Gap("binance", "ETHUSDT", "ids", 100, 120)
+        for gap in (head, plain):
+            wh.execute(stored_query("gap_upsert"), gap.ledger_params())
+        retry = {g.symbol: g for g in WarehouseStore(wh).gaps_to_retry(get_adapter("binance"))}
+        assert retry["BTCUSDT"].since_us == 1_764_000_000_123_456 and retry["BTCUSDT"].gap_id == head.gap_id
+        assert retry["ETHUSDT"].since_us is None
+        assert (retry["BTCUSDT"].start, retry["BTCUSDT"].end) == (5_000, 5_999)
+    finally:
+        wh.close()
+
+
 # -- a symbol's first trade after a reconnect (the storm's 26 missing trades) -----------------------------
 def test_a_symbols_first_trade_after_a_reconnect_opens_a_gap_from_when_it_was_covered():
     binance = get_adapter("binance")

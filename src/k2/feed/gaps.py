@@ -83,14 +83,16 @@ class Gap:
         of a gap event on the Kafka gaps topic)."""
         return {"gap_id": self.gap_id, "exchange": self.exchange, "symbol": self.symbol, "kind": self.kind,
                 "start": self.start, "end": self.end, "state": self.state, "recovered": self.recovered,
-                "detail": self.detail, "detected": self.detected_us, "updated": self.updated_us}
+                "detail": self.detail, "detected": self.detected_us, "updated": self.updated_us,
+                "since": -1 if self.since_us is None else self.since_us}
 
     @classmethod
     def from_ledger(cls, row: dict) -> "Gap":
         """A gap read back from the ledger (queries/gaps_to_retry.sql), to be retried."""
         return cls(row["exchange"], row["symbol"], row["kind"], int(row["start"]), int(row["end"]),
                    state="open", recovered=int(row["recovered"]), detail=row["detail"],
-                   detected_us=int(row["detected"]), updated_us=int(row["updated"]), gap_id=row["gap_id"])
+                   detected_us=int(row["detected"]), updated_us=int(row["updated"]), gap_id=row["gap_id"],
+                   since_us=None if row.get("since") is None or int(row["since"]) < 0 else int(row["since"]))
 
     @property
     def size(self) -> int | None:

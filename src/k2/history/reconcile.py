@@ -320,7 +320,7 @@ class Reconciler:
         self.wh.execute(stored_query("gap_upsert"), {
             "gap_id": f"reconcile:{rep.exchange}:{rep.symbol}:{start_us}", "exchange": rep.exchange,
             "symbol": rep.symbol, "kind": "time", "start": start_us, "end": end_us, "state": state,
-            "recovered": recovered, "detail": detail, "detected": detected, "updated": max(now_us(), detected + 1)})
+            "recovered": recovered, "detail": detail, "detected": detected, "updated": max(now_us(), detected + 1), "since": -1})
 
     # -- repairing ----------------------------------------------------------------------------------
     def repair(self, rep: SymbolReport, write: Callable[[list[tuple]], int]) -> SymbolReport:

@@ -83,7 +83,8 @@ class WarehouseStore:
     def gaps_to_retry(self, adapter: ExchangeAdapter) -> list[Gap]:
         """Gaps an earlier run left open (or gave up on because REST failed), to be retried."""
         rows = self.wh.rows(stored_query("gaps_to_retry"), {"exchange": adapter.name})
-        names = ("gap_id", "exchange", "symbol", "kind", "start", "end", "recovered", "detail", "detected", "updated")
+        names = ("gap_id", "exchange", "symbol", "kind", "start", "end", "since", "recovered", "detail", "detected",
+                 "updated")
         return [Gap.from_ledger(dict(zip(names, r))) for r in rows]
 
     def store_gap(self, gap: Gap) -> None:

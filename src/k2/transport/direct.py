@@ -314,7 +314,7 @@ def resend_spool(wh, data_dir: Path) -> int:
             h = hashlib.blake2b(path.name.encode(), digest_size=12).hexdigest()
             write_rejects(wh, content.rejects, token=f"spool-{h}")
         for version in sorted(content.gaps, key=lambda g: int(g.get("updated") or 0)):
-            wh.execute(stored_query("gap_upsert"), version)
+            wh.execute(stored_query("gap_upsert"), {"since": -1, **version})  # spooled by an older K2: no since
         log.warning("re-sent %d spooled rows from %s (%d new in bronze)", content.count, path, new)
         written += new
         if content.damaged_lines:

@@ -434,6 +434,7 @@ class KafkaSink:
                 version = {k: params[k] for k in _GAP_KEYS}
                 # a feed older than the version stamp: the message's own time orders its versions
                 version["updated"] = int(params.get("updated") or m.timestamp()[1] * 1000)
+                version["since"] = int(params.get("since", -1))  # absent from an older feed's versions
                 self.wh.execute(stored_query("gap_upsert"), version)
             except (ValueError, TypeError, KeyError) as exc:
                 bad.append(Reject("", "kafka", f"not a gap event: {exc!r:.200}", m.value() or b"", now_us(), "",

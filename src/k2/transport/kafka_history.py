@@ -298,9 +298,7 @@ def _to_retry(newest: dict[str, dict], history: BrokerHistory) -> None:
             continue
         if state == "open" or (state == "unfillable" and _REST_FAILURE.match(detail)):
             try:
-                gap = Gap.from_ledger(v)
-                if v.get("since") is not None:  # a head gap whose first id is not found yet
-                    gap.since_us = int(v["since"])
+                gap = Gap.from_ledger(v)  # with `since` for a head gap whose first id is not found yet
             except (KeyError, TypeError, ValueError):
                 continue
             history.gaps.setdefault(gap.exchange, []).append(gap)

@@ -228,12 +228,9 @@ class KafkaTransport:
     def submit_gap(self, gap) -> None:
         """A gap ledger version (found, filled, unfillable) for the sink to write: `k2 feed` has no
         warehouse of its own. A gap at a symbol's first trade after a reconnect whose first id is
-        not found yet also carries `since` (µs: from when K2 covered the symbol), which the ledger
-        has no column for, so that the next `k2 feed` retries it as the same gap
-        (k2.transport.kafka_history); the sink ignores it."""
+        not found yet carries `since` (µs: from when K2 covered the symbol; -1 for the others), so
+        that the next `k2 feed` (k2.transport.kafka_history) and the ledger retry it as the same gap."""
         version = gap.ledger_params()
-        if gap.since_us is not None:
-            version["since"] = gap.since_us
         self._produce_or_keep((GAPS_TOPIC, msgspec.json.encode(version), gap.gap_id.encode(), None))
 
     def _produce_or_keep(self, item: tuple) -> None:

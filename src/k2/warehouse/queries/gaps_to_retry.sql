@@ -6,7 +6,7 @@
 SELECT gap_id, exchange, symbol, toString(kind) AS kind,
        if(kind = 'ids', toInt64(assumeNotNull(from_id)), toUnixTimestamp64Micro(assumeNotNull(from_time))) AS start,
        if(kind = 'ids', toInt64(assumeNotNull(to_id)), toUnixTimestamp64Micro(assumeNotNull(to_time))) AS end,
-       trades_recovered AS recovered, detail,
+       ifNull(toUnixTimestamp64Micro(since_time), -1) AS since, trades_recovered AS recovered, detail,
        toUnixTimestamp64Micro(detected_at) AS detected, toUnixTimestamp64Micro(updated_at) AS updated
 FROM k2.gaps FINAL
 WHERE exchange = {exchange:String} AND NOT startsWith(gap_id, 'reconcile:')

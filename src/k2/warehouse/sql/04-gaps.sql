@@ -22,3 +22,8 @@ CREATE TABLE IF NOT EXISTS k2.gaps
 )
 ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (exchange, symbol, gap_id);
+
+-- A gap at a symbol's first trade after a reconnect, on an id venue, whose first missing id is not
+-- found yet: the ids traded since this time are missing (k2.feed.gaps, Gap.since_us). Kept so that
+-- a restart retries it as the same gap instead of a fixed window of ids.
+ALTER TABLE k2.gaps ADD COLUMN IF NOT EXISTS since_time Nullable(DateTime64(6, 'UTC')) AFTER to_time;
