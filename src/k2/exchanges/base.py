@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Hashable, Sequence
 
 import msgspec
 
@@ -215,6 +215,17 @@ class Instrument:
         return f"{self.base}/{self.quote}"
 
 
+class TradeKeys:
+    """A one-to-one map from a row's trade key (`row[trade_key_index]`) to a key that is cheaper to
+    keep: `one(row)` for a row, `many(rows)` for a batch (the same keys, built by C loops). Two
+    rows get equal keys exactly when `row[trade_key_index]` is equal."""
+
+    __slots__ = ("one", "many")
+
+    def __init__(self, one: Callable[[tuple], Hashable], many: Callable[[list[tuple]], list]):
+        self.one, self.many = one, many
+
+
 class ExchangeAdapter:
     """Venue facts plus pure parsers. Subclasses fill the class attributes and `parse`."""
 
@@ -232,6 +243,10 @@ class ExchangeAdapter:
     symbol_index: ClassVar[int]
     #: `row[trade_key_index]` identifies a trade within its symbol (an index or a slice)
     trade_key_index: ClassVar[int | slice]
+    #: how the recent-trades window keys rows when `row[trade_key_index]` would be a tuple (a
+    #: GC-tracked object per trade): a one-to-one map to a cheaper key (k2.feed.recent); None:
+    #: the window keys by `row[trade_key_index]`
+    trade_keys: ClassVar["TradeKeys | None"] = None
     ws_url: ClassVar[str]
     rest_url: ClassVar[str]
     #: how many symbols one WebSocket connection may carry

@@ -21,6 +21,7 @@ import json
 import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from itertools import repeat
+from operator import itemgetter
 from typing import Annotated, Any, Literal, Sequence
 
 import msgspec
@@ -28,6 +29,7 @@ import msgspec
 from k2.errors import FrameError, K2Error
 from k2.exchanges.base import (
     RestHistory,
+    TradeKeys,
     HEARTBEAT,
     OTHER,
     PONG,
@@ -94,6 +96,7 @@ class KrakenAdapter(ExchangeAdapter):
     )
     symbol_index = 1
     trade_key_index = slice(2, 9)  # price .. occurrence: the whole trade
+    # trade_keys: _TRADE_KEYS, set below the class (string keys for the recent-trades window)
     exchange_time = ("timestamp", "s")
     ws_url = "wss://ws.kraken.com"
     rest_url = "https://api.kraken.com"
@@ -355,5 +358,39 @@ def _number_repeats(rows: list[tuple]) -> list[tuple]:
         out.append(row[:8] + (n,) + row[9:]) if n else out.append(row)
     return out
 
+
+#: the recent-trades window's key of a Kraken trade (there is no trade id: the whole trade is the
+#: key). A 7-tuple per trade was the window's main cost (allocation, and the cyclic GC visiting
+#: every kept key: ADR 0027); one string is neither tracked nor visited. The key is price, volume,
+#: time, side, order type and misc joined by \x1f when that string has exactly five \x1f (so it
+#: gives back each field: one-to-one) and occurrence is 0 -- nearly every trade. Any other row
+#: (a repeat numbered inside its frame, a field holding \x1f or not a string) keeps its tuple
+#: `row[2:9]`: never equal to a string, so keys stay one-to-one with `row[trade_key_index]`.
+_KEY_FIELDS = itemgetter(2, 3, 4, 5, 6, 7)  # price .. misc
+_OCCURRENCE = itemgetter(8)
+_SEP = "\x1f"
+_join_key = _SEP.join
+
+
+def _trade_key(row: tuple) -> str | tuple:
+    try:
+        key = _join_key(_KEY_FIELDS(row))
+    except TypeError:  # a value that is not a string (REST fields are stored as sent)
+        return row[2:9]
+    return key if not row[8] and key.count(_SEP) == 5 else row[2:9]
+
+
+def _trade_keys(rows: list[tuple]) -> list:
+    """`_trade_key` of each row, by C loops when every row takes the string form."""
+    try:
+        keys = list(map(_join_key, map(_KEY_FIELDS, rows)))
+    except TypeError:
+        return list(map(_trade_key, rows))
+    if "".join(keys).count(_SEP) == 5 * len(keys) and not any(map(_OCCURRENCE, rows)):
+        return keys
+    return list(map(_trade_key, rows))
+
+
+_TRADE_KEYS = KrakenAdapter.trade_keys = TradeKeys(_trade_key, _trade_keys)
 
 ADAPTER = KrakenAdapter()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Any, Hashable
 
+from k2.exchanges.base import TradeKeys
+
 
 class RecentKeys:
     """The last `limit` keys or more (up to twice as many), in two generations of sets: a key is
@@ -42,14 +44,21 @@ class RecentTrades:
     """Windows for every symbol of one exchange. Size shrinks with the symbol count so that
     memory stays bounded (at most about 2M keys in all)."""
 
-    def __init__(self, symbol_index: int, key_index: Any, n_symbols: int = 1, limit: int | None = None):
+    def __init__(self, symbol_index: int, key_index: Any, n_symbols: int = 1, limit: int | None = None,
+                 keys: TradeKeys | None = None):
         self.symbol_index = symbol_index
         self.key_index = key_index
         self.limit = limit or max(1_000, min(20_000, 1_000_000 // max(1, n_symbols)))
         self.windows: dict[str, RecentKeys] = {}
-        #: row -> key in C (`row[key_index]`; a slice as an itemgetter of its indexes: the same tuple)
-        self.key_of = (itemgetter(*range(*key_index.indices(1 << 16))) if isinstance(key_index, slice)
-                       else itemgetter(key_index))
+        #: the adapter's `trade_keys` (a cheaper key one-to-one with `row[key_index]`), or None
+        self.key_one = keys.one if keys is not None else None
+        #: rows -> keys in C loops (`row[key_index]`; a slice as an itemgetter of its indexes: the same tuple)
+        if keys is not None:
+            self.keys_of = keys.many
+        else:
+            key_of = (itemgetter(*range(*key_index.indices(1 << 16))) if isinstance(key_index, slice)
+                      else itemgetter(key_index))
+            self.keys_of = lambda rows: list(map(key_of, rows))
 
     def new_rows(self, rows: list[tuple], symbol: str | None = None) -> list[tuple]:
         """The rows whose trades were not handed on before, in their order; `rows` itself when all
@@ -60,7 +69,8 @@ class RecentTrades:
             w = windows.get(row[si])
             if w is None:
                 w = windows[row[si]] = RecentKeys(self.limit)
-            key, current = row[ki], w.current  # RecentKeys.add inlined: this runs per frame
+            key = row[ki] if self.key_one is None else self.key_one(row)
+            current = w.current  # RecentKeys.add inlined: this runs per frame
             if key in current or key in w.previous:
                 return []
             current.add(key)
@@ -70,11 +80,12 @@ class RecentTrades:
         if symbol is not None:
             return self._new_rows_of(symbol, rows)
         out = []
+        key_one = self.key_one
         for row in rows:
             w = windows.get(row[si])
             if w is None:
                 w = windows[row[si]] = RecentKeys(self.limit)
-            if w.add(row[ki]):
+            if w.add(row[ki] if key_one is None else key_one(row)):
                 out.append(row)
         return out
 
@@ -85,7 +96,7 @@ class RecentTrades:
         w = self.windows.get(symbol)
         if w is None:
             w = self.windows[symbol] = RecentKeys(self.limit)
-        keys = list(map(self.key_of, rows))
+        keys = self.keys_of(rows)
         fresh = set(keys)
         current = w.current
         if len(fresh) == len(keys) and current.isdisjoint(fresh) and w.previous.isdisjoint(fresh):
