@@ -218,12 +218,15 @@ class Instrument:
 class TradeKeys:
     """A one-to-one map from a row's trade key (`row[trade_key_index]`) to a key that is cheaper to
     keep: `one(row)` for a row, `many(rows)` for a batch (the same keys, built by C loops). Two
-    rows get equal keys exactly when `row[trade_key_index]` is equal."""
+    rows get equal keys exactly when `row[trade_key_index]` is equal. `order_index`: a field of the
+    trade key whose values mostly increase (a time, an id), or None: the window's high-water path
+    (k2.feed.recent) skips the keys of a frame newer than everything it holds."""
 
-    __slots__ = ("one", "many")
+    __slots__ = ("one", "many", "order_index")
 
-    def __init__(self, one: Callable[[tuple], Hashable], many: Callable[[list[tuple]], list]):
-        self.one, self.many = one, many
+    def __init__(self, one: Callable[[tuple], Hashable], many: Callable[[list[tuple]], list],
+                 order_index: int | None = None):
+        self.one, self.many, self.order_index = one, many, order_index
 
 
 class ExchangeAdapter:

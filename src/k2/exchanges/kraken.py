@@ -391,6 +391,6 @@ def _trade_keys(rows: list[tuple]) -> list:
     return list(map(_trade_key, rows))
 
 
-_TRADE_KEYS = KrakenAdapter.trade_keys = TradeKeys(_trade_key, _trade_keys)
+_TRADE_KEYS = KrakenAdapter.trade_keys = TradeKeys(_trade_key, _trade_keys, order_index=4)  # the time
 
 ADAPTER = KrakenAdapter()
