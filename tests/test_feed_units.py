@@ -94,19 +94,39 @@ def _kraken_row(n: int, pair: str = "XBT/USD", occurrence: int = 0) -> tuple:
     return (1, pair, f"{97000 + n}.5", "0.1", f"1784116800.{n:06d}", "b", "l", "", occurrence, 99)
 
 
-@given(st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=12), max_size=40), st.integers(2, 30))
-@settings(max_examples=300, deadline=None)
-def test_batched_window_keeps_exactly_what_the_row_by_row_rules_keep(frames, limit):
-    """`new_rows(rows, symbol)` checks a frame as a whole (set operations); whatever the frames,
-    it follows the row-by-row window's rules, row by row in frame order: a trade never handed on
-    (nor earlier in the frame) is kept, a repeat of one of the last `limit` trades handed on is
-    dropped, the order stays; and while no generation has turned over, it gives exactly the
-    row-by-row answer."""
-    batched = RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=limit, keys=_KRAKEN.trade_keys)
-    one_by_one = RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=10_000, keys=_KRAKEN.trade_keys)
+def _id_row(n: int, pair: str = "XBT/USD") -> tuple:
+    """A trade of an id venue (OKX, Bybit, Coinbase Advanced: the id a digit string, the key and
+    the order value); unpadded, so string order is not number order ("9" > "10")."""
+    return (0, pair, str(n), "1.5", "0.1", 99)
+
+
+#: (window, row maker): Kraken's (string keys, the time as order value; no order value), an id
+#: venue's (the id as key and order value)
+_WINDOWS = {
+    "kraken": (lambda limit: RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=limit,
+                                          keys=_KRAKEN.trade_keys, order_index=_KRAKEN.trade_order_index),
+               _kraken_row),
+    "kraken, sets only": (lambda limit: RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=limit,
+                                                     keys=_KRAKEN.trade_keys), _kraken_row),
+    "id venue": (lambda limit: RecentTrades(1, 2, limit=limit, order_index=2), _id_row),
+}
+
+
+@given(st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=12), max_size=40), st.integers(2, 30),
+       st.sampled_from(sorted(_WINDOWS)))
+@settings(max_examples=500, deadline=None)
+def test_batched_window_keeps_exactly_what_the_row_by_row_rules_keep(frames, limit, venue):
+    """`new_rows(rows, symbol)` checks a frame as a whole (high water, set operations); whatever
+    the frames, it follows the row-by-row window's rules, row by row in frame order: a trade never
+    handed on (nor earlier in the frame) is kept, a repeat of one of the last `limit` trades
+    handed on is dropped, the order stays; and while no generation has turned over, it gives
+    exactly the row-by-row answer."""
+    window, make_row = _WINDOWS[venue]
+    batched = window(limit)
+    one_by_one = window(10_000)
     handed: list[int] = []  # trades kept, in order
     for frame in frames:
-        rows = [_kraken_row(n) for n in frame]
+        rows = [make_row(n) for n in frame]
         kept = batched.new_rows(rows, "XBT/USD")
         reference = [r for r in rows if one_by_one.new_rows([r])]
         ids = {id(r) for r in kept}

@@ -218,15 +218,12 @@ class Instrument:
 class TradeKeys:
     """A one-to-one map from a row's trade key (`row[trade_key_index]`) to a key that is cheaper to
     keep: `one(row)` for a row, `many(rows)` for a batch (the same keys, built by C loops). Two
-    rows get equal keys exactly when `row[trade_key_index]` is equal. `order_index`: a field of the
-    trade key whose values mostly increase (a time, an id), or None: the window's high-water path
-    (k2.feed.recent) skips the keys of a frame newer than everything it holds."""
+    rows get equal keys exactly when `row[trade_key_index]` is equal."""
 
-    __slots__ = ("one", "many", "order_index")
+    __slots__ = ("one", "many")
 
-    def __init__(self, one: Callable[[tuple], Hashable], many: Callable[[list[tuple]], list],
-                 order_index: int | None = None):
-        self.one, self.many, self.order_index = one, many, order_index
+    def __init__(self, one: Callable[[tuple], Hashable], many: Callable[[list[tuple]], list]):
+        self.one, self.many = one, many
 
 
 class ExchangeAdapter:
@@ -250,6 +247,10 @@ class ExchangeAdapter:
     #: GC-tracked object per trade): a one-to-one map to a cheaper key (k2.feed.recent); None:
     #: the window keys by `row[trade_key_index]`
     trade_keys: ClassVar["TradeKeys | None"] = None
+    #: index in a row of a field of the trade key whose values rise trade after trade within a
+    #: frame and from frame to frame (a time, an id), or None: the window's high-water path
+    #: (k2.feed.recent) takes a frame newer than everything it holds without a set lookup
+    trade_order_index: ClassVar[int | None] = None
     ws_url: ClassVar[str]
     rest_url: ClassVar[str]
     #: how many symbols one WebSocket connection may carry

@@ -97,6 +97,7 @@ class KrakenAdapter(ExchangeAdapter):
     symbol_index = 1
     trade_key_index = slice(2, 9)  # price .. occurrence: the whole trade
     # trade_keys: _TRADE_KEYS, set below the class (string keys for the recent-trades window)
+    trade_order_index = 4  # the time: rises within a frame and from frame to frame
     exchange_time = ("timestamp", "s")
     ws_url = "wss://ws.kraken.com"
     rest_url = "https://api.kraken.com"
@@ -391,6 +392,6 @@ def _trade_keys(rows: list[tuple]) -> list:
     return list(map(_trade_key, rows))
 
 
-_TRADE_KEYS = KrakenAdapter.trade_keys = TradeKeys(_trade_key, _trade_keys, order_index=4)  # the time
+_TRADE_KEYS = KrakenAdapter.trade_keys = TradeKeys(_trade_key, _trade_keys)
 
 ADAPTER = KrakenAdapter()

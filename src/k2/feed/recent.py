@@ -24,8 +24,9 @@ class RecentKeys:
     eviction bookkeeping (a deque beside the set cost as much as the set itself).
 
     A generation may also hold frames not yet keyed (`frames`, `previous_frames`: a frame's rows
-    as columns, one object per column): a frame wholly newer than everything in the window is
-    kept so and keyed only when a later check needs the sets (RecentTrades)."""
+    as columns, one object per column, or its keys when the key is an id): a frame wholly newer
+    than everything in the window is kept so and keyed only when a later check needs the sets
+    (RecentTrades)."""
 
     __slots__ = ("current", "previous", "limit", "frames", "previous_frames", "pending", "previous_pending",
                  "high")
@@ -67,7 +68,7 @@ class RecentTrades:
     memory stays bounded (at most about 2M keys in all)."""
 
     def __init__(self, symbol_index: int, key_index: Any, n_symbols: int = 1, limit: int | None = None,
-                 keys: TradeKeys | None = None):
+                 keys: TradeKeys | None = None, order_index: int | None = None):
         self.symbol_index = symbol_index
         self.key_index = key_index
         self.limit = limit or max(1_000, min(20_000, 1_000_000 // max(1, n_symbols)))
@@ -81,8 +82,10 @@ class RecentTrades:
             key_of = (itemgetter(*range(*key_index.indices(1 << 16))) if isinstance(key_index, slice)
                       else itemgetter(key_index))
             self.keys_of = lambda rows: list(map(key_of, rows))
-        #: `row[order_index]` is part of the key (the high-water path), or None
-        self.order_index = keys.order_index if keys is not None else None
+        #: `row[order_index]` is part of the key and rises trade after trade (the high-water path), or None
+        self.order_index = order_index
+        #: the order value is the key itself (a trade id): a frame is held as its keys, not as columns
+        self.order_is_key = keys is None and order_index is not None and order_index == key_index
 
     def new_rows(self, rows: list[tuple], symbol: str | None = None) -> list[tuple]:
         """The rows whose trades were not handed on before, in their order; `rows` itself when all
@@ -122,7 +125,7 @@ class RecentTrades:
     def _new_row_ordered(self, w: RecentKeys, row: tuple, rows: list[tuple]) -> list[tuple]:
         """One trade, for a window with an order value: above the high water it is new (added
         to the current set without keying the frames held as columns), else the sets decide."""
-        key = self.key_one(row)
+        key = row[self.key_index] if self.key_one is None else self.key_one(row)
         high = w.high
         if high is not None and high is not _UNORDERED and w.pending + w.previous_pending:
             try:
@@ -147,8 +150,8 @@ class RecentTrades:
           * high water (adapters whose key holds an order value, `order_index`: Kraken's time):
             when the batch's order values strictly increase (so its trades are distinct) and its
             first is above every order value in the window, no trade of it can be known; the
-            batch is kept as columns and keyed only if a later check needs the sets. Per trade
-            that is two comparisons instead of building, hashing and storing a key;
+            batch is kept as columns (or its ids) and keyed only if a later check needs the sets.
+            Per trade that is two comparisons instead of building, hashing and storing a key;
           * set operations (C loops): keys distinct and disjoint from both generations, then
             added at once.
         A repeat inside the batch or of a trade already handed on takes the row-by-row path,
@@ -158,14 +161,17 @@ class RecentTrades:
             w = self.windows[symbol] = RecentKeys(self.limit)
         oi = self.order_index
         if oi is not None and w.high is not _UNORDERED:
-            columns = list(zip(*rows))
-            order = columns[oi]
+            if self.order_is_key:
+                held = order = tuple(map(itemgetter(oi), rows))
+            else:
+                held = list(zip(*rows))
+                order = held[oi]
             try:
                 newer = (w.high is None or order[0] > w.high) and all(map(lt, order, islice(order, 1, None)))
             except TypeError:  # values that do not compare: the sets decide
                 newer = False
             if newer:
-                w.frames.append(columns)
+                w.frames.append(held)
                 w.pending += len(rows)
                 w.high = order[-1]
                 if len(w.current) + w.pending >= w.limit:  # as below: the generation turns over
@@ -189,10 +195,11 @@ class RecentTrades:
         return kept
 
     def _key_frames(self, w: RecentKeys) -> None:
-        """Key the frames a window holds as columns (a replay or a row-by-row check needs the sets)."""
+        """Put the keys of the frames a window holds into its sets (a replay or a row-by-row check
+        needs them)."""
         for frames, keys in ((w.frames, w.current), (w.previous_frames, w.previous)):
-            for columns in frames:
-                keys.update(self.keys_of(list(zip(*columns))))
+            for held in frames:
+                keys.update(held if self.order_is_key else self.keys_of(list(zip(*held))))
         w.frames, w.previous_frames, w.pending, w.previous_pending = [], [], 0, 0
 
 
