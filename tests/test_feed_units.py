@@ -109,7 +109,15 @@ _WINDOWS = {
     "kraken, sets only": (lambda limit: RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=limit,
                                                      keys=_KRAKEN.trade_keys), _kraken_row),
     "id venue": (lambda limit: RecentTrades(1, 2, limit=limit, order_index=2), _id_row),
+    "kraken, parser's key columns": (lambda limit: RecentTrades(
+        _KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=limit, keys=_KRAKEN.trade_keys,
+        order_index=_KRAKEN.trade_order_index), _kraken_row),
 }
+
+
+def _key_columns(venue: str, rows: list[tuple]):
+    """What Kraken's parser hands the window beside a frame's rows (Parsed.key_columns)."""
+    return tuple(list(zip(*rows))[2:8]) if venue == "kraken, parser's key columns" else None
 
 
 @given(st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=12), max_size=40), st.integers(2, 30),
@@ -127,7 +135,7 @@ def test_batched_window_keeps_exactly_what_the_row_by_row_rules_keep(frames, lim
     handed: list[int] = []  # trades kept, in order
     for frame in frames:
         rows = [make_row(n) for n in frame]
-        kept = batched.new_rows(rows, "XBT/USD")
+        kept = batched.new_rows(rows, "XBT/USD", _key_columns(venue, rows))
         reference = [r for r in rows if one_by_one.new_rows([r])]
         ids = {id(r) for r in kept}
         assert kept == [r for r in rows if id(r) in ids]  # a subsequence, in frame order

@@ -106,6 +106,9 @@ class Parsed(msgspec.Struct, gc=False):
     rows: list = []  # bronze rows, for TRADES
     symbol: str = ""  # native symbol the control event is about, when there is one
     detail: str = ""  # human-readable text for errors and status events
+    #: the columns of the rows' trade keys, when the parser has them at hand (TradeKeys.of_columns
+    #: makes the keys): the recent-trades window holds a frame so without transposing its rows
+    key_columns: Any = None
 
 
 HEARTBEAT = Parsed(FrameKind.HEARTBEAT)
@@ -218,12 +221,15 @@ class Instrument:
 class TradeKeys:
     """A one-to-one map from a row's trade key (`row[trade_key_index]`) to a key that is cheaper to
     keep: `one(row)` for a row, `many(rows)` for a batch (the same keys, built by C loops). Two
-    rows get equal keys exactly when `row[trade_key_index]` is equal."""
+    rows get equal keys exactly when `row[trade_key_index]` is equal. `of_columns`: the same keys
+    from a frame's `Parsed.key_columns`, whose column `order_column` holds the order value
+    (`trade_order_index`)."""
 
-    __slots__ = ("one", "many")
+    __slots__ = ("one", "many", "of_columns", "order_column")
 
-    def __init__(self, one: Callable[[tuple], Hashable], many: Callable[[list[tuple]], list]):
-        self.one, self.many = one, many
+    def __init__(self, one: Callable[[tuple], Hashable], many: Callable[[list[tuple]], list],
+                 of_columns: Callable[[Any], list] | None = None, order_column: int | None = None):
+        self.one, self.many, self.of_columns, self.order_column = one, many, of_columns, order_column
 
 
 class ExchangeAdapter:

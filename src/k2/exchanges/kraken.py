@@ -155,7 +155,7 @@ class KrakenAdapter(ExchangeAdapter):
             else:
                 rows = _trade_rows(channel_id, trades, pair, received_us)
                 if rows is not None:
-                    return Parsed(FrameKind.TRADES, rows)
+                    return rows
         try:
             msg = _decode_any(frame)
         except msgspec.DecodeError as exc:
@@ -311,8 +311,8 @@ _ARRAY_START = (b"[", "[")
 _TIMESTAMP_COLUMN = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}(?:,[0-9]{1,12}\.[0-9]{1,9})*", re.ASCII).fullmatch
 
 
-def _trade_rows(channel_id: int, trades: list[tuple], pair: str, received_us: int) -> list[tuple] | None:
-    """Bronze rows of a decoded trade frame, or None when a value fails a check (the general
+def _trade_rows(channel_id: int, trades: list[tuple], pair: str, received_us: int) -> Parsed | None:
+    """The trades of a decoded trade frame (bronze rows), or None when a value fails a check (the general
     path then names it). The checks are the general path's (is_decimal_string for price and
     volume, _TIMESTAMP for the time), made per column: each column joined by commas is matched
     once -- a comma inside a value would add one to the count, so none slips through -- which
@@ -332,8 +332,10 @@ def _trade_rows(channel_id: int, trades: list[tuple], pair: str, received_us: in
     rows = list(zip(repeat(channel_id, n), repeat(pair, n), prices, volumes, times, sides, order_types, miscs,
                     repeat(0, n), repeat(received_us, n)))
     if n == 1 or len(set(times)) == n or len(set(zip(prices, volumes, times, sides, order_types, miscs))) == n:
-        return rows  # no exact repeat inside the frame (_number_repeats' tests, on the columns)
-    return _number_repeats(rows)
+        # no exact repeat inside the frame (_number_repeats' tests, on the columns): every
+        # occurrence is 0, and the columns at hand are the window's (_KEY_COLUMNS)
+        return Parsed(FrameKind.TRADES, rows, key_columns=(prices, volumes, times, sides, order_types, miscs))
+    return Parsed(FrameKind.TRADES, _number_repeats(rows))
 
 
 def _six_decimals(value: Any) -> str:
@@ -381,6 +383,14 @@ def _trade_key(row: tuple) -> str | tuple:
     return key if not row[8] and key.count(_SEP) == 5 else row[2:9]
 
 
+def _keys_of_columns(columns: tuple) -> list:
+    """`_trade_key` of each row of a frame given as its key columns, occurrence 0 (Parsed.key_columns)."""
+    keys = list(map(_join_key, zip(*columns)))
+    if "".join(keys).count(_SEP) == 5 * len(keys):
+        return keys
+    return [_trade_key((0, "", *fields, 0)) for fields in zip(*columns)]
+
+
 def _trade_keys(rows: list[tuple]) -> list:
     """`_trade_key` of each row, by C loops when every row takes the string form."""
     try:
@@ -392,6 +402,6 @@ def _trade_keys(rows: list[tuple]) -> list:
     return list(map(_trade_key, rows))
 
 
-_TRADE_KEYS = KrakenAdapter.trade_keys = TradeKeys(_trade_key, _trade_keys)
+_TRADE_KEYS = KrakenAdapter.trade_keys = TradeKeys(_trade_key, _trade_keys, _keys_of_columns, order_column=2)
 
 ADAPTER = KrakenAdapter()

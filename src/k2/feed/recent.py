@@ -75,6 +75,9 @@ class RecentTrades:
         self.windows: dict[str, RecentKeys] = {}
         #: the adapter's `trade_keys` (a cheaper key one-to-one with `row[key_index]`), or None
         self.key_one = keys.one if keys is not None else None
+        #: keys from a frame's `Parsed.key_columns` (held by the high-water path as they are)
+        self.of_columns = keys.of_columns if keys is not None else None
+        self.order_column = keys.order_column if keys is not None else None
         #: rows -> keys in C loops (`row[key_index]`; a slice as an itemgetter of its indexes: the same tuple)
         if keys is not None:
             self.keys_of = keys.many
@@ -87,9 +90,10 @@ class RecentTrades:
         #: the order value is the key itself (a trade id): a frame is held as its keys, not as columns
         self.order_is_key = keys is None and order_index is not None and order_index == key_index
 
-    def new_rows(self, rows: list[tuple], symbol: str | None = None) -> list[tuple]:
+    def new_rows(self, rows: list[tuple], symbol: str | None = None, key_columns: Any = None) -> list[tuple]:
         """The rows whose trades were not handed on before, in their order; `rows` itself when all
-        are new. `symbol`: the caller knows every row is of this symbol (a batched frame)."""
+        are new. `symbol`: the caller knows every row is of this symbol (a batched frame);
+        `key_columns`: the parser's `Parsed.key_columns` of `rows`, if any."""
         si, ki, windows = self.symbol_index, self.key_index, self.windows
         if len(rows) == 1:  # most venues send one trade per frame
             row = rows[0]
@@ -107,7 +111,7 @@ class RecentTrades:
                 w.previous, w.current = current, set()
             return rows
         if symbol is not None:
-            return self._new_rows_of(symbol, rows)
+            return self._new_rows_of(symbol, rows, key_columns)
         out = []
         key_one = self.key_one
         for row in rows:
@@ -144,7 +148,7 @@ class RecentTrades:
         _raise_high(w, (row[self.order_index],))
         return rows
 
-    def _new_rows_of(self, symbol: str, rows: list[tuple]) -> list[tuple]:
+    def _new_rows_of(self, symbol: str, rows: list[tuple], key_columns: Any = None) -> list[tuple]:
         """A batch of one symbol, checked as a whole. The usual answer is "all new", found one of
         two ways:
           * high water (adapters whose key holds an order value, `order_index`: Kraken's time):
@@ -163,6 +167,8 @@ class RecentTrades:
         if oi is not None and w.high is not _UNORDERED:
             if self.order_is_key:
                 held = order = tuple(map(itemgetter(oi), rows))
+            elif key_columns is not None and self.of_columns is not None:
+                held, order = key_columns, key_columns[self.order_column]  # a tuple: see _key_frames
             else:
                 held = list(zip(*rows))
                 order = held[oi]
@@ -198,8 +204,13 @@ class RecentTrades:
         """Put the keys of the frames a window holds into its sets (a replay or a row-by-row check
         needs them)."""
         for frames, keys in ((w.frames, w.current), (w.previous_frames, w.previous)):
-            for held in frames:
-                keys.update(held if self.order_is_key else self.keys_of(list(zip(*held))))
+            for held in frames:  # ids; the parser's key columns (a tuple); the rows' columns (a list)
+                if self.order_is_key:
+                    keys.update(held)
+                elif type(held) is tuple:
+                    keys.update(self.of_columns(held))
+                else:
+                    keys.update(self.keys_of(list(zip(*held))))
         w.frames, w.previous_frames, w.pending, w.previous_pending = [], [], 0, 0
 
 
