@@ -94,20 +94,48 @@ def _kraken_row(n: int, pair: str = "XBT/USD", occurrence: int = 0) -> tuple:
     return (1, pair, f"{97000 + n}.5", "0.1", f"1784116800.{n:06d}", "b", "l", "", occurrence, 99)
 
 
-@given(st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=12), max_size=40), st.integers(2, 30))
-@settings(max_examples=300, deadline=None)
-def test_batched_window_keeps_exactly_what_the_row_by_row_rules_keep(frames, limit):
-    """`new_rows(rows, symbol)` checks a frame as a whole (set operations); whatever the frames,
-    it follows the row-by-row window's rules, row by row in frame order: a trade never handed on
-    (nor earlier in the frame) is kept, a repeat of one of the last `limit` trades handed on is
-    dropped, the order stays; and while no generation has turned over, it gives exactly the
-    row-by-row answer."""
-    batched = RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=limit)
-    one_by_one = RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=10_000)
+def _id_row(n: int, pair: str = "XBT/USD") -> tuple:
+    """A trade of an id venue (OKX, Bybit, Coinbase Advanced: the id a digit string, the key and
+    the order value); unpadded, so string order is not number order ("9" > "10")."""
+    return (0, pair, str(n), "1.5", "0.1", 99)
+
+
+#: (window, row maker): Kraken's (string keys, the time as order value; no order value), an id
+#: venue's (the id as key and order value)
+_WINDOWS = {
+    "kraken": (lambda limit: RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=limit,
+                                          keys=_KRAKEN.trade_keys, order_index=_KRAKEN.trade_order_index),
+               _kraken_row),
+    "kraken, sets only": (lambda limit: RecentTrades(_KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=limit,
+                                                     keys=_KRAKEN.trade_keys), _kraken_row),
+    "id venue": (lambda limit: RecentTrades(1, 2, limit=limit, order_index=2), _id_row),
+    "kraken, parser's key columns": (lambda limit: RecentTrades(
+        _KRAKEN.symbol_index, _KRAKEN.trade_key_index, limit=limit, keys=_KRAKEN.trade_keys,
+        order_index=_KRAKEN.trade_order_index), _kraken_row),
+}
+
+
+def _key_columns(venue: str, rows: list[tuple]):
+    """What Kraken's parser hands the window beside a frame's rows (Parsed.key_columns)."""
+    return tuple(list(zip(*rows))[2:8]) if venue == "kraken, parser's key columns" else None
+
+
+@given(st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=12), max_size=40), st.integers(2, 30),
+       st.sampled_from(sorted(_WINDOWS)))
+@settings(max_examples=500, deadline=None)
+def test_batched_window_keeps_exactly_what_the_row_by_row_rules_keep(frames, limit, venue):
+    """`new_rows(rows, symbol)` checks a frame as a whole (high water, set operations); whatever
+    the frames, it follows the row-by-row window's rules, row by row in frame order: a trade never
+    handed on (nor earlier in the frame) is kept, a repeat of one of the last `limit` trades
+    handed on is dropped, the order stays; and while no generation has turned over, it gives
+    exactly the row-by-row answer."""
+    window, make_row = _WINDOWS[venue]
+    batched = window(limit)
+    one_by_one = window(10_000)
     handed: list[int] = []  # trades kept, in order
     for frame in frames:
-        rows = [_kraken_row(n) for n in frame]
-        kept = batched.new_rows(rows, "XBT/USD")
+        rows = [make_row(n) for n in frame]
+        kept = batched.new_rows(rows, "XBT/USD", _key_columns(venue, rows))
         reference = [r for r in rows if one_by_one.new_rows([r])]
         ids = {id(r) for r in kept}
         assert kept == [r for r in rows if id(r) in ids]  # a subsequence, in frame order
@@ -124,6 +152,39 @@ def test_batched_window_keeps_exactly_what_the_row_by_row_rules_keep(frames, lim
         # memory stays bounded: each generation holds at most `limit` keys plus one frame's
         largest = max(len(f) for f in frames)
         assert len(batched.windows["XBT/USD"]) <= 2 * (limit + largest)
+
+
+_KEY_TEXT = st.sampled_from(["", "b", "l", "1.5", "a", "a\x1f", "\x1fb", "a\x1fb"])
+_KEY_FIELD = st.one_of(_KEY_TEXT, _KEY_TEXT, _KEY_TEXT, _KEY_TEXT, st.integers(0, 1))
+
+
+@given(st.lists(st.tuples(_KEY_FIELD, _KEY_FIELD, _KEY_FIELD, _KEY_FIELD, _KEY_FIELD, _KEY_FIELD,
+                          st.sampled_from([0, 0, 0, 1, 2])), min_size=1, max_size=8))
+@settings(max_examples=500, deadline=None)
+def test_kraken_window_keys_are_one_to_one_with_the_trade(fields):
+    """The window keys Kraken rows by a string (not a 7-tuple per trade); whatever the values --
+    separators inside them, values that are not strings, numbered repeats -- two rows get the same
+    key exactly when their trades (`row[2:9]`) are equal, and the batch keys are the row keys."""
+    keys = _KRAKEN.trade_keys
+    rows = [(1, "XBT/USD", *f, 99) for f in fields]
+    one = [keys.one(r) for r in rows]
+    assert keys.many(rows) == one
+    for a, ka in zip(rows, one):
+        for b, kb in zip(rows, one):
+            assert (ka == kb) == (a[2:9] == b[2:9]), (a, b, ka, kb)
+
+
+
+def test_kraken_window_keys_tell_apart_what_a_plain_join_would_not():
+    keys = _KRAKEN.trade_keys
+    row = (1, "XBT/USD", "97000.5", "0.1", "1784116800.000001", "b", "l", "", 0, 99)
+    assert type(keys.one(row)) is str and keys.many([row, row]) == [keys.one(row)] * 2  # not tracked by the GC
+    repeat = row[:8] + (1,) + row[9:]  # the second of two equal trades in one frame
+    shifted = row[:6] + ("l\x1fb", "") + row[8:]  # order type "l\x1fb", misc "": joined, the same text as...
+    split = row[:6] + ("l", "b\x1f") + row[8:]  # ...order type "l", misc "b\x1f"
+    for a, b in ((row, repeat), (shifted, split)):
+        assert keys.one(a) != keys.one(b)
+        assert len(set(keys.many([a, b]))) == 2
 
 
 @given(st.lists(st.one_of(st.just("reconnect"),

@@ -359,6 +359,11 @@ def test_kraken_fast_trade_path_agrees_with_the_general_one():
         fast = outcome(lambda: adapter.parse(frame, 5))
         general = outcome(lambda: adapter._array(json.loads(frame), 5))
         assert fast == general, frame
+        if fast[0] is FrameKind.TRADES:  # the key columns handed to the window are the rows' keys
+            columns = adapter.parse(frame, 5).key_columns
+            if columns is not None:
+                assert adapter.trade_keys.of_columns(columns) == adapter.trade_keys.many(fast[1]), frame
+                assert columns[adapter.trade_keys.order_column] == tuple(r[adapter.trade_order_index] for r in fast[1])
 
     check()
 

@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Hashable, Sequence
 
 import msgspec
 
@@ -106,6 +106,9 @@ class Parsed(msgspec.Struct, gc=False):
     rows: list = []  # bronze rows, for TRADES
     symbol: str = ""  # native symbol the control event is about, when there is one
     detail: str = ""  # human-readable text for errors and status events
+    #: the columns of the rows' trade keys, when the parser has them at hand (TradeKeys.of_columns
+    #: makes the keys): the recent-trades window holds a frame so without transposing its rows
+    key_columns: Any = None
 
 
 HEARTBEAT = Parsed(FrameKind.HEARTBEAT)
@@ -215,6 +218,20 @@ class Instrument:
         return f"{self.base}/{self.quote}"
 
 
+class TradeKeys:
+    """A one-to-one map from a row's trade key (`row[trade_key_index]`) to a key that is cheaper to
+    keep: `one(row)` for a row, `many(rows)` for a batch (the same keys, built by C loops). Two
+    rows get equal keys exactly when `row[trade_key_index]` is equal. `of_columns`: the same keys
+    from a frame's `Parsed.key_columns`, whose column `order_column` holds the order value
+    (`trade_order_index`)."""
+
+    __slots__ = ("one", "many", "of_columns", "order_column")
+
+    def __init__(self, one: Callable[[tuple], Hashable], many: Callable[[list[tuple]], list],
+                 of_columns: Callable[[Any], list] | None = None, order_column: int | None = None):
+        self.one, self.many, self.of_columns, self.order_column = one, many, of_columns, order_column
+
+
 class ExchangeAdapter:
     """Venue facts plus pure parsers. Subclasses fill the class attributes and `parse`."""
 
@@ -232,6 +249,14 @@ class ExchangeAdapter:
     symbol_index: ClassVar[int]
     #: `row[trade_key_index]` identifies a trade within its symbol (an index or a slice)
     trade_key_index: ClassVar[int | slice]
+    #: how the recent-trades window keys rows when `row[trade_key_index]` would be a tuple (a
+    #: GC-tracked object per trade): a one-to-one map to a cheaper key (k2.feed.recent); None:
+    #: the window keys by `row[trade_key_index]`
+    trade_keys: ClassVar["TradeKeys | None"] = None
+    #: index in a row of a field of the trade key whose values rise trade after trade within a
+    #: frame and from frame to frame (a time, an id), or None: the window's high-water path
+    #: (k2.feed.recent) takes a frame newer than everything it holds without a set lookup
+    trade_order_index: ClassVar[int | None] = None
     ws_url: ClassVar[str]
     rest_url: ClassVar[str]
     #: how many symbols one WebSocket connection may carry

@@ -129,6 +129,7 @@ class BybitAdapter(ExchangeAdapter):
     key_columns = ("symbol", "exec_id")
     symbol_index = 8
     trade_key_index = 3
+    trade_order_index = 3  # the trade id: rises within a frame and from frame to frame
     ws_url = "wss://stream.bybit.com/v5/public/spot"
     rest_url = "https://api.bybit.com"
     max_symbols_per_connection = 200  # args of one connection <= 21,000 characters

@@ -114,6 +114,7 @@ class CoinbaseAdvancedAdapter(ExchangeAdapter):
     key_columns = ("product_id", "trade_id")
     symbol_index = 0
     trade_key_index = 1
+    trade_order_index = 1  # the trade id: rises within a frame and from frame to frame
     ws_url = "wss://advanced-trade-ws.coinbase.com"
     rest_url = "https://api.coinbase.com"
     max_symbols_per_connection = 100  # UNCONFIRMED

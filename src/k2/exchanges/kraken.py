@@ -21,6 +21,7 @@ import json
 import re
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from itertools import repeat
+from operator import itemgetter
 from typing import Annotated, Any, Literal, Sequence
 
 import msgspec
@@ -28,6 +29,7 @@ import msgspec
 from k2.errors import FrameError, K2Error
 from k2.exchanges.base import (
     RestHistory,
+    TradeKeys,
     HEARTBEAT,
     OTHER,
     PONG,
@@ -94,6 +96,8 @@ class KrakenAdapter(ExchangeAdapter):
     )
     symbol_index = 1
     trade_key_index = slice(2, 9)  # price .. occurrence: the whole trade
+    # trade_keys: _TRADE_KEYS, set below the class (string keys for the recent-trades window)
+    trade_order_index = 4  # the time: rises within a frame and from frame to frame
     exchange_time = ("timestamp", "s")
     ws_url = "wss://ws.kraken.com"
     rest_url = "https://api.kraken.com"
@@ -151,7 +155,7 @@ class KrakenAdapter(ExchangeAdapter):
             else:
                 rows = _trade_rows(channel_id, trades, pair, received_us)
                 if rows is not None:
-                    return Parsed(FrameKind.TRADES, rows)
+                    return rows
         try:
             msg = _decode_any(frame)
         except msgspec.DecodeError as exc:
@@ -307,8 +311,8 @@ _ARRAY_START = (b"[", "[")
 _TIMESTAMP_COLUMN = re.compile(r"[0-9]{1,12}\.[0-9]{1,9}(?:,[0-9]{1,12}\.[0-9]{1,9})*", re.ASCII).fullmatch
 
 
-def _trade_rows(channel_id: int, trades: list[tuple], pair: str, received_us: int) -> list[tuple] | None:
-    """Bronze rows of a decoded trade frame, or None when a value fails a check (the general
+def _trade_rows(channel_id: int, trades: list[tuple], pair: str, received_us: int) -> Parsed | None:
+    """The trades of a decoded trade frame (bronze rows), or None when a value fails a check (the general
     path then names it). The checks are the general path's (is_decimal_string for price and
     volume, _TIMESTAMP for the time), made per column: each column joined by commas is matched
     once -- a comma inside a value would add one to the count, so none slips through -- which
@@ -328,8 +332,10 @@ def _trade_rows(channel_id: int, trades: list[tuple], pair: str, received_us: in
     rows = list(zip(repeat(channel_id, n), repeat(pair, n), prices, volumes, times, sides, order_types, miscs,
                     repeat(0, n), repeat(received_us, n)))
     if n == 1 or len(set(times)) == n or len(set(zip(prices, volumes, times, sides, order_types, miscs))) == n:
-        return rows  # no exact repeat inside the frame (_number_repeats' tests, on the columns)
-    return _number_repeats(rows)
+        # no exact repeat inside the frame (_number_repeats' tests, on the columns): every
+        # occurrence is 0, and the columns at hand are the window's (_KEY_COLUMNS)
+        return Parsed(FrameKind.TRADES, rows, key_columns=(prices, volumes, times, sides, order_types, miscs))
+    return Parsed(FrameKind.TRADES, _number_repeats(rows))
 
 
 def _six_decimals(value: Any) -> str:
@@ -355,5 +361,47 @@ def _number_repeats(rows: list[tuple]) -> list[tuple]:
         out.append(row[:8] + (n,) + row[9:]) if n else out.append(row)
     return out
 
+
+#: the recent-trades window's key of a Kraken trade (there is no trade id: the whole trade is the
+#: key). A 7-tuple per trade was the window's main cost (allocation, and the cyclic GC visiting
+#: every kept key: ADR 0027); one string is neither tracked nor visited. The key is price, volume,
+#: time, side, order type and misc joined by \x1f when that string has exactly five \x1f (so it
+#: gives back each field: one-to-one) and occurrence is 0 -- nearly every trade. Any other row
+#: (a repeat numbered inside its frame, a field holding \x1f or not a string) keeps its tuple
+#: `row[2:9]`: never equal to a string, so keys stay one-to-one with `row[trade_key_index]`.
+_KEY_FIELDS = itemgetter(2, 3, 4, 5, 6, 7)  # price .. misc
+_OCCURRENCE = itemgetter(8)
+_SEP = "\x1f"
+_join_key = _SEP.join
+
+
+def _trade_key(row: tuple) -> str | tuple:
+    try:
+        key = _join_key(_KEY_FIELDS(row))
+    except TypeError:  # a value that is not a string (REST fields are stored as sent)
+        return row[2:9]
+    return key if not row[8] and key.count(_SEP) == 5 else row[2:9]
+
+
+def _keys_of_columns(columns: tuple) -> list:
+    """`_trade_key` of each row of a frame given as its key columns, occurrence 0 (Parsed.key_columns)."""
+    keys = list(map(_join_key, zip(*columns)))
+    if "".join(keys).count(_SEP) == 5 * len(keys):
+        return keys
+    return [_trade_key((0, "", *fields, 0)) for fields in zip(*columns)]
+
+
+def _trade_keys(rows: list[tuple]) -> list:
+    """`_trade_key` of each row, by C loops when every row takes the string form."""
+    try:
+        keys = list(map(_join_key, map(_KEY_FIELDS, rows)))
+    except TypeError:
+        return list(map(_trade_key, rows))
+    if "".join(keys).count(_SEP) == 5 * len(keys) and not any(map(_OCCURRENCE, rows)):
+        return keys
+    return list(map(_trade_key, rows))
+
+
+_TRADE_KEYS = KrakenAdapter.trade_keys = TradeKeys(_trade_key, _trade_keys, _keys_of_columns, order_column=2)
 
 ADAPTER = KrakenAdapter()

@@ -140,6 +140,7 @@ class OkxAdapter(ExchangeAdapter):
     key_columns = ("inst_id", "trade_id")
     symbol_index = 1
     trade_key_index = 2
+    trade_order_index = 2  # the trade id: rises within a frame and from frame to frame
     ws_url = "wss://ws.okx.com:8443/ws/v5/public"
     rest_url = "https://www.okx.com"
     max_symbols_per_connection = 100  # 480 (un)subscribe ops per hour, request <= 64 KB (UNCONFIRMED)

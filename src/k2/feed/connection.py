@@ -182,7 +182,7 @@ class FeedConnection:
                 symbols = set(map(_itemgetter(si), batch))
                 if len(symbols) == 1:
                     symbol = symbols.pop()
-            rows = self.recent.new_rows(batch, symbol)
+            rows = self.recent.new_rows(batch, symbol, parsed.key_columns)
             n = len(rows)
             if rows is not batch:
                 stats.duplicates += len(batch) - n

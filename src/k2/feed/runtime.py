@@ -76,7 +76,8 @@ class FeedRuntime:
             if not natives:
                 log.error("%s: no symbol left to subscribe", name)
                 continue
-            recent = RecentTrades(adapter.symbol_index, adapter.trade_key_index, len(natives))
+            recent = RecentTrades(adapter.symbol_index, adapter.trade_key_index, len(natives),
+                                  keys=adapter.trade_keys, order_index=adapter.trade_order_index)
             tracker = self._gap_tracking(adapter, ex, natives, recent)
             size = adapter.max_symbols_per_connection
             for n, i in enumerate(range(0, len(natives), size)):

@@ -51,7 +51,8 @@ def record(settings: Settings, exchange: str, out: Path, duration: float | None)
             stop = asyncio.Event()
             with stop_loop_on_signals(asyncio.get_running_loop(), stop.set):
                 conn = FeedConnection(adapter, ex.ws_url, natives, f"{exchange}-record", sink,
-                                      RecentTrades(adapter.symbol_index, adapter.trade_key_index, len(natives)),
+                                      RecentTrades(adapter.symbol_index, adapter.trade_key_index, len(natives),
+                                                   keys=adapter.trade_keys, order_index=adapter.trade_order_index),
                                       Backoff(settings.reconnect_base_s, settings.reconnect_cap_s,
                                               settings.reconnect_max_attempts))
                 conn.raw_tap = tap
