@@ -137,11 +137,18 @@ class FreedMemoryRelease:
     """After writes, hand the memory the embedded engine has freed back to the OS, at most once
     every `interval_s` (`EmbeddedWarehouse.release_freed_memory`, ~10 ms each: about 1 % of a core
     at one per second). After a burst of large batches RSS comes back down within a second
-    instead of staying at the burst's high-water. Does nothing for a ClickHouse server."""
+    instead of staying at the burst's high-water. Does nothing for a ClickHouse server.
 
-    def __init__(self, wh, interval_s: float = 1.0):
+    `library_pages`: also unmap the clean library pages the writes touched again (the insert and
+    merge code of chDB: ~100-140 MB come back during a bulk write after startup's were given back;
+    `release_startup_pages`). The bulk writers use it: a page needed again is mapped back from the
+    page cache (a minor fault), which cost `k2 import` about 3 % more CPU for ~35 MB (ADR 0029)."""
+
+    def __init__(self, wh, interval_s: float = 1.0, library_pages: bool = False):
         self._release = getattr(wh, "release_freed_memory", None)
         self.interval_s = interval_s
+        # only where the process gave back startup's pages (K2_RELEASE_STARTUP_PAGES, open_warehouse)
+        self.library_pages = library_pages and getattr(wh, "releases_library_pages", False)
         self._at = time.monotonic()
 
     def after_write(self) -> None:
@@ -152,3 +159,5 @@ class FreedMemoryRelease:
             self._release()
         except Exception:  # the memory stays with the allocator a while longer; nothing is lost
             log.debug("releasing freed memory failed", exc_info=True)
+        if self.library_pages:
+            release_startup_pages()
