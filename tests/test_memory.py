@@ -143,8 +143,9 @@ from k2.exchanges import get_adapter
 from k2.warehouse.bronze import BronzeWriter
 adapter = get_adapter("binance")
 wh = open_warehouse(Path(tempfile.mkdtemp()), release_startup_pages=sys.argv[1] == "1")
-def clean():
-    return [int(l.split()[1]) // 1024 for l in open("/proc/self/smaps_rollup") if l.startswith("Private_Clean:")][0]
+def clean():  # file-backed resident pages (private or shared with another process mapping chDB)
+    f = {l.split(":")[0]: int(l.split()[1]) for l in open("/proc/self/smaps_rollup") if l.endswith("kB\\n")}
+    return (f["Rss"] - f["Anonymous"]) // 1024
 rows = [("trade", 1768435200001 + i, "BTCUSDT", 1 + i, "97000.01", "0.1", 1768435200000 + i, bool(i % 2), True,
          1768435200002000 + i * 1000) for i in range(20_000)]
 written = BronzeWriter(wh, adapter).write(rows, source="file")
