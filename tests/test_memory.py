@@ -169,3 +169,32 @@ def test_a_bulk_writer_gives_back_the_library_pages_its_writes_touched_again():
         assert r["written"] == 20_000 and int(r["silver"]) == 20_000, r
     assert runs["1"]["after"] < runs["1"]["before"] - 10, runs  # the insert path's pages: ~25 MB here
     assert runs["0"]["after"] > runs["0"]["before"] - 5, runs  # the setting is honored
+
+
+TRIM_PROBE = """
+import ctypes, json
+from k2.warehouse.memory import trim_c_heap
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = (ctypes.c_void_p,)
+def anon():
+    return [int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("RssAnon:")][0]
+blocks = [libc.malloc(2048) for _ in range(60_000)]  # ~120 MB below the mmap threshold: heap pages
+for b in blocks:
+    ctypes.memset(b, 1, 2048)
+keep = blocks[-1]  # the heap's top stays in use: freeing alone gives nothing back
+for b in blocks[:-1]:
+    libc.free(b)
+before = anon()
+trim_c_heap()
+print(json.dumps({"before": before, "after": anon()}))
+"""
+
+
+def test_trimming_the_c_heap_gives_back_what_was_freed_inside_it():
+    """`k2 load` trims glibc's heap after each batch (k2.warehouse.memory.trim_c_heap): Arrow's
+    batches come from it, and freed pages below a live block stay resident until trimmed."""
+    out = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["before"] > 100 and r["after"] < r["before"] - 80, r

@@ -133,6 +133,24 @@ def lean_writer_process() -> None:
         log.debug("pyarrow system memory pool not available", exc_info=True)
 
 
+def trim_c_heap() -> None:
+    """Give the C library's free heap pages back to the OS (glibc `malloc_trim`; elsewhere
+    nothing). Arrow builds a bulk load's batches with it (the system pool, `lean_writer_process`),
+    and glibc keeps what they freed inside its arenas: 3 A/B pairs of a 1M-trade `k2 load`, peak
+    RSS 535 vs 566 MB median, CPU the same (ADR 0029)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+
+
 class FreedMemoryRelease:
     """After writes, hand the memory the embedded engine has freed back to the OS, at most once
     every `interval_s` (`EmbeddedWarehouse.release_freed_memory`, ~10 ms each: about 1 % of a core
