@@ -132,3 +132,69 @@ def test_the_engine_gives_back_what_a_large_insert_freed():
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["written"] == 60_000 and int(r["silver"]) == 60_000, r
     assert r["after"] < r["before"] - 10, r  # ~60 MB given back on the bench machine
+
+
+BULK_PROBE = """
+import json, sys, tempfile
+from pathlib import Path
+from k2.warehouse import open_warehouse
+from k2.warehouse.memory import FreedMemoryRelease
+from k2.exchanges import get_adapter
+from k2.warehouse.bronze import BronzeWriter
+adapter = get_adapter("binance")
+wh = open_warehouse(Path(tempfile.mkdtemp()), release_startup_pages=sys.argv[1] == "1")
+def clean():  # file-backed resident pages (private or shared with another process mapping chDB)
+    f = {l.split(":")[0]: int(l.split()[1]) for l in open("/proc/self/smaps_rollup") if l.endswith("kB\\n")}
+    return (f["Rss"] - f["Anonymous"]) // 1024
+rows = [("trade", 1768435200001 + i, "BTCUSDT", 1 + i, "97000.01", "0.1", 1768435200000 + i, bool(i % 2), True,
+         1768435200002000 + i * 1000) for i in range(20_000)]
+written = BronzeWriter(wh, adapter).write(rows, source="file")
+before = clean()
+FreedMemoryRelease(wh, interval_s=0.0, library_pages=True).after_write()
+print(json.dumps({"written": written, "before": before, "after": clean(),
+                  "silver": wh.scalar("SELECT count() FROM k2.silver_trades_v2")}))
+"""
+
+
+def test_a_bulk_writer_gives_back_the_library_pages_its_writes_touched_again():
+    """`k2 import` after every chunk (FreedMemoryRelease(library_pages=True)): the insert code's
+    pages that came back since startup's were released go back again; a process that kept
+    startup's pages (K2_RELEASE_STARTUP_PAGES=0) keeps these too."""
+    runs = {}
+    for release in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", BULK_PROBE, release], capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[release] = r = json.loads(out.stdout.strip().splitlines()[-1])
+        assert r["written"] == 20_000 and int(r["silver"]) == 20_000, r
+    assert runs["1"]["after"] < runs["1"]["before"] - 10, runs  # the insert path's pages: ~25 MB here
+    assert runs["0"]["after"] > runs["0"]["before"] - 5, runs  # the setting is honored
+
+
+TRIM_PROBE = """
+import ctypes, json
+from k2.warehouse.memory import trim_c_heap
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = (ctypes.c_void_p,)
+def anon():
+    return [int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("RssAnon:")][0]
+blocks = [libc.malloc(2048) for _ in range(60_000)]  # ~120 MB below the mmap threshold: heap pages
+for b in blocks:
+    ctypes.memset(b, 1, 2048)
+keep = blocks[-1]  # the heap's top stays in use: freeing alone gives nothing back
+for b in blocks[:-1]:
+    libc.free(b)
+before = anon()
+trim_c_heap()
+print(json.dumps({"before": before, "after": anon()}))
+"""
+
+
+def test_trimming_the_c_heap_gives_back_what_was_freed_inside_it():
+    """`k2 load` trims glibc's heap after each batch (k2.warehouse.memory.trim_c_heap): Arrow's
+    batches come from it, and freed pages below a live block stay resident until trimmed."""
+    out = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["before"] > 100 and r["after"] < r["before"] - 80, r

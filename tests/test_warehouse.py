@@ -47,6 +47,24 @@ def test_no_float_anywhere_on_the_path(warehouse):
     assert types["vendor_data"] == "Map(String, String)"
 
 
+def test_embedded_merge_policy_bounds_what_a_merge_holds(warehouse):
+    """The embedded engine's merges (90/91-merge-policy.embedded.sql): column by column, in small
+    blocks, and at most 8 parts at once, on every bronze table, the archive ones `k2 import` fills
+    included, and on silver (a bulk load's peak RSS is its merges beside its inserts, ADR 0029)."""
+    if warehouse.backend != "embedded":
+        pytest.skip("the merge policy is the embedded engine's (a server merges on its own cores)")
+    tables = [r[0] for r in warehouse.rows(
+        "SELECT name FROM system.tables WHERE database = 'k2' AND engine = 'MergeTree' "
+        "AND (startsWith(name, 'bronze_') OR name = 'silver_trades_v2') ORDER BY name")]
+    assert "bronze_archive_binance_trades" in tables and "silver_trades_v2" in tables and len(tables) >= 12, tables
+    for table in tables:
+        engine = warehouse.scalar("SELECT engine_full FROM system.tables WHERE database = 'k2' AND name = {t:String}",
+                                  {"t": table})
+        for setting in ("max_parts_to_merge_at_once = 8", "vertical_merge_algorithm_min_rows_to_activate = 1",
+                        "merge_max_block_size = 2048", "max_compress_block_size = 65536"):
+            assert setting in engine, (table, setting)
+
+
 def test_seed_compatible_names(warehouse):
     def columns(table):
         return {r[0] for r in warehouse.rows(

@@ -44,6 +44,12 @@ def cmd_load(args: argparse.Namespace) -> int:
         return 0
     import itertools
 
+    if s.release_startup_pages and not s.warehouse_url:
+        from k2.warehouse.memory import lean_writer_process
+
+        # before pyarrow loads (k2.history.load): Arrow's C++ default pool is chosen then, and
+        # its bundled mimalloc reserved a 1 GiB huge-page region holding 40-60 MB (ADR 0029)
+        lean_writer_process()
     from k2.history.inputs import open_frames, sniff
     from k2.history.load import load_lines
     from k2.history.placement import Placement

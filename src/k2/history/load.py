@@ -29,7 +29,7 @@ from k2.history.placement import Placement
 from k2.rejects import Reject, now_us
 from k2.warehouse.bronze import BronzeWriter, write_rejects
 from k2.warehouse.instruments import upsert_instruments
-from k2.warehouse.memory import FreedMemoryRelease
+from k2.warehouse.memory import FreedMemoryRelease, trim_c_heap
 
 DEFAULT_BATCH = 100_000
 #: parsed rows are turned into Arrow columns this many at a time: a batch waits as columns, and
@@ -100,6 +100,7 @@ class _Writer(threading.Thread):
                 elif batch is not None:
                     self.report.written += self.writer.commit(batch, source="file")
                     self.freed.after_write()
+                    trim_c_heap()  # what the batch's Arrow columns freed
                 if rejects:
                     write_rejects(self.wh, rejects)
             except BaseException as exc:  # surfaced by the loader thread

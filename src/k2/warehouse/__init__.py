@@ -85,6 +85,7 @@ def open_warehouse(data_dir: Path | str, *, url: str | None = None, apply_schema
             raise K2Error(f"data dir {data_dir} is read-only: this command writes to it (reads work)")
         wh = _open_embedded(EmbeddedWarehouse, Path(data_dir), for_writing, read_only)
         release()  # loading chDB's library and starting its engine
+        wh.releases_library_pages = release is not _no_release  # and again after bulk writes (memory.py)
         if read_only:  # nothing may be written: no schema, no repair (k2.warehouse.readonly)
             wh.damage, wh.deferred = [], []
             _warn_read_only(wh, Path(data_dir))

@@ -20,33 +20,38 @@
 -- with merges stopped). Vertical merges read the sort key first and then one column at a time;
 -- smaller blocks bound what each part holds meanwhile. In three A/B rounds at 50k/s the peak RSS of
 -- the writer went from 424-432 MB to 354-360 MB, with the same CPU.
+-- At most 8 parts per merge (ClickHouse's default is 100; with base 20 the selector took ~20): a
+-- merge holds buffers for every part it reads, and a bulk load's (`k2 load`, `k2 import`) peak RSS
+-- was its merges of silver beside its inserts. 10M-trade `k2 load`: 627 MB instead of 732; 10M-line
+-- `k2 import`: 381 MB instead of 425 with only the archive tables capped (91-*.sql), the same CPU;
+-- `k2 run` at 50k trades/s: the same peak RSS and no more CPU per trade (ADR 0029).
 ALTER TABLE k2.bronze_trades_binance MODIFY SETTING merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
-    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048;
+    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
 ALTER TABLE k2.bronze_trades_kraken MODIFY SETTING merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
-    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048;
+    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
 ALTER TABLE k2.bronze_trades_kraken_v2 MODIFY SETTING merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
-    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048;
+    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
 ALTER TABLE k2.bronze_trades_coinbase MODIFY SETTING merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
-    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048;
+    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
 ALTER TABLE k2.bronze_trades_coinbase_advanced MODIFY SETTING merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
-    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048;
+    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
 ALTER TABLE k2.bronze_trades_bybit MODIFY SETTING merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
-    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048;
+    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
 ALTER TABLE k2.bronze_trades_okx MODIFY SETTING merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
-    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048;
+    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
 ALTER TABLE k2.bronze_trades_bitfinex MODIFY SETTING merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
-    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048;
+    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
 ALTER TABLE k2.bronze_trades_gemini MODIFY SETTING merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
-    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048;
+    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
 ALTER TABLE k2.silver_trades_v2 MODIFY SETTING merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
-    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048;
+    vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
