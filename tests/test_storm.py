@@ -15,8 +15,8 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fault_storm.py"
 
 def accounting(result: dict) -> str:
     """The failure message for a lost or doubled trade, accounting first (pytest cuts long dicts)."""
-    keys = ("missing", "duplicates", "not_generated", "missing_by_symbol", "gaps", "gaps_open", "open_gaps",
-            "k2_run_stderr_tail")
+    keys = ("trades_in_silver", "trades_expected", "missing", "duplicates", "not_generated", "missing_by_symbol",
+            "gaps", "gaps_open", "open_gaps", "runs", "k2_run_stderr_tail")
     return json.dumps({k: result.get(k) for k in keys})[:6000]
 
 
@@ -25,7 +25,7 @@ def test_short_fault_storm_loses_and_duplicates_nothing():
     res = subprocess.run([sys.executable, str(SCRIPT), "--duration", "35", "--rate", "200", "--drop-every", "1.8",
                           "--freeze-every", "12", "--json"], capture_output=True, text=True, timeout=400)
     result = json.loads(res.stdout.strip().splitlines()[-1])
-    assert result["trades_in_silver"] > 5000, result
+    assert result["trades_in_silver"] > 5000, accounting(result)
     assert result["missing"] == 0 and result["duplicates"] == 0 and result["not_generated"] == 0, accounting(result)
     assert result["rejects"] == result["malformed_frames_sent"] > 0, result
     assert result["reconnects"] >= 15, result
@@ -44,7 +44,7 @@ def test_short_kafka_fault_storm_loses_and_duplicates_nothing():
                           "--kill-sink-every", "9", "--json"], capture_output=True, text=True, timeout=600)
     assert res.stdout.strip(), res.stderr[-3000:]
     result = json.loads(res.stdout.strip().splitlines()[-1])
-    assert result["trades_in_silver"] > 3000, result
+    assert result["trades_in_silver"] > 3000, accounting(result)
     assert result["missing"] == 0 and result["duplicates"] == 0 and result["not_generated"] == 0, accounting(result)
     assert result["rejects"] == result["malformed_frames_sent"] > 0, result
     assert result["broker_freezes"] >= 2 and result["sink_kills"] >= 3, result
@@ -66,7 +66,7 @@ def test_short_storm_with_rest_outages_heavy_reads_a_full_disk_and_a_restart():
                          capture_output=True, text=True, timeout=600)
     assert res.stdout.strip(), res.stderr[-3000:]
     result = json.loads(res.stdout.strip().splitlines()[-1])
-    assert result["trades_in_silver"] > 5000, result
+    assert result["trades_in_silver"] > 5000, accounting(result)
     assert result["missing"] == 0 and result["duplicates"] == 0 and result["not_generated"] == 0, accounting(result)
     assert result["gaps_open"] == 0, accounting(result)
     assert result["rest_refused"] > 0 and result["heavy_reads"]["answered"] > 0, result
