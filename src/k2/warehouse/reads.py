@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import threading
+from contextlib import contextmanager
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -558,23 +559,29 @@ class EmbeddedReads(ReadDoor):
 
         return first[0], rest()
 
-    def write(self, sql: str, fmt: str = "TabSeparated") -> str:
+    @contextmanager
+    def _writing_session(self, settings: dict[str, Any] | None = None) -> Iterator[Any]:
+        """A read slot and a session of its own that may write (never the writer's), closed after."""
         release = self._take_slot()
         try:
-            conn = self._connect(write_settings(self._limits_now()), "k2")
+            conn = self._connect({**write_settings(self._limits_now()), **(settings or {})}, "k2")
             try:
-                try:
-                    conn.query("SELECT formatQuerySingleLine({q:String})", "TSVRaw", params={"q": tsv_escape(sql)})
-                except Exception as exc:
-                    raise syntax_error(exc, self.limits) from None
-                try:
-                    return conn.query(sql, fmt).bytes().decode("utf-8", "replace")
-                except Exception as exc:
-                    raise query_error(exc, self.limits) from None
+                yield conn
             finally:
                 conn.close()
         finally:
             release()
+
+    def write(self, sql: str, fmt: str = "TabSeparated") -> str:
+        with self._writing_session() as conn:
+            try:
+                conn.query("SELECT formatQuerySingleLine({q:String})", "TSVRaw", params={"q": tsv_escape(sql)})
+            except Exception as exc:
+                raise syntax_error(exc, self.limits) from None
+            try:
+                return conn.query(sql, fmt).bytes().decode("utf-8", "replace")
+            except Exception as exc:
+                raise query_error(exc, self.limits) from None
 
     def select_into_file(self, select_sql: str, path: Path | str, fmt: str, params: dict[str, Any] | None = None,
                          settings: dict[str, Any] | None = None) -> int:
@@ -590,9 +597,7 @@ class EmbeddedReads(ReadDoor):
         if "k2_out_path" in ours or "k2_out_format" in ours:
             raise ValueError("k2_out_path and k2_out_format are select_into_file's own parameters")
         ours.update(k2_out_path=str(path), k2_out_format=fmt)
-        release = self._take_slot()
-        try:
-            conn = self._connect({**write_settings(self._limits_now()), **(settings or {})}, "k2")
+        with self._writing_session(settings) as conn:
             try:
                 conn.query("INSERT INTO FUNCTION file({k2_out_path:String}, {k2_out_format:String}) " + select_sql,
                            params=ours)
@@ -601,10 +606,6 @@ class EmbeddedReads(ReadDoor):
                 return int(back.bytes().decode().strip())
             except Exception as exc:
                 raise query_error(exc, self.limits) from None
-            finally:
-                conn.close()
-        finally:
-            release()
 
     def arrow_batches(self, sql: str, params: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
                       check: bool = False):
