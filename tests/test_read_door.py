@@ -175,9 +175,9 @@ def test_a_reads_threads_yield_the_cpu_to_the_writer_and_give_it_back(warehouse)
 
     if not warehouse.has_written:  # nothing writes into this engine yet: a read keeps its CPU
         assert nice_setting() == b"0\n"
-        table = pa.table({"reason": ["a bulk insert makes this process a writer"]})
+        table = pa.table({"reason": ["a writer's batch makes this process a writer"]})
         warehouse.insert_rows("rejects", table, ["'binance'", "'ws'", "reason", "'x'", "now64(6)"],
-                              ["exchange", "source", "reason", "raw", "received_at"])
+                              ["exchange", "source", "reason", "raw", "received_at"], token="nice-test")
     assert warehouse.has_written
     assert nice_setting() == b"19\n"
     seen: set[int] = set()

@@ -139,7 +139,8 @@ class EmbeddedWarehouse(RowReads):
         temporary mirror of it and the data dir is never touched."""
         self.data_dir = Path(data_dir)
         self.read_only = read_only
-        #: set by the first bulk insert (insert_rows): a writer shares this engine from then on
+        #: set by the first batch of a trade writer (an insert_rows with a token: bronze, rejects; not
+        #: the schema's seeding of instruments): a writer shares this engine from then on
         self.has_written = False
         self._mirror: Path | None = None
         check_data_dir(self.data_dir)
@@ -252,7 +253,7 @@ class EmbeddedWarehouse(RowReads):
             if self._statements_since_events:
                 self._events = self._insert_events()
             self._session.query(sql, "CSV", params=params or None)
-            self.has_written = True
+            self.has_written = self.has_written or bool(token)
             before, after = self._events, self._insert_events()
             self._events, self._statements_since_events = after, 0
         return InsertOutcome(after[0] > before[0], after[1] > before[1])
