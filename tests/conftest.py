@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 import pytest
 
 from fixtures import k2db
+from kafka_broker import kafka_broker, procs  # noqa: F401 - fixtures of the Kafka tests, shared by every module
 from fixtures.make_frames import write_lines
 
 TESTS = Path(__file__).resolve().parent

@@ -17,15 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from kafka_broker import (  # noqa: F401 - fixtures
+from kafka_broker import (
     Broker,
     Procs,
     Reader,
     bronze_keys,
     bronze_sql,
     free_port,
-    kafka_broker,
-    procs,
     sent_keys,
     wait_for,
 )

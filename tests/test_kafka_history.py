@@ -17,7 +17,6 @@ from k2.feed.gaps import Gap
 from k2.transport.kafka_common import TABLE_HEADER
 from k2.transport.kafka_history import FIRST_STEP, read_broker_history
 from k2.transport.kafka_producer import KafkaTransport
-from kafka_broker import kafka_broker  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from kafka_broker import (  # noqa: F401 - fixtures
+from kafka_broker import (
     Procs,
     Reader,
     bronze_keys,
     bronze_sql,
-    kafka_broker,
-    procs,
     sent_keys,
     wait_for,
 )

@@ -22,7 +22,7 @@ from k2.feed.gaps import Backfiller, Gap, GapTracker, http_get, now_us
 from k2.rejects import Reject
 from k2.transport import spool
 from k2.warehouse import open_warehouse, stored_query
-from kafka_broker import Procs, kafka_broker, procs, wait_for  # noqa: F401 - fixtures
+from kafka_broker import Procs, wait_for
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
