@@ -16,6 +16,8 @@ from k2.exchanges import get_adapter
 from k2.feed.gaps import Gap
 from k2.transport.kafka_common import TABLE_HEADER
 from k2.transport.kafka_history import FIRST_STEP, read_broker_history
+from k2.config import Settings
+from k2.services.pipeline import Pipeline
 from k2.transport.kafka_producer import KafkaTransport
 
 pytestmark = pytest.mark.slow
@@ -48,7 +50,7 @@ def _gap(exchange: str, symbol: str, start: int, state: str, updated: int, detai
                detected_us=T0 + start, **kw)
 
 
-def test_the_last_trade_per_symbol_and_the_open_gaps_are_read_back(kafka_broker, tmp_path):  # noqa: F811
+def test_the_last_trade_per_symbol_and_the_open_gaps_are_read_back(kafka_broker, tmp_path):
     bootstrap = kafka_broker.bootstrap
 
     def binance(t: KafkaTransport) -> None:
@@ -84,6 +86,7 @@ def test_the_last_trade_per_symbol_and_the_open_gaps_are_read_back(kafka_broker,
     h = read_broker_history(bootstrap, {}, {BINANCE: ["BTCUSDT", "ETHBTC", "SOLUSDT"],
                                             KRAKEN: ["XBT/USD", "ETH/USD"]}, timeout_s=60)
     assert h.incomplete == []
+    assert _history_health(h) == (True, "")
     assert h.stored_history(BINANCE) == ({"BTCUSDT": 3 * FIRST_STEP, "ETHBTC": 104}, {})  # SOLUSDT: none
     assert h.stored_history(KRAKEN) == ({}, {"XBT/USD": T0 + 299_000, "ETH/USD": T0 + 7})
     retry = h.gaps_to_retry(BINANCE)
@@ -92,7 +95,7 @@ def test_the_last_trade_per_symbol_and_the_open_gaps_are_read_back(kafka_broker,
     assert [(g.symbol, g.kind, g.start) for g in h.gaps_to_retry(KRAKEN)] == [("XBT/USD", "time", T0)]
 
 
-def test_a_broker_that_does_not_answer_is_named_and_the_read_is_bounded(kafka_broker, tmp_path):  # noqa: F811
+def test_a_broker_that_does_not_answer_is_named_and_the_read_is_bounded(kafka_broker, tmp_path):
     _publish(kafka_broker.bootstrap, tmp_path, [BINANCE], 1,
              lambda t: t.submit(BINANCE, [_binance("BTCUSDT", i) for i in range(1, 100)]))
     kafka_broker.freeze()
@@ -107,4 +110,15 @@ def test_a_broker_that_does_not_answer_is_named_and_the_read_is_bounded(kafka_br
     assert h.incomplete[0].startswith("market.crypto.trades.binance.raw: ") and "BTCUSDT" in h.incomplete[0]
     assert h.incomplete[1].startswith("market.crypto.gaps: ")
     assert h.stored_history(BINANCE) == ({}, {}) and h.gaps_to_retry(BINANCE) == []
+    # a read cut short is a health condition of the feed, not only a log line
+    ok, reason = _history_health(h)
+    assert not ok and reason.startswith("could not read what the broker holds at start: market.crypto.trades"), reason
 
+
+def _history_health(history) -> tuple[bool, str]:
+    """The `history` condition of a feed pipeline (k2 feed: no store) started with `history`."""
+    class Transport:  # what health asks of the feed's transport
+        buffered = 0
+    pipeline = Pipeline(Settings(), ["binance"], Transport(), None, False, history=history)
+    [cond] = [c for c in pipeline.health().conditions if c.name == "history"]
+    return cond.ok, cond.reason

@@ -74,7 +74,7 @@ def cmd_feed(args: argparse.Namespace) -> int:
     s, exchanges = feed_settings(args)
     check_data_dir(s, must_exist=False)  # where undeliverable messages are spooled
     summary = run_feed(s, exchanges, bootstrap_of(args.kafka, s), args.duration, args.partitions,
-                       args.replication_factor)
+                       args.replication_factor, history_timeout_s=args.history_timeout)
     print(summary.text())
     return _run_status(summary)
 
@@ -181,6 +181,9 @@ def register(sub) -> None:
     kafka_option(sp)
     sp.add_argument("--duration", type=positive_seconds, help="stop cleanly after this many seconds")
     sp.add_argument("--data-dir", help="where undeliverable messages are spooled (default ./k2data)")
+    sp.add_argument("--history-timeout", type=positive_seconds, default=None, metavar="SECONDS",
+                    help="time allowed at start to read what the broker holds (last trade per symbol, open gaps; "
+                         "default 60); a read cut short turns health red")
     topic_options(sp)
     metrics_addr_option(sp)
 

@@ -134,6 +134,17 @@ def broker_condition(watch: Any) -> Condition:
     return Condition(name, False, f"Kafka broker unreachable for {_ago(time.monotonic() - down)}{why}"[:300])
 
 
+def history_condition(incomplete: list[str] | None) -> Condition:
+    """`history`: `k2 feed` could not read all of what the broker held at its start (the last trade
+    per symbol, the open gaps), so the trades of its own downtime, or gaps an earlier feed left
+    open, may never be fetched. It stays red for the life of the process: only a restart that
+    reads the broker fully (or `k2 backfill` over the hours) makes the hole known again."""
+    if not incomplete:
+        return Condition("history", True)
+    return Condition("history", False, ("could not read what the broker holds at start: "
+                                        + "; ".join(incomplete))[:300])
+
+
 # -- disk -------------------------------------------------------------------------------------------
 def free_bytes(path: os.PathLike | str) -> int | None:
     """Free bytes for an unprivileged writer on the filesystem holding `path` (None: unknown)."""

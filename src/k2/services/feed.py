@@ -25,7 +25,7 @@ from k2.transport.kafka_producer import KafkaTransport
 
 def run_feed(settings: Settings, exchanges: list[str], bootstrap: str, duration: float | None = None,
              partitions: int = DEFAULT_PARTITIONS, replication_factor: int | None = None,
-             progress: bool | None = None, history_timeout_s: float = HISTORY_TIMEOUT_S) -> RunSummary:
+             progress: bool | None = None, history_timeout_s: float | None = None) -> RunSummary:
     """Wait for the broker (SIGINT/SIGTERM stop the wait), read what it holds, then run until stopped."""
     adapters = adapters_for(settings, exchanges)
     transport = KafkaTransport(bootstrap, settings.kafka_options, adapters,
@@ -35,7 +35,8 @@ def run_feed(settings: Settings, exchanges: list[str], bootstrap: str, duration:
     with stop_on_signals(stop):
         transport.connect(stop)  # (re-sends the spool first: what it held counts as published)
         wanted = {a: resolve_symbols(a, settings.exchange(a.name).symbols) for a in adapters}
-        history = read_broker_history(bootstrap, settings.kafka_options, wanted, history_timeout_s, stop)
+        history = read_broker_history(bootstrap, settings.kafka_options, wanted,
+                                      history_timeout_s or HISTORY_TIMEOUT_S, stop)
         if stop.is_set():
             raise K2Error("kafka: stopped while reading what the broker holds")
     pipeline = Pipeline(settings, exchanges, transport, None, progress, history=history)

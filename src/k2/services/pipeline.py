@@ -26,6 +26,7 @@ from k2.monitoring.health import (
     broker_condition,
     disk_condition,
     feed_conditions,
+    history_condition,
     storage_condition,
     write_conditions,
 )
@@ -118,6 +119,7 @@ class Pipeline:
         """`history`: without a store (k2 feed), what the broker already holds
         (k2.transport.kafka_history.BrokerHistory: stored_history, gaps_to_retry)."""
         known = store if store is not None else history
+        self.history = history
         self.settings = settings
         self.exchanges = exchanges
         self.transport = transport
@@ -176,6 +178,8 @@ class Pipeline:
                                          getattr(getattr(self.transport, "producer", None), "watch", None),
                                          getattr(sink, "watch", None)) if w is not None}.values():
             conditions.append(broker_condition(watch))
+        if self.history is not None:
+            conditions.append(history_condition(getattr(self.history, "incomplete", None)))
         return Health(conditions)
 
     def healthy(self) -> bool:
