@@ -8,8 +8,11 @@
   the time K2 received the frame); the partition values live in the path, not in the file.
 * Exact types: decimals stay decimal128(38, 18) (a wider stored decimal is narrowed only when that
   is exact, else the export fails), times are UTC timestamps, enums are their names.
-* zstd, row groups of `row_group_rows` rows (64 Ki by default: ~20 MB uncompressed for silver;
-  the engine keeps about three in memory while it writes).
+* zstd, row groups of `row_group_rows` rows (64 Ki by default: ~20 MB uncompressed for silver);
+  the engine also ends one at ENGINE_ROW_GROUP_BYTES (16 MiB) of column data, which bounds what it
+  keeps in flight while it writes.
+* Order: by the source's sort key; a silver file the engine writes holds one sorted run per part
+  the table stores that day in (the parts are read one after another, not merged: memory).
 * One file per partition, written to a temporary file beside it and renamed over the old one:
   re-exporting a day replaces it atomically, an interrupted export leaves no half file.
 * Resumable: a partition whose manifest (`_k2_export.json` beside the file: rows, bytes, filters)
