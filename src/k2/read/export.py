@@ -11,8 +11,10 @@
 * zstd, row groups of `row_group_rows` rows (64 Ki by default: ~20 MB uncompressed for silver);
   the engine also ends one at ENGINE_ROW_GROUP_BYTES (16 MiB) of column data, which bounds what it
   keeps in flight while it writes.
-* Order: by the source's sort key; a silver file the engine writes holds one sorted run per part
-  the table stores that day in (the parts are read one after another, not merged: memory).
+* Order: silver by symbol, time, exchange, trade id; gold by symbol, window; bronze by its venue
+  table's own sorting key (never sorted whole: a big day would not fit the read's memory). A
+  silver or bronze file the engine writes holds one sorted run per part the table stores that day
+  in (the parts are read one after another, not merged: memory).
 * One file per partition, written to a temporary file beside it and renamed over the old one:
   re-exporting a day replaces it atomically, an interrupted export leaves no half file.
 * Resumable: a partition whose manifest (`_k2_export.json` beside the file: rows, bytes, filters)
@@ -32,7 +34,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -257,6 +259,10 @@ def export(reader, out: Path, layer: str = "silver", exchanges: list[str] | None
         columns[src.table] = reader.rows(stored_query("export_columns"), {"table": src.table})
         if not columns[src.table]:
             continue  # a venue's table this data dir does not have
+        if src.layer == "bronze":  # each venue's table in its own sorting key: read in order, never sorted whole
+            key = (reader.rows(stored_query("export_sorting_key"), {"table": src.table}) or [[""]])[0][0]
+            if key:
+                src = replace(src, order_by=key, stored_order=True)
         params = {"since": lo, "until": hi, "symbols": _array(canon), "exchanges": _array(exchanges or []),
                   "exchange": fixed or ""}
         for ex, day, n in reader.rows(plan_sql(src), params):
