@@ -132,8 +132,8 @@ def _fail_engine_midway(monkeypatch):
 
     real = export_mod.select_sql
 
-    def failing(src, columns):
-        sql = real(src, columns)
+    def failing(src, columns, **kw):
+        sql = real(src, columns, **kw)
         return sql.replace("SELECT ", "SELECT throwIf(rowNumberInAllBlocks() >= 1000, 'broke midway (simulated)') "
                                       "AS k2_test_fail, ", 1)
 
@@ -183,6 +183,8 @@ def test_the_engine_and_pyarrow_write_the_same_schema_and_rows(history_dir, tmp_
         assert [f for f, _ in got["engine"]] == [f for f, _ in got["pyarrow"]]
         for (f, a), (_, b) in zip(got["engine"], got["pyarrow"]):
             assert a.schema.remove_metadata() == b.schema.remove_metadata(), f
+            if layer == "silver":  # the engine writes each stored part's sorted run (see the test below)
+                a = a.sort_by([("canonical_symbol", "ascending"), ("timestamp", "ascending"), ("trade_id", "ascending")])
             assert a.equals(b.replace_schema_metadata(None).cast(a.schema)), f
     silver = pq.read_schema(next((tmp_path / "engine" / "silver").rglob("data.parquet")))
     assert str(silver.field("price").type) == "decimal128(38, 18)"
@@ -315,3 +317,90 @@ def test_relative_and_glob_character_paths(k2_cli, history_dir, tmp_path, name):
     assert (f.parent / "_k2_export.json").is_file()
     writer = pq.read_metadata(f).created_by
     assert ("ClickHouse" in writer) == (name == "lake"), writer
+
+
+@pytest.fixture(scope="module")
+def parts_dir(k2_cli, tmp_path_factory) -> Path:
+    """A data dir whose Binance days are stored in three parts that each span every day and symbol
+    (three `k2 load`s of every third frame): the engine writer reads them one after another."""
+    from conftest import write_history_frames
+    from fixtures.make_frames import write_lines
+
+    folder = tmp_path_factory.mktemp("parts")
+    frames = write_history_frames(folder)["binance"].read_bytes().splitlines()
+    data = folder / "k2data"
+    for k in range(3):
+        path = write_lines(folder / f"third{k}.jsonl", frames[k::3])
+        r = k2_cli("load", path, "--exchange", "binance", "--data-dir", data)
+        assert r.returncode == 0, r.stderr
+    return data
+
+
+def test_a_day_in_several_parts_is_exact_in_sorted_runs_and_bounded_row_groups(parts_dir, tmp_path, monkeypatch):
+    """The engine writer reads a day's stored parts without merging them in order (memory, ADR 0017):
+    the file holds exactly the day's rows, as at most one sorted run per stored part; the pyarrow
+    writer (through `k2 run`) holds the same rows, sorted. A row group ends at the row count or at
+    ENGINE_ROW_GROUP_BYTES of column data, whichever comes first."""
+    from k2.read import export as export_mod
+
+    day = {"layer": "silver", "since": "2026-07-16", "until": "2026-07-17"}
+    parts = reference(parts_dir, "SELECT count() AS n FROM system.parts WHERE database = 'k2' AND "
+                                 "table = 'silver_trades_v2' AND active").column("n")[0].as_py()
+    assert parts >= 2, "the fixture must store the day in several parts"
+    keys = ["canonical_symbol", "timestamp", "trade_id"]
+    want = reference(parts_dir, "SELECT trade_id, toString(canonical_symbol) AS canonical_symbol, price, quantity, "
+                                "timestamp, vendor_data FROM silver_trades_v2 WHERE exchange = 'binance' AND "
+                                "timestamp >= '2026-07-16' AND timestamp < '2026-07-17'")
+    assert want.num_rows == 2 * 1440
+    # 2 KiB of column data per row group, blocks of 256 rows: several groups although one may hold 100k rows
+    monkeypatch.setattr(export_mod, "ENGINE_ROW_GROUP_BYTES", 2048, raising=False)
+    monkeypatch.setitem(export_mod.ENGINE_PARQUET, "max_block_size", 256)
+    got = {}
+    for writer in ("engine", "pyarrow"):
+        _export_here(parts_dir, tmp_path / writer, writer=writer, row_group_rows=100_000, **day)
+        (f,) = (tmp_path / writer / "silver" / "trades").rglob("data.parquet")
+        got[writer] = (pq.read_table(f), pq.read_metadata(f))
+    engine, meta = got["engine"]
+    assert engine.select(want.column_names).sort_by([(k, "ascending") for k in keys]) == \
+        want.sort_by([(k, "ascending") for k in keys]).cast(engine.select(want.column_names).schema)
+    assert engine.sort_by([(k, "ascending") for k in keys]) == got["pyarrow"][0].cast(engine.schema)
+    rows = list(zip(*(engine.column(k).cast(pa.string() if k == "timestamp" else engine.column(k).type).to_pylist()
+                      for k in keys)))
+    runs = 1 + sum(1 for a, b in zip(rows, rows[1:]) if b < a)
+    assert 1 <= runs <= parts, (runs, parts)
+    assert meta.num_row_groups > 1 and max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) < 2880
+    assert got["pyarrow"][1].num_row_groups == 1  # the byte bound is the engine's only
+
+
+def test_bronze_keeps_its_tables_sorting_key_and_is_never_sorted_whole(parts_dir, tmp_path, monkeypatch):
+    """A venue's bronze day is read in its table's own sorting key (a sort by receive time held the
+    whole day in memory: 10M Binance rows failed at the 512 MB read limit): the engine reads the
+    parts as stored (sorted runs), pyarrow's read merges them in that order; both hold every row."""
+    from k2.read import export as export_mod
+
+    key = reference(parts_dir, "SELECT sorting_key AS k FROM system.tables WHERE database = 'k2' AND "
+                               "name = 'bronze_trades_binance'").column("k")[0].as_py()
+    assert key == "symbol, trade_id"
+    asked = []
+    real = export_mod.select_sql
+
+    def spy(src, columns, **kw):
+        asked.append((src.table, src.order_by, kw.get("ordered", True)))
+        return real(src, columns, **kw)
+
+    monkeypatch.setattr(export_mod, "select_sql", spy)
+    want = reference(parts_dir, "SELECT count() AS n FROM bronze_trades_binance").column("n")[0].as_py()
+    tables = {}
+    for writer in ("engine", "pyarrow"):
+        _export_here(parts_dir, tmp_path / writer, layer="bronze", exchanges=["binance"], writer=writer)
+        tables[writer] = ds.dataset(tmp_path / writer / "bronze", partitioning="hive").to_table()
+        assert tables[writer].num_rows == want == 3 * 2 * 1440
+    assert {a for a in asked if a[0] == "bronze_trades_binance"} == {("bronze_trades_binance", key, False),
+                                                                      ("bronze_trades_binance", key, True)}
+    by_key = [("symbol", "ascending"), ("trade_id", "ascending")]
+    assert tables["engine"].sort_by(by_key).select(["symbol", "trade_id"]) == \
+        tables["pyarrow"].sort_by(by_key).select(["symbol", "trade_id"])
+    for f in (tmp_path / "engine" / "bronze").rglob("data.parquet"):
+        rows = list(zip(*(pq.read_table(f, columns=["symbol", "trade_id"]).column(k).to_pylist()
+                          for k in ("symbol", "trade_id"))))
+        assert 1 + sum(1 for a, b in zip(rows, rows[1:]) if b < a) <= 3  # one sorted run per stored part at most

@@ -158,7 +158,7 @@ def register(sub) -> None:
     sp.add_argument("--interval", default="1m", help="gold: 1m, 5m, 15m, 1h or 1d (default 1m)")
     sp.add_argument("--force", action="store_true", help="re-export partitions that are already up to date")
     sp.add_argument("--row-group-rows", type=positive_int, default=None,
-                    help="rows per Parquet row group (default 65536: ~20 MB of silver uncompressed)")
+                    help="rows per Parquet row group (default 65536; the engine also ends one at 16 MiB of data)")
     storage_options(sp)
 
     sp = command(sub, "chart", "read", "draw candlesticks with volume to a PNG or self-contained HTML file", [

@@ -8,8 +8,13 @@
   the time K2 received the frame); the partition values live in the path, not in the file.
 * Exact types: decimals stay decimal128(38, 18) (a wider stored decimal is narrowed only when that
   is exact, else the export fails), times are UTC timestamps, enums are their names.
-* zstd, row groups of `row_group_rows` rows (64 Ki by default: ~20 MB uncompressed for silver;
-  the engine keeps about three in memory while it writes).
+* zstd, row groups of `row_group_rows` rows (64 Ki by default: ~20 MB uncompressed for silver);
+  the engine also ends one at ENGINE_ROW_GROUP_BYTES (16 MiB) of column data, which bounds what it
+  keeps in flight while it writes.
+* Order: silver by symbol, time, exchange, trade id; gold by symbol, window; bronze by its venue
+  table's own sorting key (never sorted whole: a big day would not fit the read's memory). A
+  silver or bronze file the engine writes holds one sorted run per part the table stores that day
+  in (the parts are read one after another, not merged: memory).
 * One file per partition, written to a temporary file beside it and renamed over the old one:
   re-exporting a day replaces it atomically, an interrupted export leaves no half file.
 * Resumable: a partition whose manifest (`_k2_export.json` beside the file: rows, bytes, filters)
@@ -29,7 +34,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -52,8 +57,18 @@ MANIFEST = "_k2_export.json"
 META_KEY = b"k2.export"
 #: how the engine writes Parquet (measured on 10M silver rows, docs/adr/0017-parquet-export.md):
 #: zstd, no bloom filters, page indexes or page checksums and no dictionaries (as the pyarrow
-#: writer wrote them: files of the same size, ~20 % less CPU); merging the parts read in order
-#: without buffering them first (`read_in_order_use_buffering`: ~250 MB less memory for a day)
+#: writer wrote them: files of the same size, ~20 % less CPU). Memory (the < 400 MB floor):
+#: * the day's parts are read one after another, each in its own sorted order, by one stream
+#:   (no ORDER BY, `max_streams_to_max_threads_ratio` 0.5 of the 2 threads): merging them in
+#:   order kept a decompressed block of every column of every part in memory (~+130 MB for 10);
+#: * blocks of 8192 rows (`max_block_size`): the read holds ~100 MB less;
+#: * a row group ends at `row_group_rows` or ENGINE_ROW_GROUP_BYTES of column data, whichever
+#:   comes first: the encoder keeps up to 4x that in flight (ClickHouse's
+#:   ParquetBlockOutputFormat), the default bound (512 MiB) let it hold ~3 whole row groups.
+#: The encoder's own threads are `max_threads` (2): it stays parallel. A source read in order
+#: (gold: a view that aggregates) merges its parts without buffering each first
+#: (`read_in_order_use_buffering`: ~250 MB less for a day of 10 parts).
+ENGINE_ROW_GROUP_BYTES = 16 * 1024 * 1024
 ENGINE_PARQUET: dict[str, Any] = {
     "output_format_parquet_compression_method": "zstd",
     "output_format_parquet_parallel_encoding": 1,
@@ -62,6 +77,8 @@ ENGINE_PARQUET: dict[str, Any] = {
     "output_format_parquet_write_checksums": 0,
     "output_format_parquet_max_dictionary_size": 0,
     "output_format_parquet_string_as_string": 1,
+    "max_block_size": 8192,
+    "max_streams_to_max_threads_ratio": 0.5,
     "read_in_order_use_buffering": 0,
     "engine_file_truncate_on_insert": 1,
 }
@@ -85,6 +102,9 @@ class Source:
     exchange_column: str | None
     symbol_column: str | None
     order_by: str
+    #: a MergeTree table sorted by `order_by`: read as stored, each stored part comes in that order
+    #: (the engine writer then skips the ORDER BY and its merge of the parts; see ENGINE_PARQUET)
+    stored_order: bool = False
 
 
 @dataclass
@@ -105,7 +125,7 @@ def sources(layer: str, interval: str, exchanges: list[str] | None) -> list[tupl
     """(source, fixed exchange or None) of a layer."""
     if layer == "silver":
         return [(Source("silver", "silver_trades_v2", "trades", "timestamp", "exchange", "canonical_symbol",
-                        "canonical_symbol, timestamp, exchange, trade_id"), None)]
+                        "canonical_symbol, timestamp, exchange, trade_id", stored_order=True), None)]
     if layer == "gold":
         interval = check_interval(interval)
         return [(Source("gold", f"ohlcv_{interval}", f"ohlcv_{interval}", "window_start", "exchange",
@@ -150,8 +170,10 @@ def column_exprs(columns: list[list[str]], skip: set[str]) -> list[str]:
     return out
 
 
-def select_sql(src: Source, columns: list[list[str]]) -> str:
-    """One partition (or an hour of it) of a source, in the source's order."""
+def select_sql(src: Source, columns: list[list[str]], ordered: bool = True) -> str:
+    """One partition (or an hour of it) of a source, in the source's order; not `ordered` (a
+    source with `stored_order`): as stored, each stored part's rows in the table's order, the parts
+    one after another when read by one stream (the engine writer, see ENGINE_PARQUET)."""
     skip = {src.exchange_column} if src.exchange_column else set()
     where = [f"{_ident(src.time_column)} >= {{lo:DateTime64(6, 'UTC')}}",
              f"{_ident(src.time_column)} < {{hi:DateTime64(6, 'UTC')}}"]
@@ -159,9 +181,9 @@ def select_sql(src: Source, columns: list[list[str]]) -> str:
         where.append(f"{_ident(src.exchange_column)} = {{exchange:String}}")
     if src.symbol_column:
         where.append(f"(empty({{symbols:Array(String)}}) OR {_ident(src.symbol_column)} IN {{symbols:Array(String)}})")
-    order = src.order_by or _ident(src.time_column)
+    order = f" ORDER BY {src.order_by or _ident(src.time_column)}" if ordered else ""
     return (f"SELECT {', '.join(column_exprs(columns, skip))} FROM k2.{_ident(src.table)} "
-            f"WHERE {' AND '.join(where)} ORDER BY {order}")
+            f"WHERE {' AND '.join(where)}{order}")
 
 
 def plan_sql(src: Source) -> str:
@@ -237,6 +259,10 @@ def export(reader, out: Path, layer: str = "silver", exchanges: list[str] | None
         columns[src.table] = reader.rows(stored_query("export_columns"), {"table": src.table})
         if not columns[src.table]:
             continue  # a venue's table this data dir does not have
+        if src.layer == "bronze":  # each venue's table in its own sorting key: read in order, never sorted whole
+            key = (reader.rows(stored_query("export_sorting_key"), {"table": src.table}) or [[""]])[0][0]
+            if key:
+                src = replace(src, order_by=key, stored_order=True)
         params = {"since": lo, "until": hi, "symbols": _array(canon), "exchanges": _array(exchanges or []),
                   "exchange": fixed or ""}
         for ex, day, n in reader.rows(plan_sql(src), params):
@@ -400,13 +426,15 @@ def _engine_write(door, part: Partition, columns: list[list[str]], tmp: Path, ca
     counts (a file without a whole footer fails here). No pyarrow in this process: ~60 MB less."""
     a, b = _day_range(part, lo, hi)
     settings = {**ENGINE_PARQUET, "output_format_parquet_row_group_size": row_group_rows,
+                "output_format_parquet_row_group_size_bytes": ENGINE_ROW_GROUP_BYTES,
                 # no writer shares this engine: the time limit grows with the partition
                 "max_execution_time": int(max(door.limits.timeout_s, ENGINE_TIMEOUT_FLOOR_S,
                                               part.rows / ENGINE_SLOWEST_ROWS_PER_S)),
                 "log_comment": f"k2-export-{os.getpid()}-{time.monotonic_ns()}"}
     stop = _watch_rows(door, settings["log_comment"], on_rows) if on_rows else None
     try:
-        return door.select_into_file(select_sql(part.source, columns), tmp.absolute(), "Parquet",
+        sql = select_sql(part.source, columns, ordered=not part.source.stored_order)
+        return door.select_into_file(sql, tmp.absolute(), "Parquet",
                                      {"lo": a, "hi": b, "exchange": part.exchange, "symbols": _array(canon)}, settings)
     finally:
         if stop:
