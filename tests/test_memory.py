@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -199,46 +198,3 @@ def test_trimming_the_c_heap_gives_back_what_was_freed_inside_it():
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["before"] > 100 and r["after"] < r["before"] - 80, r
-
-
-IMPORT_ALLOCATOR_PROBE = r"""
-import json, os, sys
-from pathlib import Path
-import k2.warehouse.memory as memory
-seen = {}
-real = memory.bulk_writer_allocator
-def spy():
-    seen["chdb_loaded_before"] = "chdb" in sys.modules
-    seen["set"] = real()
-    return seen["set"]
-memory.bulk_writer_allocator = spy
-folder = Path(sys.argv[1])
-csv = folder / "BTCUSDT-trades-2024-03-01.csv"
-csv.write_text("".join(f"{100 + i},62000.5,0.01,620.005,{1709251200000 + i},True,True\n" for i in range(300)))
-from k2.cli import main
-rc = main(["import", str(csv), "--exchange", "binance", "--data-dir", str(folder / "data"), "--chunk-lines", "100"])
-seen["rc"] = rc
-seen["conf"] = os.environ.get("JE_MALLOC_CONF")
-seen["chdb_loaded_after"] = "chdb" in sys.modules
-print(json.dumps(seen))
-"""
-
-
-def test_k2_import_sets_chdbs_allocator_before_chdb_loads(tmp_path):
-    """jemalloc reads JE_MALLOC_CONF once, when chDB loads: `k2 import` must set it first, or its
-    large chunks keep 5 s of freed pages resident (ADR 0035). A user's own setting is kept."""
-    from k2.warehouse.memory import BULK_WRITER_JEMALLOC
-
-    env = {k: v for k, v in os.environ.items() if k != "JE_MALLOC_CONF"}
-    out = subprocess.run([sys.executable, "-c", IMPORT_ALLOCATOR_PROBE, str(tmp_path)], capture_output=True,
-                         text=True, timeout=300, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert seen == {"chdb_loaded_before": False, "set": True, "rc": 0, "conf": BULK_WRITER_JEMALLOC,
-                    "chdb_loaded_after": True}
-    (tmp_path / "again").mkdir()
-    out = subprocess.run([sys.executable, "-c", IMPORT_ALLOCATOR_PROBE, str(tmp_path / "again")],
-                         capture_output=True, text=True, timeout=300, env={**env, "JE_MALLOC_CONF": "narenas:2"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
-    assert seen["set"] is False and seen["conf"] == "narenas:2" and seen["rc"] == 0

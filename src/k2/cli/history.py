@@ -113,11 +113,6 @@ def cmd_import(args: argparse.Namespace) -> int:
                            "chunk_lines": args.chunk_lines})
         print(ImportReport.from_json(doc).summary())
         return 0
-    if not s.warehouse_url:
-        from k2.warehouse.memory import bulk_writer_allocator
-
-        # before chDB loads: jemalloc reads its settings once (ADR 0035)
-        bulk_writer_allocator()
     from k2.history.archives import DEFAULT_CHUNK_LINES, import_archives
     from k2.terminal import Progress
     from k2.warehouse import open_warehouse

@@ -133,25 +133,6 @@ def lean_writer_process() -> None:
         log.debug("pyarrow system memory pool not available", exc_info=True)
 
 
-#: chDB's jemalloc, for a bulk writer: freed pages returned after 0.3 s instead of 5 s (its
-#: built-in `dirty_decay_ms:5000`), without the intermediate "muzzy" state (ADR 0035)
-BULK_WRITER_JEMALLOC = "dirty_decay_ms:300,muzzy_decay_ms:0"
-
-
-def bulk_writer_allocator() -> bool:
-    """Make chDB's allocator give freed pages back within a fraction of a second, for a process
-    whose inserts are large (`k2 import`'s chunks of 250,000 lines). jemalloc keeps what a
-    statement frees for 5 s; between two statements `SYSTEM JEMALLOC PURGE` hands it back, but
-    within one long insert nothing can (chDB runs one statement at a time, and jemalloc's
-    `mallctl` is not exported), so RSS climbed with the chunk. jemalloc reads `JE_MALLOC_CONF`
-    once, when chDB loads: call this before. Returns whether it was set (not when the user set
-    the variable, or chDB is already loaded)."""
-    if "chdb" in sys.modules or "JE_MALLOC_CONF" in os.environ:
-        return False
-    os.environ["JE_MALLOC_CONF"] = BULK_WRITER_JEMALLOC
-    return True
-
-
 def trim_c_heap() -> None:
     """Give the C library's free heap pages back to the OS (glibc `malloc_trim`; elsewhere
     nothing). Arrow builds a bulk load's batches with it (the system pool, `lean_writer_process`),
