@@ -117,6 +117,38 @@ def test_a_corrupt_row_in_the_middle_is_rejected_with_its_line_and_the_rest_load
     assert origin == f"{path.name}:{bad + 1}" and raw == lines[bad].strip()
 
 
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("ledger_every_s", [0.0, 3600.0])
+def test_an_interrupted_import_resumes_and_keeps_each_trade_once(clean_warehouse, tmp_path, ledger_every_s):
+    """Stopped after its third chunk, the import is run again. With the ledger written after every
+    chunk it resumes after the third; with the ledger not written yet (it is written at most every
+    2 s: ADR 0035) it starts over, and the chunks already loaded change nothing."""
+    wh = clean_warehouse
+    past = _history(days=2, per_day=400)
+    path = write_archives(past, tmp_path / "a", ("trades",))[0]
+    truth = _truth(past.trades_of_day(past.days[0]))
+
+    def stop(name: str, lines: int, chunks: int) -> None:
+        if chunks == 3:
+            raise _Interrupted
+
+    with pytest.raises(_Interrupted):
+        import_archives(wh, [path], "binance", chunk_lines=64, progress=stop, ledger_every_s=ledger_every_s)
+    assert len(_silver(wh)) == 3 * 64
+    report = import_archives(wh, [path], "binance", chunk_lines=64, ledger_every_s=ledger_every_s)
+    f = report.files[0]
+    if ledger_every_s == 0.0:
+        assert (f.state, f.skipped_lines, f.lines) == ("resumed", 3 * 64, len(truth) - 3 * 64)
+    else:
+        assert (f.state, f.skipped_lines, f.lines) == ("imported", 0, len(truth))
+    assert f.loaded == len(truth) and f.rejected == 0
+    assert [g[:5] for g in _silver(wh)] == truth and _gold_count(wh) == len(truth)
+    assert import_archives(wh, [path], "binance").files[0].state == "already imported"
+
+
 @pytest.mark.parametrize("case", ["truncated", "checksum", "klines", "wrong_kind", "unknown_symbol", "venue"])
 def test_bad_archives_are_refused_in_one_line_before_anything_loads(case, k2_cli, tmp_path):
     past = _history(days=2, per_day=100)

@@ -249,7 +249,7 @@ def register(sub) -> None:
     sp.add_argument("paths", nargs="+", metavar="PATH", help="archive files (.zip or .csv)")
     sp.add_argument("--exchange", required=True, help="binance or kraken")
     sp.add_argument("--symbol", help="check the files are of this symbol (the name says it)")
-    sp.add_argument("--chunk-lines", type=int, help="lines per insert (default 500,000; 250,000 via k2 run)")
+    sp.add_argument("--chunk-lines", type=int, help="lines per insert (default 50,000; 250,000 via k2 run)")
     storage_options(sp)
 
     sp = command(sub, "backfill", "history", "page a venue's REST trade history for a range (resumable)", [
