@@ -94,18 +94,16 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from k2.history.archives import IMPORTABLE, ImportReport
+    from k2.history.archives import IMPORTABLE, ImportReport, check_files
 
     exchange = args.exchange.strip().lower()
     if exchange not in IMPORTABLE:
         raise K2Error(f"k2 import reads {' and '.join(IMPORTABLE)} archives, not {exchange!r} "
                       "(k2 backfill pages the other venues' REST history)")
-    for p in args.paths:
-        if not Path(p).is_file():
-            raise K2Error(f"no such file: {p}")
     if args.chunk_lines is not None and args.chunk_lines <= 0:
         raise K2Error("--chunk-lines must be positive")
     s = settings_from(args)
+    files = check_files(args.paths, exchange, args.symbol)  # a wrong file is refused before any work
     paths = [str(Path(p).resolve()) for p in args.paths]
     running = _pipeline(s)
     if running is not None:
@@ -128,7 +126,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 before.setdefault(name, int(bar.done))  # lines of the files imported before this one
                 bar.update(before[name] + lines, note=name)
 
-            report = import_archives(wh, paths, exchange, args.symbol, args.chunk_lines or DEFAULT_CHUNK_LINES,
+            report = import_archives(wh, files, exchange, args.symbol, args.chunk_lines or DEFAULT_CHUNK_LINES,
                                      progress=show)
             bar.update(report.lines)
     finally:

@@ -370,12 +370,11 @@ class Importer:
             return lambda s: s in flat
         return lambda s: s in natives
 
-    def run(self, paths: Iterable[str | Path], exchange: str, symbol: str | None = None) -> ImportReport:
+    def run(self, paths: Iterable[str | Path | ArchiveFile], exchange: str, symbol: str | None = None) -> ImportReport:
+        """`paths`: files, or what `check_files` said of them (then only their symbols are checked
+        again, against the warehouse's instrument list)."""
         known = self.known_symbol(exchange)
-        files = [describe(p, exchange, known, symbol) for p in paths]  # every file checked first
-        names = [f.name for f in files]
-        if len(set(names)) != len(names):
-            raise K2Error("the same file name is given twice")
+        files = check_files(paths, exchange, symbol, known)  # every file checked first
         report = ImportReport(exchange)
         started = time.perf_counter()
         for f in files:
@@ -482,7 +481,27 @@ def _first_line_of(exc: BaseException) -> str:
     return first_line(exc)
 
 
-def import_archives(wh, paths: Iterable[str | Path], exchange: str, symbol: str | None = None,
+def check_files(paths: Iterable[str | Path | ArchiveFile], exchange: str, symbol: str | None = None,
+                known_symbol: Callable[[str], bool] | None = None) -> list[ArchiveFile]:
+    """Every file checked (name, kind, zip, CHECKSUM, first line, time unit) before any work starts:
+    `k2 import` calls it before it opens the warehouse, so a wrong file costs nothing. Without
+    `known_symbol` the symbol is checked only against the file name and --symbol."""
+    known = known_symbol or (lambda s: True)
+    files = []
+    for p in paths:
+        if isinstance(p, ArchiveFile):
+            if not known(p.symbol):
+                raise K2Error(f"{p.path}: {p.symbol} is not a {exchange} symbol (unknown to the instrument list)")
+            files.append(p)
+        else:
+            files.append(describe(p, exchange, known, symbol))
+    names = [f.name for f in files]
+    if len(set(names)) != len(names):
+        raise K2Error("the same file name is given twice")
+    return files
+
+
+def import_archives(wh, paths: Iterable[str | Path | ArchiveFile], exchange: str, symbol: str | None = None,
                     chunk_lines: int = DEFAULT_CHUNK_LINES,
                     progress: Callable[[str, int, int], None] | None = None,
                     ledger_every_s: float = LEDGER_EVERY_S) -> ImportReport:
