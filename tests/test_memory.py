@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -198,3 +199,55 @@ def test_trimming_the_c_heap_gives_back_what_was_freed_inside_it():
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["before"] > 100 and r["after"] < r["before"] - 80, r
+
+
+
+ALLOCATOR_PROBE = """
+import json, sys
+from k2.warehouse.memory import bulk_writer_allocator
+applied = None
+if sys.argv[1] == "call":
+    applied = bulk_writer_allocator()
+elif sys.argv[1] == "load":  # the whole command, in this process, on a small frame file
+    from k2.cli import main
+    assert main(["load", sys.argv[3], "--exchange", "binance", "--data-dir", sys.argv[2]]) == 0
+import chdb
+stats = chdb.query("SELECT * FROM system.jemalloc_stats", "TSVRaw").data().splitlines()
+opts = dict(l.strip().split(": ", 1) for l in stats if l.strip().startswith(("opt.narenas:", "opt.percpu_arena:",
+                                                                          "opt.dirty_decay_ms:")))
+print(json.dumps({"applied": applied, **opts}))
+"""
+
+
+def _allocator(mode: str, tmp_path, user_conf: str | None = None, frames: str = "") -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "JE_MALLOC_CONF"}
+    if user_conf is not None:
+        env["JE_MALLOC_CONF"] = user_conf
+    out = subprocess.run([sys.executable, "-c", ALLOCATOR_PROBE, mode, str(tmp_path / mode), frames],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_bulk_writer_gives_chdbs_allocator_one_arena(tmp_path):
+    """bulk_writer_allocator (k2 load, ADR 0029 third round): chDB's jemalloc runs with one arena
+    instead of one per CPU, read from chDB's own statistics; options the user set win."""
+    default = _allocator("none", tmp_path)
+    assert default["opt.percpu_arena"] == '"percpu"', default  # chDB's build: an arena per CPU
+    bulk = _allocator("call", tmp_path)
+    assert bulk["applied"] is True, bulk
+    assert bulk["opt.narenas"] == "1" and bulk["opt.percpu_arena"] == '"disabled"', bulk
+    assert bulk["opt.dirty_decay_ms"] == default["opt.dirty_decay_ms"], bulk  # the rest stays chDB's
+    user = _allocator("call", tmp_path, user_conf="narenas:3,dirty_decay_ms:1234")
+    assert user["opt.narenas"] == "3" and user["opt.dirty_decay_ms"].startswith("1234 "), user
+    assert user["opt.percpu_arena"] == '"disabled"', user
+
+
+def test_k2_load_sets_the_bulk_allocator_before_chdb_loads(tmp_path):
+    """`k2 load` (embedded, K2_RELEASE_STARTUP_PAGES on) sets it before anything loads chDB."""
+    frames = tmp_path / "frames.jsonl"
+    frames.write_text("".join(
+        '{"e":"trade","E":%d,"s":"BTCUSDT","t":%d,"p":"97000.01","q":"0.1","T":%d,"m":true,"M":true}\n'
+        % (1768435200001 + i, 1 + i, 1768435200000 + i) for i in range(100)))
+    r = _allocator("load", tmp_path, frames=str(frames))
+    assert r["opt.narenas"] == "1" and r["opt.percpu_arena"] == '"disabled"', r

@@ -45,11 +45,13 @@ def cmd_load(args: argparse.Namespace) -> int:
     import itertools
 
     if s.release_startup_pages and not s.warehouse_url:
-        from k2.warehouse.memory import lean_writer_process
+        from k2.warehouse.memory import bulk_writer_allocator, lean_writer_process
 
         # before pyarrow loads (k2.history.load): Arrow's C++ default pool is chosen then, and
         # its bundled mimalloc reserved a 1 GiB huge-page region holding 40-60 MB (ADR 0029)
         lean_writer_process()
+        # before chDB loads: its jemalloc reads its options then (ADR 0029, third round)
+        bulk_writer_allocator()
     from k2.history.inputs import open_frames, sniff
     from k2.history.load import load_lines
     from k2.history.placement import Placement
@@ -236,7 +238,7 @@ def register(sub) -> None:
                                  "recognised; - reads stdin")
     sp.add_argument("--exchange", required=True, help="exchange that sent the frames")
     sp.add_argument("--api", help="the exchange's other wire API the frames use (kraken: v2, coinbase: advanced)")
-    sp.add_argument("--batch-size", type=positive_int, default=100_000, help="trades per insert (default 100000)")
+    sp.add_argument("--batch-size", type=positive_int, default=50_000, help="trades per insert (default 50000)")
     storage_options(sp)
 
     sp = command(sub, "import", "history", "load exchange archive files (Binance trades/aggTrades zip or csv, "

@@ -31,7 +31,7 @@ from k2.warehouse.bronze import BronzeWriter, write_rejects
 from k2.warehouse.instruments import upsert_instruments
 from k2.warehouse.memory import FreedMemoryRelease, trim_c_heap
 
-DEFAULT_BATCH = 100_000
+DEFAULT_BATCH = 50_000
 #: parsed rows are turned into Arrow columns this many at a time: a batch waits as columns, and
 #: the Python tuples alive at once stay a few MB (issue 22: `k2 load` in bounded memory)
 COLUMNAR_ROWS = 8_192
