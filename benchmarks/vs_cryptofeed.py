@@ -122,6 +122,8 @@ def run_k2(args, win: Window) -> dict:
         over["api"] = "advanced"
     settings = Settings(exchanges=[args.exchange], symbols=args.symbols.split(","), backfill=False,
                         exchange_overrides={args.exchange: over})
+    if os.environ.get("BENCH_READ_COALESCE_MS"):  # A/B of the setting; otherwise K2's default
+        settings.feed_read_coalesce_ms = float(os.environ["BENCH_READ_COALESCE_MS"])
     transport = NullTransport(win)
     result: dict = {}
 
@@ -135,6 +137,7 @@ def run_k2(args, win: Window) -> dict:
         await asyncio.wait([task], timeout=5)
         result["duplicates"] = sum(c.stats.duplicates for c in runtime.connections)
         result["frames"] = sum(c.stats.frames for c in runtime.connections)
+        result["read_holds"] = sum(c.holds for c in runtime.connections)
 
     tune_gc_for_streaming()  # as `k2 run` and `k2 feed` do before their event loop
     if os.environ.get("BENCH_UVLOOP"):
