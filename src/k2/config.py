@@ -27,7 +27,7 @@ the path in K2_CONFIG or --config (a relative data_dir in it is relative to the 
     [reconcile]                           # K2_RECONCILE, K2_RECONCILE_INTERVAL_S, K2_RECONCILE_HOURS
     enabled = false
     [feed]                                # K2_FEED_READ_COALESCE_MS
-    read_coalesce_ms = 0
+    read_coalesce_ms = 50
 
 Every value is checked when the settings are read, before any work starts: an unknown key or
 section, a value of the wrong type and a number out of range are each one error naming where the
@@ -131,7 +131,7 @@ class Settings:
     reconcile_hours: float = 3.0
     #: after a read, a feed connection leaves its socket unread this long so the frames that arrive
     #: meanwhile are read in one wake-up (k2.feed.connection, ADR 0034); 0 = read at once
-    feed_read_coalesce_ms: float = 0.0
+    feed_read_coalesce_ms: float = 50.0
     read: ReadSettings = field(default_factory=ReadSettings)
     health: MarketHealthSettings = field(default_factory=MarketHealthSettings)
 
