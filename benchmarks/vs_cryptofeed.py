@@ -102,6 +102,21 @@ class NullTransport:
         self.win.count += len(rows)
         self.win.frames += 1
 
+
+class LatencyTransport(NullTransport):
+    """NullTransport that also keeps each frame's delay (BENCH_LATENCY=1): when K2 handled it (the
+    row's receipt time, taken after any read coalescing) minus the venue's time of its last trade
+    (the simulator stamps a trade when it makes it). Not used for the CPU figures."""
+
+    def __init__(self, win: Window):
+        super().__init__(win)
+        self.delays_us: list[int] = []
+
+    def submit(self, adapter, rows, source: str = "ws") -> None:
+        super().submit(adapter, rows, source)
+        if self.win.count:
+            self.delays_us.append(rows[-1][-1] - adapter.row_time_us(rows[-1]))
+
     def submit_reject(self, reject) -> None:
         self.rejects += 1
 
@@ -122,7 +137,9 @@ def run_k2(args, win: Window) -> dict:
         over["api"] = "advanced"
     settings = Settings(exchanges=[args.exchange], symbols=args.symbols.split(","), backfill=False,
                         exchange_overrides={args.exchange: over})
-    transport = NullTransport(win)
+    if os.environ.get("BENCH_READ_COALESCE_MS"):  # A/B of the setting; otherwise K2's default
+        settings.feed_read_coalesce_ms = float(os.environ["BENCH_READ_COALESCE_MS"])
+    transport = LatencyTransport(win) if os.environ.get("BENCH_LATENCY") else NullTransport(win)
     result: dict = {}
 
     async def main() -> None:
@@ -135,6 +152,7 @@ def run_k2(args, win: Window) -> dict:
         await asyncio.wait([task], timeout=5)
         result["duplicates"] = sum(c.stats.duplicates for c in runtime.connections)
         result["frames"] = sum(c.stats.frames for c in runtime.connections)
+        result["read_holds"] = sum(c.holds for c in runtime.connections)
 
     tune_gc_for_streaming()  # as `k2 run` and `k2 feed` do before their event loop
     if os.environ.get("BENCH_UVLOOP"):
@@ -143,6 +161,10 @@ def run_k2(args, win: Window) -> dict:
     else:
         asyncio.run(main())
     result["rejects"] = transport.rejects
+    if isinstance(transport, LatencyTransport) and transport.delays_us:
+        d = sorted(transport.delays_us[len(transport.delays_us) // 5:])  # after the warm-up
+        result["frame_delay_ms"] = {q: round(d[min(len(d) - 1, int(len(d) * f))] / 1000, 2)
+                                    for q, f in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))}
     return result
 
 

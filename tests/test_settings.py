@@ -173,6 +173,7 @@ NUMERIC_VARIABLES = [
     ("K2_HEALTH_STALE_MIN_S", "health.stale_min_s", float, 0.1, 86400.0),
     ("K2_HEALTH_DIVERGENCE_BPS", "health.divergence_bps", float, 0.1, 1_000_000.0),
     ("K2_HEALTH_STATUS_POLL_S", "health.status_poll_s", float, 0.0, 86400.0),
+    ("K2_FEED_READ_COALESCE_MS", "feed_read_coalesce_ms", float, 0.0, 100.0),
 ]
 
 

@@ -26,6 +26,8 @@ the path in K2_CONFIG or --config (a relative data_dir in it is relative to the 
     timeout_s = 30
     [reconcile]                           # K2_RECONCILE, K2_RECONCILE_INTERVAL_S, K2_RECONCILE_HOURS
     enabled = false
+    [feed]                                # K2_FEED_READ_COALESCE_MS
+    read_coalesce_ms = 50
 
 Every value is checked when the settings are read, before any work starts: an unknown key or
 section, a value of the wrong type and a number out of range are each one error naming where the
@@ -127,6 +129,9 @@ class Settings:
     reconcile: bool = False
     reconcile_interval_s: float = 900.0
     reconcile_hours: float = 3.0
+    #: after a read, a feed connection leaves its socket unread this long so the frames that arrive
+    #: meanwhile are read in one wake-up (k2.feed.connection, ADR 0034); 0 = read at once
+    feed_read_coalesce_ms: float = 50.0
     read: ReadSettings = field(default_factory=ReadSettings)
     health: MarketHealthSettings = field(default_factory=MarketHealthSettings)
 
@@ -203,6 +208,7 @@ NUMBERS = (
     ("read.idle_timeout_s", "K2_READ_IDLE_TIMEOUT_S", "[read] idle_timeout_s", float, 0.1, 86400.0),
     ("reconcile_interval_s", "K2_RECONCILE_INTERVAL_S", "[reconcile] interval_s", float, 10.0, 86400.0),
     ("reconcile_hours", "K2_RECONCILE_HOURS", "[reconcile] hours", float, 0.05, 168.0),
+    ("feed_read_coalesce_ms", "K2_FEED_READ_COALESCE_MS", "[feed] read_coalesce_ms", float, 0.0, 100.0),
     ("health.stale_factor", "K2_HEALTH_STALE_FACTOR", "[health] stale_factor", float, 1.0, 1000.0),
     ("health.stale_min_s", "K2_HEALTH_STALE_MIN_S", "[health] stale_min_s", float, 0.1, 86400.0),
     ("health.divergence_bps", "K2_HEALTH_DIVERGENCE_BPS", "[health] divergence_bps", float, 0.1, 1_000_000.0),
@@ -366,6 +372,7 @@ class TomlConfig:
         "writer": ("batch_max_rows", "batch_max_delay_s", "queue_max_rows"),
         "backfill": ("enabled", "max_trades"),
         "reconcile": ("enabled", "interval_s", "hours"),
+        "feed": ("read_coalesce_ms",),
         "read": ("timeout_s", "max_memory_mb", "max_threads", "nice", "max_result_mb", "max_concurrent", "queue_timeout_s",
                  "max_connections", "idle_timeout_s"),
         "kafka": ("bootstrap_servers", "options"),

@@ -8,7 +8,11 @@ class owns the I/O:
   * a watchdog drops a connection silent for longer than the adapter's `stale_after_s`;
   * a connection older than the adapter's `max_connection_age_s` (Binance: 24 h limit), or one
     whose server announced a shutdown, reconnects at once, without backoff;
-  * trades already handed on (replays after reconnect) are dropped by the recent-trades window.
+  * trades already handed on (replays after reconnect) are dropped by the recent-trades window;
+  * read coalescing (`read_coalesce_ms`, ADR 0034): after a read brought frames, the socket is
+    left unread until the next multiple of that interval on the loop's clock, so the frames that
+    arrive meanwhile (the kernel buffers them) are read in one wake-up, shared by every connection
+    of the loop. It composes with back-pressure's pause: reading resumes when neither holds.
 """
 
 from __future__ import annotations
@@ -107,6 +111,8 @@ class _Listener(picows.WSListener):
         conn.last_activity = _monotonic()
         mt = frame.msg_type
         if mt is _TEXT or mt is _BINARY:
+            if conn.coalesce_s and not conn._holding:
+                conn._hold()
             if frame.fin:
                 conn.on_payload(frame.get_payload_as_bytes())
             else:
@@ -128,7 +134,7 @@ class FeedConnection:
     def __init__(self, adapter: ExchangeAdapter, url: str, symbols: list[str], conn_id: str,
                  transport: Any, recent: RecentTrades, backoff: Backoff,
                  stale_after_s: float | None = None, ping_interval_s: float | None = None,
-                 max_age_s: float | None = None):
+                 max_age_s: float | None = None, read_coalesce_ms: float = 0.0):
         self.adapter, self.url, self.symbols, self.conn_id = adapter, url, symbols, conn_id
         self.sink = transport
         self.recent = recent
@@ -145,7 +151,13 @@ class FeedConnection:
         self._rotate = asyncio.Event()
         self._request_id = 0
         self._pending: dict[int, list[str]] = {}
-        self._paused = False
+        self._paused = False  # back-pressure: the writer is behind
+        #: read coalescing: seconds between reads while frames flow (0 = off); `_holding` while
+        #: the socket is left unread for it, until `_release` (a timer on the loop) runs
+        self.coalesce_s = read_coalesce_ms / 1000.0
+        self._holding = False
+        self._release_timer: asyncio.TimerHandle | None = None
+        self.holds = 0  # times reading was held for coalescing (tests, benchmarks)
         #: called with every text frame before parsing (k2 record)
         self.raw_tap = None
         #: the parser of the current connection (per-connection state, e.g. Bitfinex channel ids)
@@ -252,14 +264,45 @@ class FeedConnection:
             return []
         return self._pending.pop(request_id, [])
 
-    # -- back-pressure --------------------------------------------------------------------------
+    # -- back-pressure and read coalescing ------------------------------------------------------
     def pause(self, paused: bool) -> None:
+        """Back-pressure: stop reading (the writer is behind) or read again -- unless a coalescing
+        hold is on, whose release then resumes."""
         self._paused = paused
         ws = self._ws
-        if ws is None or ws.is_disconnected():
+        if ws is None or ws.is_disconnected:
             return
         underlying = ws.underlying_transport
-        (underlying.pause_reading if paused else underlying.resume_reading)()
+        if paused:
+            underlying.pause_reading()
+        elif not self._holding:
+            underlying.resume_reading()
+
+    def _hold(self) -> None:
+        """A read brought frames: stop reading until the next multiple of `coalesce_s` on the
+        loop's clock (every connection of the loop then resumes in the same wake-up). The frames
+        of the current read are still all handled; the kernel keeps the ones that arrive."""
+        ws = self._ws
+        if ws is None:
+            return
+        self._holding = True
+        self.holds += 1
+        ws.underlying_transport.pause_reading()
+        loop = asyncio.get_running_loop()
+        step = self.coalesce_s
+        self._release_timer = loop.call_at((loop.time() // step + 1.0) * step, self._release, ws)
+
+    def _release(self, ws: picows.WSTransport) -> None:
+        self._holding = False
+        self._release_timer = None
+        if ws is self._ws and not self._paused and not ws.is_disconnected:
+            ws.underlying_transport.resume_reading()
+
+    def _end_hold(self) -> None:
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
+        self._holding = False
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -379,3 +422,4 @@ class FeedConnection:
         self.stats.connected = False
         self.stats.connected_since = None
         self._ws = None
+        self._end_hold()

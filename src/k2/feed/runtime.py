@@ -85,7 +85,8 @@ class FeedRuntime:
                                   self.settings.reconnect_max_attempts)
                 conn = FeedConnection(adapter, ex.ws_url, natives[i:i + size], f"{name}-{n}", self.transport,
                                       recent, backoff, stale_after_s=ex.options.get("stale_after_s"),
-                                      ping_interval_s=float(ex.options.get("ping_interval_s", adapter.ping_interval_s)))
+                                      ping_interval_s=float(ex.options.get("ping_interval_s", adapter.ping_interval_s)),
+                                      read_coalesce_ms=self.settings.feed_read_coalesce_ms)
                 conn.gaps = tracker
                 self.connections.append(conn)
         if not self.connections:
