@@ -13,6 +13,7 @@ from k2.config import Settings, load_settings
 from k2.errors import K2Error
 from k2.exchanges import get_adapter
 from k2.exchanges.base import FrameKind
+from k2.feed.connection import BUSY_FRAMES_PER_S
 from k2.feed.runtime import FeedRuntime
 from k2.simulator import SimConfig, Simulator
 
@@ -41,8 +42,8 @@ def generated_rows(adapter, path) -> list[tuple]:
     return out
 
 
-async def _run(tmp_path, exchange: str, coalesce_ms: float, seconds: float, during=None):
-    config = SimConfig(exchanges=[exchange], port=0, rate=1500, bursts=False, record_dir=tmp_path / "rec",
+async def _run(tmp_path, exchange: str, coalesce_ms: float, seconds: float, during=None, rate: float = 1500):
+    config = SimConfig(exchanges=[exchange], port=0, rate=rate, bursts=False, record_dir=tmp_path / "rec",
                        symbols=SYMBOLS[exchange], tick_s=0.001)  # arrivals spread over time, not in 10 ms ticks
     async with Simulator(config) as sim:
         settings = Settings(exchanges=[exchange], backfill=False, feed_read_coalesce_ms=coalesce_ms,
@@ -89,6 +90,21 @@ def test_coalesced_reads_deliver_every_trade_in_order(tmp_path, exchange):
         # ... up to the last moments (still in flight, or held, when the feed stopped)
         after = [r for r in generated if r[si] == symbol][start + len(got):]
         assert all(adapter.row_time_us(r) >= last_us - 1_500_000 for r in after), (symbol, len(after))
+
+
+def test_a_busy_connection_is_not_held(tmp_path):
+    """At BUSY_FRAMES_PER_S or more each read already brings many frames: the connection reads as
+    they come after its first rate window (holds there would only add latency), and still gets
+    every trade in order."""
+    adapter = get_adapter("binance")
+    sink, runtime = asyncio.run(asyncio.wait_for(_run(tmp_path, "binance", 25.0, 4.0, rate=8000), 60))
+    conn = runtime.connections[0]
+    # held only in the first window (at most RATE_WINDOW_S / 25 ms = 40 times); held all along
+    # it would be ~160 times in 4 s
+    assert conn.stats.frames > 16_000, conn.stats.frames  # (8,000 frames a second offered)
+    assert 0 < conn.holds <= 40 + 10, (conn.holds, conn.stats.frames)
+    ids = sorted(r[adapter.trade_key_index] for r in sink.rows if r[adapter.symbol_index] == "BTCUSDT")
+    assert ids == list(range(ids[0], ids[0] + len(ids))), "a hole in the trade ids"
 
 
 def test_back_pressure_pause_outlasts_a_coalescing_hold(tmp_path):

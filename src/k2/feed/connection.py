@@ -13,6 +13,8 @@ class owns the I/O:
     left unread until the next multiple of that interval on the loop's clock, so the frames that
     arrive meanwhile (the kernel buffers them) are read in one wake-up, shared by every connection
     of the loop. It composes with back-pressure's pause: reading resumes when neither holds.
+    A busy connection (`BUSY_FRAMES_PER_S` or more over the last second) is not held: each of its
+    reads already brings many frames, so a hold would add latency and save little CPU.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ from k2.feed.recent import RecentTrades
 from k2.rejects import Reject
 
 log = logging.getLogger("k2.feed")
+
+#: read coalescing holds a connection that brings fewer frames a second than this (measured over
+#: RATE_WINDOW_S): at 10,000 one-trade frames a second a 30 ms hold saved 4 % of the CPU and added
+#: ~45 ms to the ingest p99; at 400 batched frames a second it saved 60 % (ADR 0034)
+BUSY_FRAMES_PER_S = 2000
+RATE_WINDOW_S = 1.0
 
 
 def describe_network_error(exc: BaseException) -> str:
@@ -158,6 +166,9 @@ class FeedConnection:
         self._holding = False
         self._release_timer: asyncio.TimerHandle | None = None
         self.holds = 0  # times reading was held for coalescing (tests, benchmarks)
+        self._busy = False  # frames came at BUSY_FRAMES_PER_S or more over the last rate window
+        self._rate_at = 0.0  # the rate window's start (monotonic) and the frame count then
+        self._rate_frames = 0
         #: called with every text frame before parsing (k2 record)
         self.raw_tap = None
         #: the parser of the current connection (per-connection state, e.g. Bitfinex channel ids)
@@ -284,6 +295,12 @@ class FeedConnection:
         of the current read are still all handled; the kernel keeps the ones that arrive."""
         ws = self._ws
         if ws is None:
+            return
+        now, frames = self.last_activity, self.stats.frames
+        if now - self._rate_at >= RATE_WINDOW_S:  # (a busy connection asks at every frame)
+            self._busy = frames - self._rate_frames >= BUSY_FRAMES_PER_S * (now - self._rate_at)
+            self._rate_at, self._rate_frames = now, frames
+        if self._busy:
             return
         self._holding = True
         self.holds += 1
