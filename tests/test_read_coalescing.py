@@ -13,7 +13,6 @@ from k2.config import Settings, load_settings
 from k2.errors import K2Error
 from k2.exchanges import get_adapter
 from k2.exchanges.base import FrameKind
-from k2.feed.connection import BUSY_FRAMES_PER_S
 from k2.feed.runtime import FeedRuntime
 from k2.simulator import SimConfig, Simulator
 
