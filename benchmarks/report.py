@@ -113,7 +113,7 @@ def render(r: dict[str, Any]) -> str:
         add("`k2 load FILE --exchange X` into a fresh embedded data dir (one process: parse on the main thread, "
             "insert on a writer thread; not pinned). trades/s is `k2 load`'s own figure (file open to last "
             "commit); wall includes process start, chDB start and schema apply. CPU = cores used over the wall "
-            "time; peak RSS from wait4().")
+            "time; peak RSS = the process's own VmHWM (not wait4's ru_maxrss, which carries the benchmark process's peak).")
         add("")
         add("| exchange | trades | runs | trades/s | load s | wall s | CPU cores | peak RSS MB |")
         add("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -366,7 +366,7 @@ def render(r: dict[str, Any]) -> str:
         add("")
         add(f"`k2 export --layer silver` of those rows (the engine writes the Parquet; median of {e.get('reps', 1)}): "
             f"{e['rows']:,} rows in {e['wall_s']:.1f} s = **{e['rows_per_s']:,.0f} rows/s**, "
-            f"{e.get('cpu_s', 0):.1f} CPU s, peak RSS **{e['maxrss_mb']:.0f} MB** (wait4, worst run), "
+            f"{e.get('cpu_s', 0):.1f} CPU s, peak RSS **{e['maxrss_mb']:.0f} MB** (VmHWM, worst run), "
             f"{e['files']} files, {e['bytes'] / 2**20:,.1f} MB of Parquet.")
         add("")
         add("`k2 run` ingesting 10,000 trades/s from the simulator into a data dir prefilled with "

@@ -380,7 +380,7 @@ class Bench:
     def export_floor(self, data: Path, rows: int, env: dict[str, str]) -> dict[str, Any]:
         """Issue 19's floor: `k2 export --layer silver` of exactly `api_rows` silver rows (one UTC
         day) with nothing else holding the data dir, `api_export_reps` times (--force after the
-        first). Rows/s of the whole process (start to exit), its CPU time and peak RSS (wait4); the
+        first). Rows/s of the whole process (start to exit), its CPU time and peak RSS (its VmHWM); the
         files are read back (footers) and must hold every row."""
         import pyarrow.parquet as pq
 

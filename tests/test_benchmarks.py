@@ -85,3 +85,20 @@ def test_market_health_benchmark_tiny(tmp_path: Path) -> None:
     assert all(r["cpu_cores"] > 0 and r["written_per_s"] > 0 for r in report["runs"])
     assert report["overhead_pct"] is not None and report["per_frame_price_store_ns"] >= 0
     assert report["dislocation_metrics_s_max"] is not None and report["dislocation_spreads_s_max"] is not None
+
+
+def test_a_childs_peak_rss_is_its_own_not_the_benchmark_process_s():
+    """wait4's ru_maxrss of a child is at least its parent's peak RSS (Linux carries the high-water
+    mark across exec): a benchmark process that had generated a big frame file reported 1,330 MB
+    for a `k2 load` whose own peak was ~450 MB. run_measured reports the child's own VmHWM."""
+    probe = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); from _common import run_measured\n"
+        "big = bytearray(600 * 2**20); big[::4096] = b'\\x01' * len(big[::4096])  # the parent: 600 MB\n"
+        "child = 'x = bytearray(100 * 2**20); x[::4096] = b\"\\\\x01\" * len(x[::4096]); import time; time.sleep(0.3)'\n"
+        "r = run_measured([sys.executable, '-c', child], 60)\n"
+        "print(json.dumps({'own': r['maxrss_mb'], 'wait4': r['maxrss_wait4_mb'], 'rc': r['rc']}))\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(BENCH)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["rc"] == 0 and r["wait4"] > 600, r  # what wait4 says (the parent's peak)
+    assert 100 < r["own"] < 300, r  # the child's 100 MB and its interpreter
