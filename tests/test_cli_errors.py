@@ -250,3 +250,28 @@ def test_bad_input_leaves_the_data_alone(loaded, k2_main):
     data_dir, _ = loaded
     rc, out, _ = k2_main("query", "SELECT count() FROM silver_trades_v2", "--format", "csv", "--data-dir", data_dir)
     assert rc == 0 and out.splitlines()[-1] == "20"
+
+
+def test_sigterm_is_a_one_line_stop_not_a_kill(loaded, tmp_path):
+    """SIGTERM to a k2 command before a service takes the signal over (k2 run repairing its data dir
+    at start, a long query) ends it with a line and exit status 143, not by the signal's default
+    action (no line, killed mid-statement: what the storm saw when a restart was stopped early)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import _k2_command
+
+    data_dir, _ = loaded
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_")}
+    env.update(K2_LOG_DIR=str(tmp_path), K2_INSTRUMENTS_REFRESH="0")
+    proc = subprocess.Popen([*_k2_command(), "query", "SELECT sleep(3) FROM numbers(20)", "--data-dir", str(data_dir)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # the query is running (start-up takes ~1 s)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, (proc.returncode, err[-2000:])
+    assert err.strip() == "k2: stopped (SIGTERM)" and out == "", err[-2000:]
+    assert time.monotonic() - started < 10  # at once, not after the query's 60 s

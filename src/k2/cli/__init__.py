@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import textwrap
 import traceback
 from typing import Sequence
@@ -89,8 +91,20 @@ def _crash_log(exc: BaseException) -> str:
         return "(could not write the log)"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM before a service took the signal over (or after it gave it back): `k2 run` stopped
+    by systemd during its repair at start exits with a line, like Ctrl-C, not killed mid-statement
+    by the signal's default action. Everything K2 does at start is safe to stop between statements."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
@@ -103,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except K2Error as exc:
         print(f"k2: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("k2: stopped (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("k2: interrupted", file=sys.stderr)
         return 130

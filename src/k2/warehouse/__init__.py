@@ -141,7 +141,7 @@ def _put_right(wh, for_writing: bool) -> None:
     there is room), else later -- each deferred step is logged and kept in `wh.deferred`."""
     import logging
 
-    from k2.warehouse.journal import repair_interrupted_insert
+    from k2.warehouse.journal import interrupted_insert, repair_interrupted_insert
     from k2.warehouse.repair import find_damage, repair, report
 
     log = logging.getLogger("k2.warehouse")
@@ -171,8 +171,14 @@ def _put_right(wh, for_writing: bool) -> None:
         return
     try:
         if damage:  # first: an interrupted insert is replayed from bronze, which must be whole again
-            for line in repair(wh, damage):
+            interrupted = interrupted_insert(wh)
+            lines = repair(wh, damage, also_rebuild=interrupted)
+            for line in lines:
                 log.warning("repair: %s", line)
+            if interrupted and any(line.startswith("silver and gold rebuilt") for line in lines):
+                log.warning("the last run stopped in the middle of an insert into %s's bronze: replayed with the "
+                            "repair above", interrupted[0])
+                wh.journal.done()
         repair_interrupted_insert(wh)
     except Exception as exc:
         if for_writing:

@@ -54,19 +54,26 @@ class InflightJournal:
         return entry
 
 
+def interrupted_insert(wh) -> tuple[str, int] | None:
+    """(exchange, first trade time µs) of the insert a stop interrupted, or None."""
+    journal = getattr(wh, "journal", None)
+    entry = journal.pending() if journal else None
+    adapter = next((a for a in ALL_ADAPTERS if a.bronze_table == entry.get("bronze_table")), None) if entry else None
+    return (adapter.name, int(entry.get("first_time_us") or 0)) if adapter else None
+
+
 def repair_interrupted_insert(wh) -> str | None:
     """Finish the job of an insert a crash interrupted. Returns what was done, or None."""
     journal = getattr(wh, "journal", None)
-    entry = journal.pending() if journal else None
-    if not entry:
+    if not (journal and journal.pending()):
         return None
-    adapter = next((a for a in ALL_ADAPTERS if a.bronze_table == entry.get("bronze_table")), None)
-    if adapter is None:
+    interrupted = interrupted_insert(wh)
+    if interrupted is None:  # a table K2 no longer has
         journal.done()
         return None
-    first = int(entry.get("first_time_us") or 0)
-    log.warning("the last run stopped in the middle of an insert into %s; recomputing %s silver and gold "
-                "from bronze since %s", adapter.bronze_table, adapter.name, first)
-    rebuild_from_us(wh, [adapter.name], first, progress=False)
+    exchange, first = interrupted
+    log.warning("the last run stopped in the middle of an insert into %s's bronze; recomputing its silver and gold "
+                "from bronze since %s", exchange, first)
+    rebuild_from_us(wh, [exchange], first, progress=False)
     journal.done()
-    return f"repaired {adapter.name} from {first}"
+    return f"repaired {exchange} from {first}"

@@ -100,10 +100,13 @@ def _month_start_us(partition_id: str) -> int:
         return 0
 
 
-def repair(wh, damage: list[Damage] | None = None, check_all_bronze: bool = False, progress: bool = False) -> list[str]:
+def repair(wh, damage: list[Damage] | None = None, check_all_bronze: bool = False, progress: bool = False,
+           also_rebuild: tuple[str, int] | None = None) -> list[str]:
     """Repair `damage` (default: what `find_damage` finds) from the intact layers; with
     `check_all_bronze`, every bronze table gets back what silver holds and it lacks. Returns one
-    line per action, and records the repaired parts in `k2.repairs`."""
+    line per action, and records the repaired parts in `k2.repairs`. `also_rebuild` (exchange,
+    since µs: an insert a stop interrupted) joins the rebuild of silver and gold when there is one,
+    so the repair at start replays bronze once, not twice."""
     from k2.warehouse.rebuild import rebuild_from_us
 
     damage = find_damage(wh) if damage is None else damage
@@ -120,9 +123,11 @@ def repair(wh, damage: list[Damage] | None = None, check_all_bronze: bool = Fals
     gold = [d for d in damage if d.layer == "gold"]
     if silver or gold:
         since = 0 if gold else min(_month_start_us(d.partition_id) for d in silver)
-        exchanges = sorted({a.name for t, a in BRONZE_TABLES.items() if int(wh.scalar(
-            f"SELECT count() > 0 FROM k2.{t}") or 0)})
-        replayed = rebuild_from_us(wh, exchanges, since, progress=progress)
+        plan = {a.name: since for t, a in sorted(BRONZE_TABLES.items()) if int(wh.scalar(
+            f"SELECT count() > 0 FROM k2.{t}") or 0)}
+        if also_rebuild:
+            plan[also_rebuild[0]] = min(plan.get(also_rebuild[0], also_rebuild[1]), also_rebuild[1])
+        replayed = rebuild_from_us(wh, sorted(plan), plan, progress=progress)
         done.append(f"silver and gold rebuilt from bronze since {since} µs: "
                     + ", ".join(f"{t} {n:,} rows" for t, n in replayed.items()))
     for d in damage:
