@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fixtures import make_frames as mf
 from k2.errors import FrameError
@@ -515,3 +517,37 @@ def test_coinbase_advanced_fast_trade_path_agrees_with_the_general_one():
         assert outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5)), frame
 
     check()
+
+
+_DECIMAL_CHARS = st.sampled_from(["0", "1", "9", ".", ",", "", " ", "e", "-", "+", "\u0661", "\u00b2", "٫", "\x00"])
+
+
+@given(st.lists(st.one_of(st.lists(_DECIMAL_CHARS, max_size=8).map("".join),
+                          st.lists(st.sampled_from(["1", "0", "."]), max_size=6).map("".join),
+                          st.from_regex(r"[0-9]{1,40}(\.[0-9]{1,40})?", fullmatch=True),
+                          st.text(max_size=6)), max_size=12))
+@settings(max_examples=3000, deadline=None)
+def test_decimal_column_accepts_only_valid_columns(values):
+    """The batched frames' column check (byte operations, not a regex) says yes only when every
+    value is a decimal string by the value-by-value rule, and yes to every such column whose digit
+    runs are shorter than 32 (a longer run may take the general path: it checks value by value)."""
+    from hypothesis import note
+
+    from k2.exchanges.base import decimal_column, is_decimal_string
+
+    valid = bool(values) and all(is_decimal_string(v) for v in values)
+    note(repr(values))
+    if decimal_column(values):
+        assert valid
+    elif valid:
+        assert any(len(run) >= 32 for v in values for run in v.split(".")), values
+
+
+def test_decimal_column_edges():
+    from k2.exchanges.base import decimal_column
+
+    assert decimal_column(["97512.34000000", "0.00012", "5"])
+    for bad in ([], [""], ["1."], [".5"], ["1..2"], ["1.2.3"], ["1,2"], ["\u0661"], ["1", ""], ["-1"], ["1e5"],
+                ["1", "2.", "3"], ["1", ".2", "3"], ["1" * 65], [" 1"]):
+        assert not decimal_column(bad), bad
+    assert decimal_column(["1" * 31 + "." + "2" * 31])  # 63 characters, runs of 31

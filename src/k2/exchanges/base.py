@@ -35,17 +35,33 @@ def is_decimal_string(value: str) -> bool:
     )
 
 
-#: a column of decimal strings joined by commas, each is_decimal_string's form (length apart)
-_DECIMAL_COLUMN = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:,[0-9]+(?:\.[0-9]+)?)*", re.ASCII).fullmatch
+_DIGITS = b"0123456789"
+#: every digit made "0" and every dot a comma: what is left between two commas is one run of digits
+_RUNS = bytes.maketrans(_DIGITS + b".", b"0" * 10 + b",")
+#: a run of digits this long sends the column to the general path (it may still be valid: a value
+#: of at most 64 characters holds at most two runs, so without such a run every value is <= 63)
+_LONG_RUN = b"0" * 32
 
 
 def decimal_column(values: Sequence[str]) -> bool:
-    """True when every value (all str) passes `is_decimal_string`, checked for a whole batched
-    frame at once: the values joined by commas match one expression (a comma inside a value would
-    add one to the count, so none slips through) and the longest is at most 64 characters."""
-    joined = ",".join(values)
-    return (joined.count(",") == len(values) - 1 and _DECIMAL_COLUMN(joined) is not None
-            and max(map(len, values)) <= 64)
+    """True only when every value (all str) passes `is_decimal_string`, checked for a whole
+    batched frame at once: False sends the frame to the general path, which checks value by value
+    (so a rare valid value, with a run of 32 digits or more, takes it too). The values joined by
+    commas, as ASCII bytes, are looked at with byte operations that run in C at memory speed, not
+    a regex (the regex and a max() of the lengths were a quarter of K2's CPU on Kraken's batched
+    frames; this is ~2.5x cheaper): with the digits removed, only the commas between values (one
+    fewer than the values: none inside one) and at most one dot per value may remain; with the
+    digits made 0 and the dots commas, both ends are digits and no two commas touch (no empty value,
+    no dot at a value's edge), and no run of digits reaches `_LONG_RUN`."""
+    try:
+        joined = ",".join(values).encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    marks = joined.translate(None, _DIGITS)
+    if marks.count(b",") != len(values) - 1 or marks.translate(None, b".,") or b".." in marks:
+        return False
+    runs = joined.translate(_RUNS)
+    return runs[:1] == b"0" == runs[-1:] and b",," not in runs and _LONG_RUN not in runs
 
 
 #: longest free-text native field kept in bronze (Kraken `misc`, Coinbase order ids...). A longer one
