@@ -551,3 +551,50 @@ def test_decimal_column_edges():
                 ["1", "2.", "3"], ["1", ".2", "3"], ["1" * 65], [" 1"]):
         assert not decimal_column(bad), bad
     assert decimal_column(["1" * 31 + "." + "2" * 31])  # 63 characters, runs of 31
+
+
+_GEMINI_VALUES = {
+    "type": ["trade", "Trade", "l2_updates", 5],
+    "symbol": ["BTCUSD", "btcusd", "BTC", "BTC-USD", "B" * 25, 7, None],
+    "event_id": [5301926874, 0, -1, 1.5, True, "5", None],
+    "timestamp": [1784116800387, -5, 1.5, "1784116800387", None],
+    "price": ["97512.34", ".5", "5.", "1e5", "1,2", "1" * 65, "\u0663", 97512.34, None],
+    "quantity": ["0.00031", "", "0..1", "0" * 64],
+    "side": ["buy", "sell", "Buy", "", None],
+    "tid": [5301926875, 0, -3, "1", None, True],
+}
+
+
+def test_gemini_fast_trade_path_agrees_with_the_general_one():
+    """A Gemini trade message (bytes starting `{"type":"trade"`) goes through a typed decoder
+    first and falls back to the general parser when it declines; both must give the same rows, or
+    the same reason, for any message (a missing tid, an id of another type, each bad value). A str
+    frame takes the general path only."""
+    adapter = get_adapter("gemini")
+    good = {"type": "trade", "symbol": "BTCUSD", "event_id": 5301926874, "timestamp": 1784116800387,
+            "price": "97512.34", "quantity": "0.00031", "side": "buy", "tid": 5301926875}
+    changes = st.sampled_from([(k, v) for k, vs in _GEMINI_VALUES.items() for v in vs])
+
+    @settings(max_examples=500, deadline=None)
+    @given(ch=st.lists(changes, max_size=2), drop=st.sets(st.sampled_from(list(good)[1:]), max_size=2),
+           extra=st.booleans())
+    def check(ch, drop, extra):
+        msg = {**good, **dict(ch)}
+        for k in drop:
+            msg.pop(k, None)
+        if extra:
+            msg["extra"] = [1, {"a": None}]
+        frame = json.dumps(msg, separators=(",", ":")).encode()
+
+        def outcome(parse):
+            try:
+                parsed = parse()
+                return parsed.kind, parsed.rows
+            except FrameError as exc:
+                return "error", str(exc)
+
+        assert outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5)), frame
+
+    check()
+    row = adapter.parse(json.dumps(good, separators=(",", ":")).encode(), 5).rows[0]
+    assert row == ("BTCUSD", 5301926874, 1784116800387, "97512.34", "0.00031", "buy", 5301926875, False, "tid", 5)

@@ -33,8 +33,10 @@ import re
 from typing import Any, Sequence
 
 from k2.errors import FrameError, K2Error
+import msgspec
+
 from k2.exchanges.base import (
-    HEARTBEAT, OTHER, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal,
+    HEARTBEAT, OTHER, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal, is_decimal_string,
 )
 from k2.exchanges.base import VenueCandles, candle_json, candle_of
 from k2.exchanges.coinbase import decode_frame, nonnegative_int
@@ -43,6 +45,48 @@ _SIDES = ("buy", "sell")  # tuples: `in` compares, never hashes (a list value is
 SYMBOL = re.compile(r"[A-Z0-9]{4,24}", re.ASCII).fullmatch
 #: Gemini's quote currencies, longest first (GUSD before USD)
 QUOTES = ("GUSD", "USDT", "USDC", "RLUSD", "DAI", "USD", "BTC", "ETH", "EUR", "GBP", "SGD")
+
+
+
+class _Trade(msgspec.Struct):
+    """A live trade message as the v2 feed sends it, for the fast path's typed decode: any other
+    shape (a missing tid, a float id, a null...) fails to decode and takes the general path, which
+    gives the same row or names what is wrong."""
+
+    type: str
+    symbol: str
+    event_id: int
+    timestamp: int
+    price: str
+    quantity: str
+    side: str
+    tid: int
+
+
+_decode_trade = msgspec.json.Decoder(_Trade).decode
+_TRADE_PREFIX = b'{"type":"trade"'
+_SYMBOLS_SEEN: set[str] = set()  # symbols that passed SYMBOL (bounded below)
+
+
+def _trade_row(frame: bytes, received_us: int) -> tuple | None:
+    """The bronze row of a plain trade message in one typed decode, or None (the general path
+    then decides). One trade per frame at 10,000 frames/s made Gemini K2's dearest venue per trade:
+    a generic decode to a dict and a check per field cost ~2 µs of its ~9."""
+    try:
+        t = _decode_trade(frame)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        return None
+    symbol, price, quantity, side = t.symbol, t.price, t.quantity, t.side
+    if (t.type != "trade" or side not in _SIDES or t.event_id < 0 or t.tid < 0
+            or not (is_decimal_string(price) and is_decimal_string(quantity))):
+        return None
+    if symbol not in _SYMBOLS_SEEN:
+        if not SYMBOL(symbol):
+            return None
+        if len(_SYMBOLS_SEEN) < 10_000:
+            _SYMBOLS_SEEN.add(symbol)
+    return (symbol, t.event_id, t.timestamp, price, quantity, side, t.tid, False, "tid", received_us)
+
 
 _FALLBACK = [
     ("BTC", "USD"), ("ETH", "USD"), ("SOL", "USD"), ("XRP", "USD"), ("DOGE", "USD"), ("LTC", "USD"),
@@ -103,6 +147,10 @@ class GeminiAdapter(ExchangeAdapter):
 
     # -- parsing ---------------------------------------------------------------------------
     def parse(self, frame: bytes | str, received_us: int) -> Parsed:
+        if type(frame) is bytes and frame.startswith(_TRADE_PREFIX):  # the live feed's usual frame
+            row = _trade_row(frame, received_us)
+            if row is not None:
+                return Parsed(FrameKind.TRADES, [row])
         msg = decode_frame(frame)
         if not isinstance(msg, dict):
             raise FrameError(f"malformed frame: expected a JSON object, got {type(msg).__name__}")
