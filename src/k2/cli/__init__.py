@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 import textwrap
 import traceback
 from typing import Sequence
@@ -25,6 +23,7 @@ from k2 import __version__
 from k2.cli import history, markets, operate, read, reconcile, run
 from k2.cli.options import COMMANDS, ArgumentParser, HelpFormatter, commands_help, config_option, examples_text
 from k2.errors import K2Error, first_line
+from k2.services.signals import Terminated, sigterm_stops_cleanly
 
 log = logging.getLogger("k2")
 
@@ -91,20 +90,9 @@ def _crash_log(exc: BaseException) -> str:
         return "(could not write the log)"
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM before a service took the signal over (or after it gave it back): `k2 run` stopped
-    by systemd during its repair at start exits with a line, like Ctrl-C, not killed mid-statement
-    by the signal's default action. Everything K2 does at start is safe to stop between statements."""
-
-
-def _terminate(signum, frame) -> None:
-    raise Terminated()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _terminate)
+    sigterm_stops_cleanly()
     try:
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):

@@ -9,6 +9,7 @@
     sink.py       k2 sink: Kafka into the warehouse
     record.py     k2 record: raw frames to a file
     demo.py       k2 demo: the simulator, k2 run, candles and validation, offline
+    signals.py    SIGTERM before a service runs (the command line's start): a clean stop, exit 143
 
 Only modules in this package (and the simulator, a program of its own) start servers or install
 signal handlers; tests/test_layout.py checks it.
