@@ -23,6 +23,20 @@ KRAKEN = ADAPTERS["kraken"]
 RECEIVED = 1_784_116_899_000_000
 
 
+def outcome(parse) -> tuple:
+    """What a parse gives: (kind, rows), or ("error", the reason)."""
+    try:
+        parsed = parse()
+        return parsed.kind, parsed.rows
+    except FrameError as exc:
+        return "error", str(exc)
+
+
+def fast_and_general_agree(adapter, frame: bytes) -> bool:
+    """A bytes frame may take the adapter's fast path; the same frame as str takes the general one."""
+    return outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5))
+
+
 def test_committed_fixtures_match_their_generator(fixtures_dir):
     """tests/fixtures/*.jsonl are written by make_frames.py; keep them in step."""
     for name, frames in mf.FIXTURES.items():
@@ -351,13 +365,6 @@ def test_kraken_fast_trade_path_agrees_with_the_general_one():
             trades = trades + [list(trades[0])]
         frame = json.dumps([channel, trades, name, pair]).encode()
 
-        def outcome(parse):
-            try:
-                parsed = parse()
-                return parsed.kind, parsed.rows
-            except FrameError as exc:
-                return "error", str(exc)
-
         fast = outcome(lambda: adapter.parse(frame, 5))
         general = outcome(lambda: adapter._array(json.loads(frame), 5))
         assert fast == general, frame
@@ -408,14 +415,7 @@ def test_bybit_fast_trade_path_agrees_with_the_general_one():
         frame = json.dumps(msg, separators=(",", ":")).encode()
         assert frame.startswith(b'{"topic":"publicTrade.')
 
-        def outcome(parse):
-            try:
-                parsed = parse()
-                return parsed.kind, parsed.rows
-            except FrameError as exc:
-                return "error", str(exc)
-
-        assert outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5)), frame
+        assert fast_and_general_agree(adapter, frame), frame
 
     check()
 
@@ -458,14 +458,7 @@ def test_okx_fast_trade_path_agrees_with_the_general_one():
             msg["event"] = event
         frame = json.dumps(msg, separators=(",", ":")).encode()
 
-        def outcome(parse):
-            try:
-                parsed = parse()
-                return parsed.kind, parsed.rows
-            except FrameError as exc:
-                return "error", str(exc)
-
-        assert outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5)), frame
+        assert fast_and_general_agree(adapter, frame), frame
 
     check()
 
@@ -507,14 +500,7 @@ def test_coinbase_advanced_fast_trade_path_agrees_with_the_general_one():
             del msg["timestamp"]
         frame = json.dumps(msg, separators=(",", ":")).encode()
 
-        def outcome(parse):
-            try:
-                parsed = parse()
-                return parsed.kind, parsed.rows
-            except FrameError as exc:
-                return "error", str(exc)
-
-        assert outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5)), frame
+        assert fast_and_general_agree(adapter, frame), frame
 
     check()
 
@@ -586,14 +572,7 @@ def test_gemini_fast_trade_path_agrees_with_the_general_one():
             msg["extra"] = [1, {"a": None}]
         frame = json.dumps(msg, separators=(",", ":")).encode()
 
-        def outcome(parse):
-            try:
-                parsed = parse()
-                return parsed.kind, parsed.rows
-            except FrameError as exc:
-                return "error", str(exc)
-
-        assert outcome(lambda: adapter.parse(frame, 5)) == outcome(lambda: adapter.parse(frame.decode(), 5)), frame
+        assert fast_and_general_agree(adapter, frame), frame
 
     check()
     row = adapter.parse(json.dumps(good, separators=(",", ":")).encode(), 5).rows[0]

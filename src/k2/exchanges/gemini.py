@@ -32,9 +32,9 @@ import json
 import re
 from typing import Any, Sequence
 
-from k2.errors import FrameError, K2Error
 import msgspec
 
+from k2.errors import FrameError, K2Error
 from k2.exchanges.base import (
     HEARTBEAT, OTHER, ExchangeAdapter, FrameKind, Instrument, Parsed, check_decimal, is_decimal_string,
 )
@@ -48,10 +48,11 @@ QUOTES = ("GUSD", "USDT", "USDC", "RLUSD", "DAI", "USD", "BTC", "ETH", "EUR", "G
 
 
 
-class _Trade(msgspec.Struct):
-    """A live trade message as the v2 feed sends it, for the fast path's typed decode: any other
-    shape (a missing tid, a float id, a null...) fails to decode and takes the general path, which
-    gives the same row or names what is wrong."""
+class TradeMessage(msgspec.Struct):
+    """A live trade message as the v2 feed sends it (also in `l2_updates`' trades), for the fast
+    path's typed decode: any other shape (a missing tid, a float id, a null...) fails to decode and
+    takes the general path, which gives the same row or names what is wrong. The simulator reads
+    its own messages with it too."""
 
     type: str
     symbol: str
@@ -63,7 +64,7 @@ class _Trade(msgspec.Struct):
     tid: int
 
 
-_decode_trade = msgspec.json.Decoder(_Trade).decode
+_decode_trade = msgspec.json.Decoder(TradeMessage).decode
 _TRADE_PREFIX = b'{"type":"trade"'
 _SYMBOLS_SEEN: set[str] = set()  # symbols that passed SYMBOL (bounded below)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from k2.exchanges.gemini import TradeMessage
 from k2.simulator import candles
 from k2.simulator.engine import Fill, Market
 from k2.simulator.formats import decimals_for, fixed, trimmed
@@ -48,22 +49,11 @@ def first_id(rng: random.Random, weight: float) -> int:
     return rng.randrange(2_840_000_000_000_000, 2_850_000_000_000_000)
 
 
-class _Trade(msgspec.Struct):
-    type: str
-    symbol: str
-    event_id: int
-    timestamp: int
-    price: str
-    quantity: str
-    side: str
-    tid: int
-
-
 class _L2(msgspec.Struct):
-    trades: list[_Trade] = []
+    trades: list[TradeMessage] = []
 
 
-_decode_trade = msgspec.json.Decoder(_Trade).decode
+_decode_trade = msgspec.json.Decoder(TradeMessage).decode
 _decode_l2 = msgspec.json.Decoder(_L2).decode
 
 
