@@ -98,15 +98,15 @@ def rebuild_from_us(wh, exchanges: list[str], since_us: int | dict[str, int], pr
             for table in GOLD_TABLES:
                 deletes.issue(table, f"ALTER TABLE k2.{table} DELETE WHERE exchange = {{e:String}} "
                               "AND window_start >= toDateTime(intDiv({t:Int64}, 1000000), 'UTC')", params)
-        staged: list[tuple[str, str | None, int]] = []
+        staged: list[tuple[str, str | None]] = []
         for _, tables, from_us in plan:
             for table, time_sql in tables:
                 bar.update(0, note=f"staging {table}")
                 _stage(wh, table, time_sql, from_us, deletes)  # the copy, then at once its delete
-                staged.append((table, time_sql, from_us))
+                staged.append((table, time_sql))
         bar.update(0, note="waiting for the deletes")
         deletes.wait()
-        for table, time_sql, from_us in staged:
+        for table, time_sql in staged:
             replayed[table] = _replay(wh, table, time_sql, bar)
     return replayed
 
