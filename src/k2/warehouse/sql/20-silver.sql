@@ -9,6 +9,12 @@
 -- Rows that fail a check are kept with is_valid = 0 and the reasons; gold reads valid rows only.
 -- One rule bounds a trade's notional (price x quantity) below 1e14, far above any real trade, so
 -- that gold's exact Decimal sums and VWAP can never overflow.
+-- Granules of at most 1 MiB (ClickHouse's default is 10 MiB, i.e. all 8,192 rows of a silver row
+-- of ~250 bytes, most of it `vendor_data`): a merge reads a granule of every part it merges at
+-- once, so the granule bounds a merge's memory. A merge of eight 50,000-row parts took +46 MB
+-- with 10 MiB granules and +28 MB with 1 MiB; a 10M-trade `k2 load` peaked at 381-389 MB instead
+-- of 412-426 (ADR 0029, fifth round). Fixed when the table is created: an older data dir keeps
+-- its granules.
 CREATE TABLE IF NOT EXISTS k2.silver_trades_v2
 (
     exchange            LowCardinality(String),
@@ -34,4 +40,4 @@ CREATE TABLE IF NOT EXISTS k2.silver_trades_v2
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (canonical_symbol, timestamp, exchange, trade_id)
-SETTINGS non_replicated_deduplication_window = 100000;
+SETTINGS non_replicated_deduplication_window = 100000, index_granularity_bytes = 1048576;
