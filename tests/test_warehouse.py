@@ -65,6 +65,23 @@ def test_embedded_merge_policy_bounds_what_a_merge_holds(warehouse):
             assert setting in engine, (table, setting)
 
 
+def test_silver_granules_hold_at_most_a_mebibyte(clean_warehouse):
+    """A merge reads one granule of every part it merges at once, so silver's granules are bounded
+    by bytes (1 MiB), not only by ClickHouse's 8,192 rows (ADR 0029, fifth round): 20,000 rows of
+    ~300 bytes (6 MB) take at least six granules, where 8,192-row granules would take three."""
+    wh = clean_warehouse
+    wh.execute(
+        "INSERT INTO k2.silver_trades_v2 (exchange, symbol, canonical_symbol, trade_id, price, quantity, side, "
+        "timestamp, received_at, ingestion_timestamp, source, bronze_table, vendor_data, is_valid) "
+        "SELECT 'binance', 'BTCUSDT', 'BTC/USDT', toString(number), 1, 1, 'BUY', "
+        "toDateTime64('2026-01-01 00:00:00', 6, 'UTC') + toIntervalMillisecond(number), now64(6), now64(6), 'file', "
+        "'bronze_trades_binance', map('pad', repeat(toString(number % 10), 280)), 1 FROM numbers(20000)")
+    marks, rows = wh.rows("SELECT sum(marks), sum(rows) FROM system.parts "
+                          "WHERE database = 'k2' AND table = 'silver_trades_v2' AND active")[0]
+    assert int(rows) == 20000
+    assert int(marks) >= 6, marks
+
+
 def test_a_failed_mutation_is_retried_within_a_second_on_every_table_k2_rebuilds(warehouse):
     """92-failed-mutations.embedded.sql: rebuild and repair delete ranges with ALTER ... DELETE and
     wait; after a mutation failed on a full disk, ClickHouse's default backoff (up to 5 minutes)
