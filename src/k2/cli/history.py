@@ -113,7 +113,11 @@ def cmd_import(args: argparse.Namespace) -> int:
                            "chunk_lines": args.chunk_lines})
         print(ImportReport.from_json(doc).summary())
         return 0
-    from k2.history.archives import DEFAULT_CHUNK_LINES, import_archives
+    if s.release_startup_pages and not s.warehouse_url:
+        from k2.warehouse.memory import IMPORT_JEMALLOC_CONF, bulk_writer_allocator
+
+        bulk_writer_allocator(IMPORT_JEMALLOC_CONF)  # before chDB loads (ADR 0036)
+    from k2.history.archives import DEFAULT_CHUNK_LINES, IMPORT_STREAMS, import_archives
     from k2.terminal import Progress
     from k2.warehouse import open_warehouse
 
@@ -129,7 +133,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 bar.update(before[name] + lines, note=name)
 
             report = import_archives(wh, files, exchange, args.symbol, args.chunk_lines or DEFAULT_CHUNK_LINES,
-                                     progress=show)
+                                     progress=show, streams=IMPORT_STREAMS)
             bar.update(report.lines)
     finally:
         wh.close()

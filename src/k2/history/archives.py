@@ -23,8 +23,10 @@ deduplication token, so a retried chunk is a no-op in bronze, silver and gold.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import queue
 import re
 import tempfile
 import threading
@@ -39,6 +41,10 @@ from k2.errors import K2Error
 from k2.warehouse import stored_query
 
 DEFAULT_CHUNK_LINES = 50_000
+#: chunks inserted at once by `k2 import` in its own process: one INSERT ... SELECT runs on about
+#: one core, so two use a two-core machine (10M lines: 1.7x the lines/s at the same CPU seconds,
+#: ADR 0036). A running pipeline imports with one, beside its live writes.
+IMPORT_STREAMS = max(1, min(2, os.cpu_count() or 1))
 #: how often an import's progress is written to the ledger (`archive_files`), at most: each write
 #: is an insert of its own (~25 ms on a loaded machine, 200 of them in a 10M-line file). A resume
 #: starts after the last one written; the chunks after it are read again at the same boundaries,
@@ -279,6 +285,7 @@ class _Lines:
         self.stream = stream
         self.carry = b""
         self.eof = False
+        self.counted = 0  # lines handed on (or skipped) so far
 
     def _more(self) -> bytes:
         block = self.stream.read(_BLOCK)
@@ -290,7 +297,7 @@ class _Lines:
 
     def copy(self, n: int, out: BinaryIO | None) -> int:
         """Write the next `n` lines to `out` (None: skip them); how many there were."""
-        done = 0
+        done = before = 0
         while done < n:
             if not self.carry and not self.eof:
                 self.carry = self._more()
@@ -315,28 +322,10 @@ class _Lines:
                 done = n
             if out is not None:
                 out.write(self.carry[:cut])
+            self.counted += done - before
+            before = done
             self.carry = self.carry[cut:]
         return done
-
-
-def _feed(fifo: str, lines: _Lines, n: int, result: dict) -> None:
-    """Writer thread: `n` lines into the FIFO ClickHouse reads (opened when it opens it)."""
-    try:
-        with open(fifo, "wb", buffering=_BLOCK) as out:
-            result["lines"] = lines.copy(n, out)
-    except BrokenPipeError:
-        result["error"] = "the reader stopped"
-    except BaseException as exc:  # a damaged zip member (CRC, zlib): reported by the importer
-        result["error"] = f"{type(exc).__name__}: {exc}"
-
-
-def _release(fifo: str) -> None:
-    """Unblock a writer still waiting for a reader that will never come."""
-    try:
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        os.close(fd)
-    except OSError:
-        pass
 
 
 # -- importing -------------------------------------------------------------------------------------
@@ -345,7 +334,7 @@ class Importer:
 
     def __init__(self, wh, chunk_lines: int = DEFAULT_CHUNK_LINES,
                  progress: Callable[[str, int, int], None] | None = None,
-                 ledger_every_s: float = LEDGER_EVERY_S):
+                 ledger_every_s: float = LEDGER_EVERY_S, streams: int = 1):
         if chunk_lines <= 0:
             raise K2Error("--chunk-lines must be positive")
         self.wh = wh
@@ -357,7 +346,8 @@ class Importer:
         # after every chunk: chDB's jemalloc would keep the views' blocks resident for seconds
         # (1M lines: 408 MB peak instead of 460, the CPU time within noise), and the library pages
         # the insert and merge code touched again go back too (10M lines: 381 MB instead of 416)
-        self.freed = FreedMemoryRelease(wh, interval_s=0.0, library_pages=True)
+        self.freed = FreedMemoryRelease(wh, interval_s=0.0, library_pages=True, engine=streams == 1)
+        self.streams = streams
 
     def known_symbol(self, exchange: str) -> Callable[[str], bool]:
         from k2.exchanges import get_adapter
@@ -414,16 +404,11 @@ class Importer:
             done_lines = int(lines_done)
             rep.state, rep.skipped_lines = "resumed", done_lines
         started = time.perf_counter()
-        skip = self._skip_runs(f)
-        sql = stored_query(_QUERY[(f.exchange, f.kind)])
-        settings = (" SETTINGS max_threads = 1, input_format_parallel_parsing = 0, max_block_size = 65536,"
-                    " min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 0,"
-                    " min_insert_block_size_rows_for_materialized_views = 65536,"
-                    " min_insert_block_size_bytes_for_materialized_views = 0,"
-                    " insert_deduplicate = 1, deduplicate_blocks_in_dependent_materialized_views = 1,"
-                    " insert_deduplication_token = {token:String}")
+        skip = "[" + ",".join(f"({lo},{hi})" for lo, hi in self._skip_runs(f)) + "]"
+        sql = stored_query(_QUERY[(f.exchange, f.kind)]) + _CHUNK_SETTINGS
         first_line = 1
-        with tempfile.TemporaryDirectory(prefix="k2-import-") as tmp, _open(f.path, f.member) as stream:
+        with tempfile.TemporaryDirectory(prefix="k2-import-") as tmp, _open(f.path, f.member) as stream, \
+                _Streams(self.wh, self.streams) as streams:
             lines = _Lines(stream)
             if f.header:
                 lines.copy(1, None)
@@ -431,48 +416,174 @@ class Importer:
             if done_lines:
                 lines.copy(done_lines - (first_line - 1), None)
                 first_line = done_lines + 1
-            chunk = 0
+            committed = _Committed(first_line - 1)
             ledger_at = time.monotonic()
             while True:
-                fifo = os.path.join(tmp, f"chunk-{chunk}.csv")
+                fifo = os.path.join(tmp, f"chunk-{first_line}.csv")
                 os.mkfifo(fifo)
-                result: dict = {}
-                writer = threading.Thread(target=_feed, args=(fifo, lines, self.chunk_lines, result),
-                                          name="k2-import-feed", daemon=True)
-                writer.start()
                 params = {"symbol": f.symbol, "file": f.name, "unit": f.time_unit, "batch": f"{f.batch}",
-                          "first_line": first_line, "path": fifo,
-                          "skip": "[" + ",".join(f"({lo},{hi})" for lo, hi in skip) + "]",
-                          "token": f"{f.batch}:{first_line}"}
-                try:
-                    self.wh.execute(sql + settings, params)
-                except Exception as exc:
-                    _release(fifo)
-                    writer.join()
-                    raise K2Error(f"{f.path}: import failed at the chunk from line {first_line}: "
-                                  f"{_first_line_of(exc)}") from None
-                finally:
-                    writer.join(60)
-                    os.unlink(fifo)
-                if "error" in result:
-                    raise K2Error(f"{f.path}: damaged after line {first_line - 1 + result.get('lines', 0)}: "
-                                  f"{result['error']}")
-                self.freed.after_write()
-                n = result.get("lines", 0)
+                          "first_line": first_line, "path": fifo, "skip": skip, "token": f"{f.batch}:{first_line}"}
+                # the engine reads the FIFO on a stream's thread while this one writes the chunk into
+                # it; the next chunk is read once this one is written, as the first one is inserted
+                ended = streams.insert(sql, params, first_line, committed, self.freed.after_write)
+                n, damage = _write_chunk(fifo, lines, self.chunk_lines, ended)
+                os.unlink(fifo)  # the INSERT reading it keeps it open
+                if streams.count == 1:
+                    ended.wait()  # the next chunk waits for the stream anyway: progress is exact
+                committed.read(first_line, n)
+                if damage:
+                    streams.finish()
+                    raise K2Error(f"{f.path}: damaged after line {first_line - 1 + n}: {damage}")
                 rep.lines += n
                 first_line += n
-                chunk += 1
                 if n < self.chunk_lines:
                     break
-                if time.monotonic() - ledger_at >= self.ledger_every_s:
-                    self._ledger(f, first_line - 1, 0, 0, "loading")
+                if streams.failed:
+                    break
+                lines_committed, chunks_committed = committed.now()
+                if time.monotonic() - ledger_at >= self.ledger_every_s and lines_committed > done_lines:
+                    done_lines = lines_committed
+                    self._ledger(f, done_lines, 0, 0, "loading")
                     ledger_at = time.monotonic()
                 if self.progress:
-                    self.progress(f.name, first_line - 1, chunk)
+                    self.progress(f.name, lines_committed, chunks_committed)
+            streams.finish()
+            if streams.failed:
+                start, exc = streams.failed
+                raise K2Error(f"{f.path}: import failed at the chunk from line {start}: {_first_line_of(exc)}")
         rep.loaded, rep.rejected = self._counts(f)
         self._ledger(f, first_line - 1, rep.loaded, rep.rejected, "done")
         rep.seconds = time.perf_counter() - started
         return rep
+
+
+#: every chunk's INSERT: one stream read in 65,536-row blocks (a chunk is one block, one part per
+#: table), deduplicated by the chunk's token in bronze and in every view below it
+_CHUNK_SETTINGS = (" SETTINGS max_threads = 1, input_format_parallel_parsing = 0, max_block_size = 65536,"
+                   " min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 0,"
+                   " min_insert_block_size_rows_for_materialized_views = 65536,"
+                   " min_insert_block_size_bytes_for_materialized_views = 0,"
+                   " insert_deduplicate = 1, deduplicate_blocks_in_dependent_materialized_views = 1,"
+                   " insert_deduplication_token = {token:String}")
+
+
+def _write_chunk(fifo: str, lines: _Lines, n: int, ended: threading.Event) -> tuple[int, str]:
+    """Write the next `n` lines into the FIFO a stream's INSERT reads: (lines written, what was
+    wrong with the input or ""). The FIFO is opened once the INSERT has opened it to read, or not
+    at all when the INSERT `ended` first (it failed: its error says why)."""
+    before = lines.counted
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+        if ended.wait(0.001):
+            return 0, ""
+    os.set_blocking(fd, True)
+    try:
+        with open(fd, "wb", buffering=_BLOCK) as out:
+            lines.copy(n, out)
+    except BrokenPipeError:
+        pass  # the reader stopped: its INSERT failed and says why
+    except Exception as exc:  # a damaged zip member (CRC, zlib)
+        return lines.counted - before, f"{type(exc).__name__}: {exc}"
+    return lines.counted - before, ""
+
+
+class _Committed:
+    """Which chunks of a file are in the warehouse: with two streams a later chunk can finish
+    first, and the ledger may only say the lines before the first unfinished one are done."""
+
+    def __init__(self, lines_before: int):
+        self.lines = lines_before  # every line up to here is committed
+        self.chunks = 0
+        self._lock = threading.Lock()
+        self._sizes: dict[int, int] = {}  # first line -> lines, read
+        self._done: set[int] = set()  # first lines of committed chunks
+
+    def now(self) -> tuple[int, int]:
+        """(lines committed without a hole before them, chunks committed)"""
+        with self._lock:
+            return self.lines, self.chunks
+
+    def read(self, first_line: int, n: int) -> None:
+        with self._lock:
+            self._sizes[first_line] = n
+            self._advance()
+
+    def commit(self, first_line: int) -> None:
+        with self._lock:
+            self._done.add(first_line)
+            self.chunks += 1
+            self._advance()
+
+    def _advance(self) -> None:
+        while (nxt := self.lines + 1) in self._done and nxt in self._sizes:
+            self._done.discard(nxt)
+            self.lines += self._sizes.pop(nxt)
+
+
+class _Streams:
+    """The INSERTs of one file's chunks, `count` at a time, each on a thread and a connection of
+    its own (the warehouse's `bulk_session`; one stream is the warehouse itself). A failed chunk
+    stops the file: the chunks already running finish, no new one starts."""
+
+    def __init__(self, wh, count: int):
+        self.wh = wh
+        self.count = count if count > 1 and hasattr(wh, "bulk_session") else 1
+        self.failed: tuple[int, BaseException] | None = None
+        self._free: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._sessions: list = []
+
+    def __enter__(self) -> "_Streams":
+        if self.count == 1:
+            self._free.put(self.wh)
+        else:
+            for _ in range(self.count):
+                self._sessions.append(self.wh.bulk_session())
+                self._free.put(self._sessions[-1])
+        return self
+
+    def insert(self, sql: str, params: dict, first_line: int, committed: _Committed,
+               after: Callable[[], None]) -> threading.Event:
+        """Start the chunk's INSERT as soon as a stream is free; set the event it returns when
+        the INSERT has ended (done or failed)."""
+        session = self._free.get()
+        ended = threading.Event()
+        if self.failed is not None:  # a chunk failed: no new one starts
+            self._free.put(session)
+            ended.set()
+            return ended
+
+        def run() -> None:
+            try:
+                session.execute(sql, params)
+                committed.commit(first_line)
+                after()
+            except BaseException as exc:
+                if self.failed is None:
+                    self.failed = (first_line, exc)
+            finally:
+                ended.set()
+                self._free.put(session)
+
+        t = threading.Thread(target=run, name="k2-import-insert", daemon=True)
+        self._threads.append(t)
+        t.start()
+        return ended
+
+    def finish(self) -> None:
+        for t in self._threads:
+            t.join()
+        self._threads.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+        for s in self._sessions:
+            s.close()
 
 
 def _first_line_of(exc: BaseException) -> str:
@@ -504,5 +615,5 @@ def check_files(paths: Iterable[str | Path | ArchiveFile], exchange: str, symbol
 def import_archives(wh, paths: Iterable[str | Path | ArchiveFile], exchange: str, symbol: str | None = None,
                     chunk_lines: int = DEFAULT_CHUNK_LINES,
                     progress: Callable[[str, int, int], None] | None = None,
-                    ledger_every_s: float = LEDGER_EVERY_S) -> ImportReport:
-    return Importer(wh, chunk_lines, progress, ledger_every_s).run(paths, exchange, symbol)
+                    ledger_every_s: float = LEDGER_EVERY_S, streams: int = 1) -> ImportReport:
+    return Importer(wh, chunk_lines, progress, ledger_every_s, streams).run(paths, exchange, symbol)

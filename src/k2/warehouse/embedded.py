@@ -274,6 +274,14 @@ class EmbeddedWarehouse(RowReads):
         reads yield the CPU to it (K2_READ_NICE); a notebook's or `k2 export`'s reads do not."""
         return self.has_written
 
+    def bulk_session(self) -> "BulkSession":
+        """Another connection to this engine, for a bulk writer's statements that run beside this
+        session's (`k2 import`'s second insert stream): ClickHouse runs the two on two cores, where
+        one INSERT ... SELECT of a chunk uses about one. The caller closes it."""
+        if self.read_only:
+            raise K2Error(f"data dir {self.data_dir} is read-only")
+        return BulkSession(self._engine_dir)
+
     def release_freed_memory(self) -> None:
         """Hand the memory ClickHouse has freed back to the OS. chDB allocates with its own
         jemalloc, which keeps freed pages for reuse for seconds, per arena: after each INSERT of a
@@ -298,3 +306,35 @@ class EmbeddedWarehouse(RowReads):
             self._mirror = None
 
 
+
+
+class BulkSession:
+    """A connection of its own to an engine this process holds (EmbeddedWarehouse.bulk_session),
+    with the session settings K2 uses everywhere. Like `EmbeddedWarehouse.execute`, an INSERT that
+    ClickHouse reports done with files of its part unwritten raises StorageWriteFailed. The
+    engine's counters are the process's: a failure beside it is reported by both statements,
+    never by neither."""
+
+    def __init__(self, engine_dir: Path):
+        import chdb
+
+        self._conn = chdb.connect(str(engine_dir))
+        for stmt in SESSION_SETTINGS:
+            self._conn.query(stmt)
+
+    def _write_failures(self) -> int:
+        rows = self._conn.query(_INSERT_EVENTS, "CSV").bytes().decode().replace('"', "").splitlines()
+        return int(dict(line.split(",") for line in rows if line).get("WriteBufferFromFileDescriptorWriteFailed", 0))
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        before = self._write_failures()
+        self._conn.query(sql, "CSV", params=params or None)
+        if self._write_failures() > before:
+            raise StorageWriteFailed("ClickHouse could not write every file of an INSERT (a full disk?): "
+                                     "its part may be broken")
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except Exception:
+            pass

@@ -140,17 +140,21 @@ def lean_writer_process() -> None:
 #: instead of 8.3-8.7 (ADR 0029, third round). Returning freed pages at once as well
 #: (`dirty_decay_ms:0`) took another 40 MB at 1M but 37 % more CPU at 10M: not used.
 BULK_JEMALLOC_CONF = "narenas:1,percpu_arena:disabled"
+#: `k2 import`'s, whose two insert streams are not followed by a purge of the engine's freed pages
+#: (the next chunks faulted them back in: ADR 0036): freed pages go back after 0.2 s instead of 5.
+#: 10M lines, three alternating runs each: peak RSS 375-387 MB against 388-410, +1-2 CPU-s.
+IMPORT_JEMALLOC_CONF = BULK_JEMALLOC_CONF + ",dirty_decay_ms:200,muzzy_decay_ms:0"
 
 
-def bulk_writer_allocator() -> bool:
-    """Give chDB's jemalloc the bulk writer's options (`BULK_JEMALLOC_CONF`) through the variable
-    it reads once, when the library loads (`JE_MALLOC_CONF`: chDB's jemalloc has the `je_`
-    prefix). Options the user set there come after ours, so theirs win. Returns whether ours will
-    apply: not when chDB is loaded already."""
+def bulk_writer_allocator(conf: str = BULK_JEMALLOC_CONF) -> bool:
+    """Give chDB's jemalloc a bulk writer's options (`BULK_JEMALLOC_CONF`, `IMPORT_JEMALLOC_CONF`)
+    through the variable it reads once, when the library loads (`JE_MALLOC_CONF`: chDB's jemalloc
+    has the `je_` prefix). Options the user set there come after ours, so theirs win. Returns
+    whether ours will apply: not when chDB is loaded already."""
     if "chdb" in sys.modules:
         return False
     user = os.environ.get("JE_MALLOC_CONF", "")
-    os.environ["JE_MALLOC_CONF"] = f"{BULK_JEMALLOC_CONF},{user}" if user else BULK_JEMALLOC_CONF
+    os.environ["JE_MALLOC_CONF"] = f"{conf},{user}" if user else conf
     return True
 
 
@@ -183,19 +187,22 @@ class FreedMemoryRelease:
     `release_startup_pages`). The bulk writers use it: a page needed again is mapped back from the
     page cache (a minor fault), which cost `k2 import` about 3 % more CPU for ~35 MB (ADR 0029)."""
 
-    def __init__(self, wh, interval_s: float = 1.0, library_pages: bool = False):
-        self._release = getattr(wh, "release_freed_memory", None)
+    def __init__(self, wh, interval_s: float = 1.0, library_pages: bool = False, engine: bool = True):
+        # engine=False: only the library pages (k2 import's parallel inserts: a purge of the
+        # engine's freed pages after every chunk made the next chunks fault them back, ADR 0036)
+        self._release = getattr(wh, "release_freed_memory", None) if engine else None
         self.interval_s = interval_s
         # only where the process gave back startup's pages (K2_RELEASE_STARTUP_PAGES, open_warehouse)
         self.library_pages = library_pages and getattr(wh, "releases_library_pages", False)
         self._at = time.monotonic()
 
     def after_write(self) -> None:
-        if self._release is None or time.monotonic() - self._at < self.interval_s:
+        if (self._release is None and not self.library_pages) or time.monotonic() - self._at < self.interval_s:
             return
         self._at = time.monotonic()
         try:
-            self._release()
+            if self._release is not None:
+                self._release()
         except Exception:  # the memory stays with the allocator a while longer; nothing is lost
             log.debug("releasing freed memory failed", exc_info=True)
         if self.library_pages:
