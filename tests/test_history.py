@@ -240,7 +240,8 @@ def test_the_committed_lines_stop_at_the_first_chunk_not_committed():
     assert c.now() == (207, 3)
 
 
-@pytest.mark.parametrize("case", ["truncated", "checksum", "klines", "wrong_kind", "unknown_symbol", "venue"])
+@pytest.mark.parametrize("case", ["truncated", "checksum", "klines", "wrong_kind", "unknown_symbol", "venue",
+                                  "streams"])
 def test_bad_archives_are_refused_in_one_line_before_anything_loads(case, k2_cli, tmp_path):
     past = _history(days=2, per_day=100)
     folder = tmp_path / "a"
@@ -268,13 +269,15 @@ def test_bad_archives_are_refused_in_one_line_before_anything_loads(case, k2_cli
         target = folder / "NOTACOIN-trades-2024-03-30.csv"
         target.write_text("1,97000.0,0.1,9700.0,1711756800000,True,True\n")
         expect = "NOTACOIN is not a binance symbol"
+    elif case == "streams":  # good files, a setting out of range
+        target, expect = good, "--streams: invalid choice: 9"
     else:  # a Kraken time-and-sales file given as Binance
         target = folder / "XBTUSD.csv"
         target.write_text("1381095255,122.00000,0.10000000\n")
         expect = "not a Binance spot archive name"
     # a good file first: a bad one anywhere in the list stops the whole import before any work
-    res = k2_cli("import", str(good if case not in ("checksum",) else target), str(target),
-                 "--exchange", "binance", "--data-dir", str(data))
+    res = k2_cli("import", str(good if case not in ("checksum", "streams") else target), str(target),
+                 "--exchange", "binance", "--data-dir", str(data), *(("--streams", "9") if case == "streams" else ()))
     assert res.returncode == 2, res.stderr
     assert res.stderr.startswith("k2: error:") and expect in res.stderr and len(res.stderr.strip().splitlines()) == 1
     # refused before any work: the warehouse was not even opened (only the instrument list, which

@@ -346,7 +346,9 @@ class Importer:
         # after every chunk: chDB's jemalloc would keep the views' blocks resident for seconds
         # (1M lines: 408 MB peak instead of 460, the CPU time within noise), and the library pages
         # the insert and merge code touched again go back too (10M lines: 381 MB instead of 416)
-        self.freed = FreedMemoryRelease(wh, interval_s=0.0, library_pages=True, engine=streams == 1)
+        # (two streams: the library pages every 2 s and not the engine's: ADR 0036)
+        self.freed = (FreedMemoryRelease(wh, interval_s=0.0, library_pages=True) if streams == 1 else
+                      FreedMemoryRelease(wh, interval_s=2.0, library_pages=True, engine=False))
         self.streams = streams
 
     def known_symbol(self, exchange: str) -> Callable[[str], bool]:
