@@ -80,6 +80,24 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _reconnects(data_dir: Path) -> int:
+    """What the running `k2 run` says in /metrics: reconnects of every connection so far."""
+    import re
+    import urllib.request
+
+    from k2.runfile import read_run_info
+
+    info = read_run_info(data_dir)
+    if info is None:
+        return 0
+    try:
+        with urllib.request.urlopen(f"http://{info['addr']}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0
+    return sum(int(n) for n in re.findall(r'^k2_reconnects_total\{[^}]*\} (\d+)$', text, re.M))
+
+
 def _received(stdout: str) -> dict[str, tuple[int, int]]:
     """`k2 run`'s summary lines: '  kraken: 1,234 trades received, 1,234 written (...)'."""
     out = {}
@@ -105,6 +123,8 @@ def test_every_sent_trade_arrives_exactly_once_across_forced_reconnects(tmp_path
     try:
         run = _start_run(data, _env(urls), "--exchange", "binance,kraken")
         time.sleep(10)
+        # two connections dropped every 1.5 s: ten reconnects in about 10 s, later on a busy machine
+        _wait_for(lambda: _reconnects(data) >= 10, 30, "ten reconnects")
         assert sim.stop() == 0  # the simulator stops first, so every frame it sent was delivered
         time.sleep(1.5)
     finally:
