@@ -224,6 +224,30 @@ def test_a_chunk_that_fails_in_one_stream_stops_the_file_in_one_line_and_a_rerun
     assert [g[:5] for g in _silver(wh)] == truth and _gold_count(wh) == len(truth)
 
 
+def test_a_running_pipeline_trusts_the_files_k2_import_checked_unless_they_changed(clean_warehouse, tmp_path,
+                                                                                      monkeypatch):
+    """`k2 import` beside `k2 run` checks (and hashes) the files, then hands them to the pipeline:
+    the pipeline hashes a file again only when its size or modification time changed since."""
+    import k2.history.archives as archives
+    from k2.history.archives import check_files
+    from k2.services.history_jobs import HistoryJobs
+
+    wh = clean_warehouse
+    past = _history(days=3, per_day=200)
+    paths = write_archives(past, tmp_path / "a", ("trades",))[:2]
+    checked = [f.to_json() for f in check_files(paths, "binance")]  # what the CLI sends
+    hashed = []
+    real = archives.sha256_of
+    monkeypatch.setattr(archives, "sha256_of", lambda p: hashed.append(Path(p).name) or real(p))
+    os.utime(paths[1], ns=(time.time_ns(), time.time_ns() + 5_000_000_000))  # touched since the check
+    doc = HistoryJobs(wh, None).handle({"job": "import", "paths": [str(p) for p in paths], "files": checked,
+                                        "exchange": "binance", "chunk_lines": 100})
+    assert hashed == [paths[1].name]  # the unchanged file was not read again
+    days = [past.trades_of_day(d) for d in past.days[:2]]
+    assert [f["loaded"] for f in doc["files"]] == [len(t) for t in days] and all(days)
+    assert [g[:5] for g in _silver(wh)] == _truth(days[0] + days[1])
+
+
 def test_the_committed_lines_stop_at_the_first_chunk_not_committed():
     from k2.history.archives import _Committed
 

@@ -109,8 +109,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     paths = [str(Path(p).resolve()) for p in args.paths]
     running = _pipeline(s)
     if running is not None:
-        doc = running.job({"job": "import", "paths": paths, "exchange": exchange, "symbol": args.symbol,
-                           "chunk_lines": args.chunk_lines})
+        doc = running.job({"job": "import", "paths": paths, "files": [f.to_json() for f in files],
+                           "exchange": exchange, "symbol": args.symbol, "chunk_lines": args.chunk_lines})
         print(ImportReport.from_json(doc).summary())
         return 0
     if s.release_startup_pages and not s.warehouse_url:

@@ -87,6 +87,22 @@ class ArchiveFile:
     to_us: int
     header: bool  # the first line is column names
     size: int
+    mtime_ns: int = 0  # when it was checked: a running pipeline handed it trusts the digest if unchanged
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "path": str(self.path)}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "ArchiveFile":
+        return cls(**{**doc, "path": Path(doc["path"])})
+
+    def unchanged(self) -> bool:
+        """Whether the file is still the one checked (same size and modification time)."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return False
+        return bool(self.mtime_ns) and (st.st_size, st.st_mtime_ns) == (self.size, self.mtime_ns)
 
     @property
     def batch(self) -> str:
@@ -246,6 +262,7 @@ def describe(path: Path | str, exchange: str, known_symbol: Callable[[str], bool
         if len(members) != 1 or not members[0].endswith(".csv"):
             raise K2Error(f"{path}: expected one CSV inside the zip, found {members[:5]}")
         member = members[0]
+    before = path.stat()
     digest = sha256_of(path)
     if member is not None:
         _checksum(path, digest)
@@ -274,7 +291,7 @@ def describe(path: Path | str, exchange: str, known_symbol: Callable[[str], bool
         unit = "s"
     from_us, to_us = _dates(date)
     return ArchiveFile(path.resolve(), exchange, kind, file_symbol, name, member, digest, unit,
-                       from_us, to_us, header, path.stat().st_size)
+                       from_us, to_us, header, before.st_size, before.st_mtime_ns)
 
 
 # -- streaming -------------------------------------------------------------------------------------
@@ -594,7 +611,7 @@ def _first_line_of(exc: BaseException) -> str:
     return first_line(exc)
 
 
-def check_files(paths: Iterable[str | Path | ArchiveFile], exchange: str, symbol: str | None = None,
+def check_files(paths: Iterable[str | Path | ArchiveFile | dict], exchange: str, symbol: str | None = None,
                 known_symbol: Callable[[str], bool] | None = None) -> list[ArchiveFile]:
     """Every file checked (name, kind, zip, CHECKSUM, first line, time unit) before any work starts:
     `k2 import` calls it before it opens the warehouse, so a wrong file costs nothing. Without
@@ -602,6 +619,10 @@ def check_files(paths: Iterable[str | Path | ArchiveFile], exchange: str, symbol
     known = known_symbol or (lambda s: True)
     files = []
     for p in paths:
+        if isinstance(p, dict):  # what `k2 import` checked, handed to a running pipeline (to_json)
+            f = ArchiveFile.from_json(p)
+            # not read (and hashed) a second time when unchanged since
+            p = f if f.unchanged() and f.exchange == exchange else f.path
         if isinstance(p, ArchiveFile):
             if not known(p.symbol):
                 raise K2Error(f"{p.path}: {p.symbol} is not a {exchange} symbol (unknown to the instrument list)")
@@ -614,7 +635,7 @@ def check_files(paths: Iterable[str | Path | ArchiveFile], exchange: str, symbol
     return files
 
 
-def import_archives(wh, paths: Iterable[str | Path | ArchiveFile], exchange: str, symbol: str | None = None,
+def import_archives(wh, paths: Iterable[str | Path | ArchiveFile | dict], exchange: str, symbol: str | None = None,
                     chunk_lines: int = DEFAULT_CHUNK_LINES,
                     progress: Callable[[str, int, int], None] | None = None,
                     ledger_every_s: float = LEDGER_EVERY_S, streams: int = 1) -> ImportReport:

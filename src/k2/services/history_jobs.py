@@ -29,7 +29,8 @@ class HistoryJobs:
     def handle(self, req: dict) -> dict:
         job = req.get("job")
         if job == "import":
-            report = import_archives(self.wh, req["paths"], req["exchange"], req.get("symbol"),
+            # the files as `k2 import` checked them: not hashed again when unchanged since
+            report = import_archives(self.wh, req.get("files") or req["paths"], req["exchange"], req.get("symbol"),
                                      int(req.get("chunk_lines") or 250_000))
             return report.to_json()
         if job == "rows":
