@@ -41,6 +41,13 @@ _INSERT_EVENTS = ("SELECT event, value FROM system.events "
                   "WHERE event IN ('DuplicatedInsertedBlocks', 'WriteBufferFromFileDescriptorWriteFailed')")
 
 
+def _insert_events(conn) -> tuple[int, int]:
+    """(blocks dropped as duplicates, part files not written) so far, from a session or connection."""
+    rows = dict(line.split(",") for line in conn.query(_INSERT_EVENTS, "CSV").bytes()
+                .decode().replace('"', "").splitlines() if line)
+    return int(rows.get("DuplicatedInsertedBlocks", 0)), int(rows.get("WriteBufferFromFileDescriptorWriteFailed", 0))
+
+
 class StorageWriteFailed(OSError):
     """An INSERT ClickHouse reported done, with files of its part unwritten (k2.warehouse.embedded)."""
 
@@ -197,9 +204,7 @@ class EmbeddedWarehouse(RowReads):
         return result
 
     def _insert_events(self) -> tuple[int, int]:
-        rows = dict(line.split(",") for line in self._session.query(_INSERT_EVENTS, "CSV").bytes()
-                    .decode().replace('"', "").splitlines() if line)
-        return int(rows.get("DuplicatedInsertedBlocks", 0)), int(rows.get("WriteBufferFromFileDescriptorWriteFailed", 0))
+        return _insert_events(self._session)
 
     def query(self, sql: str, fmt: str = "TabSeparated", params: dict[str, Any] | None = None,
               settings: dict[str, Any] | None = None) -> str:
@@ -306,8 +311,6 @@ class EmbeddedWarehouse(RowReads):
             self._mirror = None
 
 
-
-
 class BulkSession:
     """A connection of its own to an engine this process holds (EmbeddedWarehouse.bulk_session),
     with the session settings K2 uses everywhere. Like `EmbeddedWarehouse.execute`, an INSERT that
@@ -322,14 +325,10 @@ class BulkSession:
         for stmt in SESSION_SETTINGS:
             self._conn.query(stmt)
 
-    def _write_failures(self) -> int:
-        rows = self._conn.query(_INSERT_EVENTS, "CSV").bytes().decode().replace('"', "").splitlines()
-        return int(dict(line.split(",") for line in rows if line).get("WriteBufferFromFileDescriptorWriteFailed", 0))
-
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        before = self._write_failures()
+        before = _insert_events(self._conn)[1]
         self._conn.query(sql, "CSV", params=params or None)
-        if self._write_failures() > before:
+        if _insert_events(self._conn)[1] > before:
             raise StorageWriteFailed("ClickHouse could not write every file of an INSERT (a full disk?): "
                                      "its part may be broken")
 
