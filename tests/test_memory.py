@@ -251,26 +251,3 @@ def test_k2_load_sets_the_bulk_allocator_before_chdb_loads(tmp_path):
         % (1768435200001 + i, 1 + i, 1768435200000 + i) for i in range(100)))
     r = _allocator("load", tmp_path, frames=str(frames))
     assert r["opt.narenas"] == "1" and r["opt.percpu_arena"] == '"disabled"', r
-
-
-def test_the_first_writes_are_each_followed_by_a_release_then_at_most_one_per_interval():
-    """The first writes of a process map in more of chDB's code than later ones (a `k2 load`'s
-    peak RSS was there, before the first release 2 s in): FreedMemoryRelease releases after each
-    of them, then at most once per interval."""
-    from k2.warehouse.memory import FIRST_WRITES_RELEASED, FreedMemoryRelease
-
-    class Engine:  # counts what FreedMemoryRelease asks of the warehouse
-        releases = 0
-
-        def release_freed_memory(self):
-            self.releases += 1
-
-    engine = Engine()
-    freed = FreedMemoryRelease(engine, interval_s=3600.0)
-    for _ in range(FIRST_WRITES_RELEASED + 5):
-        freed.after_write()
-    assert engine.releases == FIRST_WRITES_RELEASED
-    freed._at -= 3600.0  # the interval has passed
-    freed.after_write()
-    freed.after_write()
-    assert engine.releases == FIRST_WRITES_RELEASED + 1

@@ -176,10 +176,6 @@ def trim_c_heap() -> None:
 _malloc_trim = None
 
 
-#: writes after which FreedMemoryRelease releases at once, before its interval applies
-FIRST_WRITES_RELEASED = 6
-
-
 class FreedMemoryRelease:
     """After writes, hand the memory the embedded engine has freed back to the OS, at most once
     every `interval_s` (`EmbeddedWarehouse.release_freed_memory`, ~10 ms each: about 1 % of a core
@@ -199,18 +195,9 @@ class FreedMemoryRelease:
         # only where the process gave back startup's pages (K2_RELEASE_STARTUP_PAGES, open_warehouse)
         self.library_pages = library_pages and getattr(wh, "releases_library_pages", False)
         self._at = time.monotonic()
-        # the first writes map in more of the library than later ones do (their first runs
-        # through the views' and the merges' code): after each of them, a release at once. 1M-trade
-        # `k2 load`: file pages 150-156 MB until the first release 2 s in, ~120 MB from then on,
-        # and the load's peak was there: 356-362 MB instead of 369-378 (3 runs against 9)
-        self._first_writes = FIRST_WRITES_RELEASED
 
     def after_write(self) -> None:
-        if self._release is None and not self.library_pages:
-            return
-        if self._first_writes:
-            self._first_writes -= 1
-        elif time.monotonic() - self._at < self.interval_s:
+        if (self._release is None and not self.library_pages) or time.monotonic() - self._at < self.interval_s:
             return
         self._at = time.monotonic()
         try:
