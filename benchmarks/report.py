@@ -127,6 +127,19 @@ def render(r: dict[str, Any]) -> str:
                 f"{big['seconds']:.2f} | {big['wall_s']:.2f} | {big['cpu_s'] / big['wall_s']:.2f} | "
                 f"{big['maxrss_mb']:.0f} |")
         add("")
+        base = sec.get("baseline")
+        if base and base.get("status") == "ok":  # issue 22: the rate must not fall below the 2026-12-04 code's
+            pairs = base["ratio"]["n"]
+            add(f"Against the 2026-12-04 code (`git archive {base['commit']}`), the {base['trades']:,}-trade Binance "
+                f"file, {pairs} alternating pair{'s' if pairs != 1 else ''}: this code "
+                f"{fmt_summary(base['today_trades_per_s'])} trades/s at {fmt_summary(base['today_maxrss_mb'])} MB, "
+                f"the 2026-12-04 code {fmt_summary(base['baseline_trades_per_s'])} trades/s at "
+                f"{fmt_summary(base['baseline_maxrss_mb'])} MB; ratio of each pair "
+                f"{', '.join(f'{x:.2f}' for x in base['ratios'])} (median **{base['ratio']['median']:.2f}**).")
+            add("")
+        elif base:
+            add(f"The comparison with the 2026-12-04 code did not run: {base.get('error', '')}")
+            add("")
         add(_la(sec))
     add("")
 

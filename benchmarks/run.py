@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from _common import (  # noqa: E402
     BENCH,
     PY,
+    ROOT,
     Simulator,
     clean_env,
     k2_cmd,
@@ -54,7 +56,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "parse_trades": 200_000, "parse_passes": 5,
         "load_trades": 1_000_000, "load_exchanges": EXCHANGES, "load_reps": {"binance": 3, "kraken": 3}, "load_reps_other": 1,
-        "load_big_trades": 10_000_000,
+        "load_big_trades": 10_000_000, "load_baseline_pairs": 5,
         "ramp_rates": [10_000, 20_000, 35_000, 50_000, 75_000, 100_000, 150_000], "ramp_warmup": 5, "ramp_seconds": 15,
         "ramp_confirm_reps": 2, "latency_rates": [1_000, 10_000], "latency_reps": 3, "latency_warmup": 5,
         "latency_seconds": 20,
@@ -77,7 +79,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "tiny": {
         "parse_trades": 2_000, "parse_passes": 2,
         "load_trades": 20_000, "load_exchanges": ("binance", "kraken"), "load_reps": {}, "load_reps_other": 1,
-        "load_big_trades": 50_000,
+        "load_big_trades": 50_000, "load_baseline_pairs": 1,
         "ramp_rates": [1_000, 10_000], "ramp_warmup": 1, "ramp_seconds": 2, "ramp_confirm_reps": 0,
         "latency_rates": [1_000, 10_000], "latency_reps": 0, "latency_warmup": 1, "latency_seconds": 2,
         "feed_rates": {10_000: 1}, "feed_warmup": 1, "feed_seconds": 2,
@@ -91,6 +93,9 @@ SIZES: dict[str, dict[str, Any]] = {
     },
 }
 
+#: the code issue 22's `k2 load` rate clause compares with ("not below today's", filed 2026-12-04):
+#: the last commit before the bounded-memory work, run from `git archive` of its src/
+LOAD_BASELINE_COMMIT = "c2b762a"
 #: the live end-to-end floor's rate (trades/s); the `k2 run` RSS floor is judged up to it
 LIVE_FLOOR_RATE = 50_000
 FLOORS = [
@@ -98,6 +103,8 @@ FLOORS = [
     ("load_binance", "`k2 load` Binance frames, embedded, one process", "trades/s", ">=", 150_000),
     ("load_rss", "`k2 load` peak RSS, 1M Binance trades (median run)", "MB", "<", 400),
     ("load_rss_big", "`k2 load` peak RSS, 10M Binance trades", "MB", "<", 400),
+    ("load_vs_baseline", "`k2 load` trades/s vs the 2026-12-04 code (issue 22: not below it), alternating "
+     "runs on the Binance load file, median ratio", "x", ">=", 1.0),
     ("live_sustained", "live end-to-end sustained (simulator, Binance, 1 trade/frame)", "trades/s", ">=", LIVE_FLOOR_RATE),
     ("p99_10k", "p99 ingest latency at 10,000 trades/s", "ms", "<", 250),
     ("feed_vs_cryptofeed", "K2 feed path vs cryptofeed throughput (Binance, same stream)", "x", ">=", 2.0),
@@ -205,9 +212,51 @@ class Bench:
                          "cpu_cores": summary([r["cpu_s"] / r["wall_s"] for r in runs], 2),
                          "maxrss_mb": summary([r["maxrss_mb"] for r in runs], 0), "runs": runs})
         big = self._load_big() if self.p.get("load_big_trades") else None
+        baseline = self._load_vs_baseline() if self.p.get("load_baseline_pairs") else None
         if self.profile and "binance" in self.p["load_exchanges"]:
             profile = self._profile_load()
-        return {"rows": rows, "big": big, "profile": profile}
+        return {"rows": rows, "big": big, "baseline": baseline, "profile": profile}
+
+    def _load_vs_baseline(self) -> dict[str, Any]:
+        """Issue 22's rate clause: today's `k2 load` against the 2026-12-04 code on the same file,
+        on this machine, in this run. The two alternate (the order flips every pair), because this
+        machine's speed moves by tens of percent within minutes; the figure is the median of the
+        pairs' ratios."""
+        src = self.work / f"baseline-{LOAD_BASELINE_COMMIT}"
+        if not (src / "src" / "k2").is_dir():
+            src.mkdir(parents=True, exist_ok=True)
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", LOAD_BASELINE_COMMIT, "src"],
+                                     capture_output=True, timeout=120)
+            if archive.returncode != 0:
+                return {"status": "unavailable", "error": f"git archive {LOAD_BASELINE_COMMIT}: "
+                        f"{archive.stderr.decode(errors='replace').strip()[:300]}"}
+            subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True, timeout=120)
+        info = self.frames("binance", self.p["load_trades"])
+        envs = {"today": clean_env(K2_LOG_LEVEL="WARNING"), "baseline": clean_env(K2_LOG_LEVEL="WARNING")}
+        envs["baseline"]["PYTHONPATH"] = os.pathsep.join((str(src / "src"), envs["baseline"]["PYTHONPATH"]))
+        where = subprocess.run([PY, "-c", "import k2; print(k2.__file__)"], env=envs["baseline"],
+                               capture_output=True, text=True, timeout=60).stdout.strip()
+        if not where.startswith(str(src)):  # the comparison would be today's code against itself
+            raise RuntimeError(f"the baseline run imports k2 from {where!r}, not from {src}")
+        runs: dict[str, list] = {"today": [], "baseline": []}
+        for i in range(self.p["load_baseline_pairs"]):
+            for who in (("today", "baseline") if i % 2 == 0 else ("baseline", "today")):
+                data = self.scratch(f"load-{who}-")
+                r = run_measured([*k2_cmd(), "load", info["path"], "--exchange", "binance", "--data-dir", str(data)],
+                                 timeout=1800, env=envs[who])
+                shutil.rmtree(data, ignore_errors=True)
+                if r["rc"] != 0:
+                    raise RuntimeError(f"k2 load ({who}) failed: {r['stderr'][-1500:]}")
+                runs[who].append(_parse_load_summary(r["stdout"]) | {"wall_s": round(r["wall_s"], 2),
+                                                                     "cpu_s": round(r["cpu_s"], 2),
+                                                                     "maxrss_mb": round(r["maxrss_mb"], 1)})
+        ratios = [t["trades_per_s"] / b["trades_per_s"] for t, b in zip(runs["today"], runs["baseline"])]
+        return {"status": "ok", "commit": LOAD_BASELINE_COMMIT, "trades": info["trades"],
+                "ratio": summary(ratios, 2), "ratios": [round(x, 3) for x in ratios],
+                "today_trades_per_s": summary([r["trades_per_s"] for r in runs["today"]], 0),
+                "baseline_trades_per_s": summary([r["trades_per_s"] for r in runs["baseline"]], 0),
+                "today_maxrss_mb": summary([r["maxrss_mb"] for r in runs["today"]], 0),
+                "baseline_maxrss_mb": summary([r["maxrss_mb"] for r in runs["baseline"]], 0), "runs": runs}
 
     def _load_big(self) -> dict[str, Any]:
         """Issue 22's bounded memory: one Binance load ten times the size of the others (peak RSS
@@ -537,6 +586,7 @@ class Bench:
                 got["load_binance"] = row["trades_per_s"]["median"]
                 got["load_rss"] = row["maxrss_mb"]["median"]
         got["load_rss_big"] = get(["load", "big", "maxrss_mb"])
+        got["load_vs_baseline"] = get(["load", "baseline", "ratio", "median"])
         got["live_sustained"] = get(["live", "highest_sustained"])
         for row in get(["live", "latency"], []) or []:
             if row["rate"] == 10_000:

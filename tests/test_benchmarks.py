@@ -26,6 +26,11 @@ def test_benchmark_suite_tiny(tmp_path: Path) -> None:
     assert md.exists() and js.exists(), proc.stderr[-3000:]
 
     report = json.loads(js.read_text())
+    sys.path.insert(0, str(BENCH))
+    try:
+        from run import LOAD_BASELINE_COMMIT
+    finally:
+        sys.path.remove(str(BENCH))
     assert report["size"] == "tiny"
     assert report["machine"]["cores"] and report["machine"]["versions"].get("chdb")
     for name in SECTIONS:
@@ -51,7 +56,15 @@ def test_benchmark_suite_tiny(tmp_path: Path) -> None:
 
     floors = {f["key"]: f for f in report["floors"]}
     assert s["load"]["big"]["maxrss_mb"] > 0 and s["load"]["big"]["trades"] > s["load"]["rows"][0]["trades"]
-    assert set(floors) == {"load_binance", "load_rss", "load_rss_big", "live_sustained", "p99_10k", "feed_vs_cryptofeed",
+    # issue 22's rate clause: today's load against the 2026-12-04 code, where the clone has that commit
+    baseline_here = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{LOAD_BASELINE_COMMIT}^{{commit}}"],
+                                   capture_output=True).returncode == 0
+    base = s["load"]["baseline"]
+    assert base["status"] == ("ok" if baseline_here else "unavailable"), base
+    if baseline_here:
+        assert base["baseline_trades_per_s"]["median"] > 0 and base["today_trades_per_s"]["median"] > 0
+        assert base["ratio"]["n"] == 1 and floors["load_vs_baseline"]["measured"] == base["ratio"]["median"]
+    assert set(floors) == {"load_binance", "load_rss", "load_rss_big", "load_vs_baseline", "live_sustained", "p99_10k", "feed_vs_cryptofeed",
                            "feed_cpu_vs_cryptofeed", "feed_rss_10k",
                            "run_rss", "candles_1sym_day", "api_ohlcv", "api_vs_chdb", "api_trades", "api_trades_p99",
                            "heavy_reads_p99", "export_rate", "export_rss", "import_binance", "import_vs_bare",
@@ -59,7 +72,8 @@ def test_benchmark_suite_tiny(tmp_path: Path) -> None:
     assert s["api"]["ohlcv"]["api"]["rows"] == 1440 and s["api"]["export"]["files"] == 1
     assert s["api"]["live"]["trades"]["during"]["runs"][0]["rows"] > 0
     assert s["api"]["live"]["heavy"]["during"]["reads"] > 0
-    assert all(f["measured"] is not None for k, f in floors.items() if k != "live_sustained")
+    assert all(f["measured"] is not None for k, f in floors.items()
+               if k != "live_sustained" and (k != "load_vs_baseline" or baseline_here))
 
     text = md.read_text()
     sys.path.insert(0, str(BENCH))
