@@ -196,15 +196,7 @@ class Bench:
             reps = self.p["load_reps"].get(ex, self.p["load_reps_other"])
             runs = []
             for _ in range(reps):
-                data = self.scratch(f"load-{ex}-")
-                r = run_measured([*k2_cmd(), "load", info["path"], "--exchange", ex, "--data-dir", str(data)],
-                                 timeout=1800, env=clean_env(K2_LOG_LEVEL="WARNING"))
-                shutil.rmtree(data, ignore_errors=True)
-                if r["rc"] != 0:
-                    raise RuntimeError(f"k2 load {ex} failed: {r['stderr'][-1500:]}")
-                runs.append(_parse_load_summary(r["stdout"]) | {"wall_s": round(r["wall_s"], 2),
-                                                                 "cpu_s": round(r["cpu_s"], 2),
-                                                                 "maxrss_mb": round(r["maxrss_mb"], 1)})
+                runs.append(self._one_load(info["path"], ex, timeout=1800))
             rows.append({"exchange": ex, "trades": info["trades"], "frames": info["frames"],
                          "trades_per_s": summary([r["trades_per_s"] for r in runs], 0),
                          "seconds": summary([r["seconds"] for r in runs], 2),
@@ -241,15 +233,7 @@ class Bench:
         runs: dict[str, list] = {"today": [], "baseline": []}
         for i in range(self.p["load_baseline_pairs"]):
             for who in (("today", "baseline") if i % 2 == 0 else ("baseline", "today")):
-                data = self.scratch(f"load-{who}-")
-                r = run_measured([*k2_cmd(), "load", info["path"], "--exchange", "binance", "--data-dir", str(data)],
-                                 timeout=1800, env=envs[who])
-                shutil.rmtree(data, ignore_errors=True)
-                if r["rc"] != 0:
-                    raise RuntimeError(f"k2 load ({who}) failed: {r['stderr'][-1500:]}")
-                runs[who].append(_parse_load_summary(r["stdout"]) | {"wall_s": round(r["wall_s"], 2),
-                                                                     "cpu_s": round(r["cpu_s"], 2),
-                                                                     "maxrss_mb": round(r["maxrss_mb"], 1)})
+                runs[who].append(self._one_load(info["path"], "binance", timeout=1800, env=envs[who], label=who))
         ratios = [t["trades_per_s"] / b["trades_per_s"] for t, b in zip(runs["today"], runs["baseline"])]
         return {"status": "ok", "commit": LOAD_BASELINE_COMMIT, "trades": info["trades"],
                 "ratio": summary(ratios, 2), "ratios": [round(x, 3) for x in ratios],
@@ -262,14 +246,20 @@ class Bench:
         """Issue 22's bounded memory: one Binance load ten times the size of the others (peak RSS
         must not grow with the file)."""
         info = self.frames("binance", self.p["load_big_trades"])
-        data = self.scratch("load-big-")
-        r = run_measured([*k2_cmd(), "load", info["path"], "--exchange", "binance", "--data-dir", str(data)],
-                         timeout=3600, env=clean_env(K2_LOG_LEVEL="WARNING"))
+        return self._one_load(info["path"], "binance", timeout=3600) | {"trades": info["trades"]}
+
+    def _one_load(self, path: str, exchange: str, timeout: float, env: dict[str, str] | None = None,
+                  label: str = "") -> dict[str, Any]:
+        """One `k2 load` of `path` into a fresh data dir (deleted after): its own summary figures,
+        wall and CPU seconds and peak RSS."""
+        data = self.scratch(f"load-{label or exchange}-")
+        r = run_measured([*k2_cmd(), "load", path, "--exchange", exchange, "--data-dir", str(data)],
+                         timeout=timeout, env=env or clean_env(K2_LOG_LEVEL="WARNING"))
         shutil.rmtree(data, ignore_errors=True)
         if r["rc"] != 0:
-            raise RuntimeError(f"k2 load binance ({info['trades']} trades) failed: {r['stderr'][-1500:]}")
-        return _parse_load_summary(r["stdout"]) | {"trades": info["trades"], "wall_s": round(r["wall_s"], 2),
-                                                   "cpu_s": round(r["cpu_s"], 2), "maxrss_mb": round(r["maxrss_mb"], 1)}
+            raise RuntimeError(f"k2 load {exchange} {label} ({path}) failed: {r['stderr'][-1500:]}")
+        return _parse_load_summary(r["stdout"]) | {"wall_s": round(r["wall_s"], 2), "cpu_s": round(r["cpu_s"], 2),
+                                                   "maxrss_mb": round(r["maxrss_mb"], 1)}
 
     def _profile_load(self) -> dict[str, Any]:
         from profiles import profile_command
