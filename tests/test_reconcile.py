@@ -222,9 +222,14 @@ def test_every_venue_matches_a_live_run_and_trades_withheld_from_kraken_are_foun
                 assert res.returncode == 1, res.stdout + res.stderr
                 first = res.stdout.splitlines()[0]
                 assert " 0 extra" in first and " 0 unexplained" in first, res.stdout
-                # the withheld seconds 25-30 lie in one window, or two when a minute starts among them
+                # the withheld seconds 25-30 of the simulator's clock (started a moment before `started`)
+                # lie in one window, or two when a minute starts among them; a sliver of a second at a
+                # minute's edge may hold no trade at 20/s, so the windows found are a subset of those
                 missing = int(re.search(r" (\d+) missing trades,", first).group(1))
-                assert missing == len({int(started + s) // 60 for s in (25, 29.9)}), res.stdout
+                minutes = {int(datetime.strptime(m, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
+                           // 60 for m in re.findall(r"(\S+Z) MISSING TRADES", res.stdout)}
+                assert missing == len(minutes) >= 1, res.stdout
+                assert minutes <= {int(started + s) // 60 for s in (20, 25, 29.9)}, res.stdout
                 res = _k2("reconcile", "--exchange", "kraken", "--symbols", "BTC/USD", "--since", since, "--until",
                           until, "--repair", "--data-dir", str(data), env=env)
                 assert res.returncode == 0, res.stdout + res.stderr
