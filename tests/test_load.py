@@ -143,6 +143,42 @@ def test_a_frame_repeated_in_one_file_counts_once(clean_warehouse, load_frames, 
     assert_gold_matches(wh, reference_trades(exchange, frames))
 
 
+def test_two_insert_streams_store_each_trade_once(clean_warehouse, load_frames, monkeypatch):
+    """`k2 load --streams 2`: batches of new trades go to a second connection beside the next
+    batch's INSERT; a batch with a trade at the last stored millisecond is decided from the keys
+    already handed on, and one reaching back in time waits for the second stream, then probes."""
+    from k2.warehouse.embedded import BulkSession
+
+    beside = []
+    real = BulkSession.insert_rows
+
+    def counted(self, *args, **kw):
+        beside.append(args[0])
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(BulkSession, "insert_rows", counted)
+    wh = clean_warehouse
+
+    def frames(ids):  # three trades per millisecond: batches of 4 share their edges' milliseconds
+        return [mf.binance_trade("BTCUSDT", i, f"{97000 + i}.5", f"0.{i:04d}", 1784116800000 + i // 3, i % 2 == 0)
+                for i in ids]
+
+    ordered = frames(range(1, 61))
+    back = frames(range(20, 31))  # again, older than what is stored by then
+    repeated = frames([61, 62, 61, 63])
+    newer = frames(range(64, 81))
+    report = load_frames(wh, "binance", ordered + back + repeated + newer, batch_size=4, streams=2)
+    assert len(beside) >= 5, beside  # the second stream did take batches
+    assert (report.trades, report.written) == (60 + 11 + 4 + 17, 80)
+    assert k2db.count(wh, "bronze_trades_binance") == 80
+    assert k2db.count(wh, "silver_trades_v2") == 80
+    assert_gold_matches(wh, reference_trades("binance", frames(range(1, 81))))
+    assert not (wh.data_dir / "inflight.json").exists()  # no INSERT left in the crash journal
+    before = state(wh)
+    again = load_frames(wh, "binance", ordered + newer, name="again.jsonl", batch_size=4, streams=2)
+    assert again.written == 0 and state(wh) == before
+
+
 def test_reordered_reload_in_batches_changes_nothing(clean_warehouse, load_frames):
     wh = clean_warehouse
     frames = kraken_frames(range(1, 31))

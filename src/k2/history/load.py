@@ -32,6 +32,10 @@ from k2.warehouse.instruments import upsert_instruments
 from k2.warehouse.memory import FreedMemoryRelease, trim_c_heap
 
 DEFAULT_BATCH = 50_000
+#: INSERTs at a time (_Writer; `k2 load --streams`). Two ran a 1M-trade load at 1.04-1.06x the
+#: trades/s of one, and at 398-406 MB peak RSS instead of ~345 (ADR 0036): over the 400 MB bound
+#: K2 keeps by default, so one unless asked.
+DEFAULT_STREAMS = 1
 #: parsed rows are turned into Arrow columns this many at a time: a batch waits as columns, and
 #: the Python tuples alive at once stay a few MB (issue 22: `k2 load` in bounded memory)
 COLUMNAR_ROWS = 8_192
@@ -72,13 +76,20 @@ class LoadReport:
 
 
 class _Writer(threading.Thread):
-    """Writes batches in order; at most `depth` batches wait, so memory stays bounded."""
+    """Writes batches in order; at most `depth` batches wait, so memory stays bounded.
+
+    `streams=2`: a batch whose rows are all known new without a probe (a load of trades newer
+    than what is stored: BronzeWriter.new_rows) is inserted on a second connection while this
+    thread goes on with the next one; one INSERT of the views' chain keeps about one core busy, and
+    the parse thread waited for it a third of the time. Any other batch first waits for the second
+    stream to end, so that its probe sees every earlier row."""
 
     def __init__(self, writer: BronzeWriter, wh, report: LoadReport, placement: Placement | None = None,
-                 depth: int = 2, write=None):
+                 depth: int = 2, write=None, streams: int = 1):
         super().__init__(name="k2-load-writer", daemon=True)
         self.writer, self.wh, self.report, self.placement = writer, wh, report, placement
         self.write = write  # rows -> new rows: a running pipeline's writer (k2 load while k2 run runs)
+        self.streams = streams if write is None and streams > 1 and hasattr(wh, "bulk_session") else 1
         self.queue: Queue = Queue(maxsize=depth)
         self.error: BaseException | None = None
         # chDB's jemalloc keeps the views' blocks of the last inserts resident for seconds: hand
@@ -86,27 +97,90 @@ class _Writer(threading.Thread):
         # pages back in: 3M trades took +25 % CPU for -45 MB, ADR 0029), and the library pages the
         # inserts touched, as `k2 import` does (10M trades: 414-421 MB vs 456-461, CPU the same)
         self.freed = FreedMemoryRelease(wh, interval_s=PURGE_EVERY_S, library_pages=True)
+        self._journal = getattr(wh, "journal", None)
+        self._running: dict[str, int] = {}  # token -> first trade time (µs) of the INSERTs running
+        self._lock = threading.Lock()
+        self._beside: threading.Thread | None = None  # the second stream's INSERT, while it runs
+        self._beside_result: list = []  # what it wrote, or how it failed
 
     def run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            batch, rejects, instruments = item
-            try:
+        bulk = self.wh.bulk_session() if self.streams > 1 else None
+        try:
+            while True:
+                item = self.queue.get()
+                if item is None:
+                    self._join_beside()
+                    return
+                batch, rejects, instruments = item
                 if instruments:  # before the batch, so silver places its trades
                     upsert_instruments(self.wh, self.writer.adapter.name, instruments, "load")
                 if batch is not None and self.write is not None:
                     self.report.written += self.write(batch)
                 elif batch is not None:
-                    self.report.written += self.writer.commit(batch, source="file")
+                    arrays = self.writer.new_rows(batch) if bulk is not None else None
+                    if arrays is None:
+                        self._join_beside()  # a probe must see every earlier row
+                        self.report.written += self.writer.commit(batch, source="file")
+                    else:
+                        self.writer.remember(batch)
+                        if len(arrays[0]) and self._beside_free():
+                            self._beside = threading.Thread(target=self._insert_beside, args=(batch, arrays, bulk),
+                                                            name="k2-load-writer-2", daemon=True)
+                            self._beside.start()
+                        elif len(arrays[0]):
+                            self.report.written += self._insert(batch, arrays, None)
                     self.freed.after_write()
                     trim_c_heap()  # what the batch's Arrow columns freed
                 if rejects:
                     write_rejects(self.wh, rejects)
-            except BaseException as exc:  # surfaced by the loader thread
-                self.error = exc
-                return
+        except BaseException as exc:  # surfaced by the loader thread
+            self.error = exc
+            try:
+                self._join_beside()
+            except BaseException:  # the first failure is the one to tell
+                pass
+        finally:
+            if bulk is not None:
+                bulk.close()
+
+    def _insert(self, batch, arrays: list, via) -> int:
+        """One INSERT of rows known new, under the crash journal: while INSERTs run, it names the
+        earliest first trade time among them (the next open recomputes silver and gold from there),
+        and it is removed when none runs. A failed INSERT leaves its entry (the next open repairs)."""
+        with self._lock:
+            self._running[batch.token] = batch.first_time_us
+            if self._journal is not None:
+                self._journal.begin(self.writer.adapter.bronze_table, batch.token, min(self._running.values()))
+        written = self.writer.insert(batch, arrays, "file", via)
+        with self._lock:
+            del self._running[batch.token]
+            if self._journal is not None and not self._running:
+                self._journal.done()
+        return written
+
+    def _insert_beside(self, batch, arrays: list, via) -> None:
+        try:
+            self._beside_result.append(self._insert(batch, arrays, via))
+        except BaseException as exc:
+            self._beside_result.append(exc)
+
+    def _beside_free(self) -> bool:
+        """Whether the second stream is idle (collecting what its last INSERT did)."""
+        if self._beside is not None and self._beside.is_alive():
+            return False
+        self._join_beside()
+        return True
+
+    def _join_beside(self) -> None:
+        """Wait for the second stream's INSERT; count its rows, or raise how it failed."""
+        if self._beside is None:
+            return
+        self._beside.join()
+        self._beside = None
+        result = self._beside_result.pop()
+        if isinstance(result, BaseException):
+            raise result
+        self.report.written += result
 
     def columnar(self, rows: list) -> list:
         """`rows` as they wait for the batch: Arrow columns built now (a Python tuple of a trade
@@ -143,7 +217,7 @@ def _chunks(f, size: int = 256):
 
 
 def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = DEFAULT_BATCH,
-              placement: Placement | None = None, write=None) -> LoadReport:
+              placement: Placement | None = None, write=None, streams: int = DEFAULT_STREAMS) -> LoadReport:
     """Load a frame file (`-` = stdin; compressed or not). Raises K2Error before writing anything
     when the input cannot be read, is empty, or is not `adapter`'s frames. `placement` places
     symbols the instruments table does not know (default: offline, from the symbols' own form).
@@ -152,27 +226,28 @@ def load_file(wh, adapter: ExchangeAdapter, path: Path | str, batch_size: int = 
     with open_frames(path) as (lines, name, compression):
         head = sniff(adapter, lines, name)
         return load_lines(wh, adapter, itertools.chain(head, lines), name, compression, batch_size, placement,
-                          write)
+                          write, streams=streams)
 
 
 def load_lines(wh, adapter: ExchangeAdapter, lines: Iterable[bytes], name: str, compression: str | None = None,
                batch_size: int = DEFAULT_BATCH, placement: Placement | None = None, write=None,
-               progress: Callable[[LoadReport], None] | None = None) -> LoadReport:
+               progress: Callable[[LoadReport], None] | None = None, streams: int = DEFAULT_STREAMS) -> LoadReport:
     """Load frames (byte lines) already opened and checked (k2.history.inputs). `progress(report)`
     is called every 256 lines."""
     report = LoadReport(adapter.name, name, compression=compression)
     placement = placement or Placement(wh, adapter)
-    _load(wh, adapter, lines, Path(name).name, report, batch_size, placement, write, progress)
+    _load(wh, adapter, lines, Path(name).name, report, batch_size, placement, write, progress, streams)
     report.unplaced = sorted(placement.unplaced)
     report.instruments_error = placement.fetch_error
     return report
 
 
 def _load(wh, adapter: ExchangeAdapter, lines, origin: str, report: LoadReport, batch_size: int,
-          placement: Placement, write=None, progress=None) -> None:
+          placement: Placement, write=None, progress=None, streams: int = DEFAULT_STREAMS) -> None:
     # repeated trades stay in the batch: the writer keeps each key's first row (in C++), then
     # probes bronze only for rows not newer than what it already holds
-    writer = _Writer(BronzeWriter(wh, adapter, skip_probe_when_newer=True), wh, report, placement, write=write)
+    writer = _Writer(BronzeWriter(wh, adapter, skip_probe_when_newer=True), wh, report, placement, write=write,
+                     streams=streams)
     writer.start()
     session = adapter.session()  # one file = one connection's frames (Bitfinex channel ids)
     parse, parse_trades = session.parse, session.parse_trade_frames

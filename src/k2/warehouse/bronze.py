@@ -236,29 +236,58 @@ class BronzeWriter:
                 return 0
             indices = pa.array(keep, pa.int64())
             arrays = [a.take(indices) for a in arrays]
+        journal = getattr(self.wh, "journal", None)
+        if journal is not None:
+            journal.begin(self.adapter.bronze_table, batch.token, batch.first_time_us)
+        written = self.insert(batch, arrays, source)
+        if journal is not None:  # (after a failed write it stays: the next open repairs)
+            journal.done()
+        self._remember(batch)
+        return written
+
+    def new_rows(self, batch: PreparedBatch) -> list[pa.Array] | None:
+        """The batch's columns without the rows bronze holds, when that is known without a probe
+        (`skip_probe_when_newer`: every row newer than what this writer stored or was handed, or at
+        that very time with its key known, and no key repeated); None when a probe is needed. Then
+        the caller may `remember` the batch at once and `insert` these beside the previous batch's
+        INSERT (`k2 load`'s second stream): no later decision waits for that INSERT to end."""
+        if not batch.n or batch.has_repeats:
+            return None
+        maybe = self._maybe_stored(batch)
+        if maybe is None or len(maybe[0]):
+            return None
+        known = maybe[1]
+        if not known:
+            return batch.arrays
+        keep = pa.array([i for i in range(batch.n) if i not in known], pa.int64())
+        return [a.take(keep) for a in batch.arrays]
+
+    def remember(self, batch: PreparedBatch) -> None:
+        """Count `batch` as stored for the decisions of the next batches (see `new_rows`)."""
+        self._remember(batch)
+
+    def insert(self, batch: PreparedBatch, arrays: list[pa.Array] | None = None, source: str = "file",
+               via=None) -> int:
+        """The INSERT alone: `arrays` (default: the whole batch) under the batch's token, through
+        `via` (a connection with `insert_rows`; default the warehouse). Returns the rows stored.
+        The caller decided which rows are new and keeps the crash journal."""
+        arrays = batch.arrays if arrays is None else arrays
         names, select, targets = list(self.adapter.columns), self._select, self._targets
         if batch.has_kafka:
             names += ["kafka_partition", "kafka_offset"]
             select = [*select, "kafka_partition", "kafka_offset"]
             targets = [*targets, "kafka_partition", "kafka_offset"]
         table = pa.Table.from_arrays(arrays, names=names)
-        journal = getattr(self.wh, "journal", None)
-        if journal is not None:
-            journal.begin(self.adapter.bronze_table, batch.token, batch.first_time_us)
-        outcome = self.wh.insert_rows(self.adapter.bronze_table, table, select, targets,
-                                      {"source": source, "batch_id": batch.token}, token=batch.token)
-        if outcome is not None and outcome.write_failed:  # the journal stays: the next open repairs
+        outcome = (via or self.wh).insert_rows(self.adapter.bronze_table, table, select, targets,
+                                               {"source": source, "batch_id": batch.token}, token=batch.token)
+        if outcome is not None and outcome.write_failed:
             raise PartsMayBeBroken(
                 f"ClickHouse could not write every file of the insert into {self.adapter.bronze_table} (a full "
                 "disk?) although the INSERT succeeded: its parts may be broken; writing stops until a restart "
                 "repairs them (the rows are kept)")
-        written = table.num_rows
         if outcome is not None and outcome.deduplicated:
-            written = self._after_dropped_insert(table, select, targets, source, batch.token)
-        if journal is not None:
-            journal.done()
-        self._remember(batch)
-        return written
+            return self._after_dropped_insert(table, select, targets, source, batch.token)
+        return table.num_rows
 
     def _after_dropped_insert(self, table: pa.Table, select: list[str], targets: list[str], source: str,
                               token: str) -> int:

@@ -48,6 +48,19 @@ def _insert_events(conn) -> tuple[int, int]:
     return int(rows.get("DuplicatedInsertedBlocks", 0)), int(rows.get("WriteBufferFromFileDescriptorWriteFailed", 0))
 
 
+def _insert_sql(table: str, select_exprs: Sequence[str], target_columns: Sequence[str],
+                params: dict[str, Any] | None, where: str, token: str) -> tuple[str, dict[str, Any] | None]:
+    """The INSERT of a pyarrow Table named `batch` in the caller's frame, and its parameters."""
+    settings = ""
+    if token:
+        settings = ("SETTINGS insert_deduplicate = 1, deduplicate_blocks_in_dependent_materialized_views = 1, "
+                    "insert_deduplication_token = {token:String} ")
+        params = {**(params or {}), "token": token}
+    sql = (f"INSERT INTO k2.{table} ({', '.join(target_columns)}) {settings}"
+           f"SELECT {', '.join(select_exprs)} FROM Python(batch)" + (f" WHERE {where}" if where else ""))
+    return sql, params
+
+
 class StorageWriteFailed(OSError):
     """An INSERT ClickHouse reported done, with files of its part unwritten (k2.warehouse.embedded)."""
 
@@ -244,16 +257,7 @@ class EmbeddedWarehouse(RowReads):
         the table and in every materialized view fed by it. Returns what ClickHouse did beside
         succeeding (a block dropped as a duplicate, a file it could not write), read from its
         counters: one cheap query after the insert (and one before when other statements ran)."""
-        settings = ""
-        if token:
-            settings = ("SETTINGS insert_deduplicate = 1, deduplicate_blocks_in_dependent_materialized_views = 1, "
-                        "insert_deduplication_token = {token:String} ")
-            params = {**(params or {}), "token": token}
-        sql = (
-            f"INSERT INTO k2.{table} ({', '.join(target_columns)}) {settings}"
-            f"SELECT {', '.join(select_exprs)} FROM Python(batch)"
-            + (f" WHERE {where}" if where else "")
-        )
+        sql, params = _insert_sql(table, select_exprs, target_columns, params, where, token)
         with self._lock:
             if self._statements_since_events:
                 self._events = self._insert_events()
@@ -331,6 +335,17 @@ class BulkSession:
         if _insert_events(self._conn)[1] > before:
             raise StorageWriteFailed("ClickHouse could not write every file of an INSERT (a full disk?): "
                                      "its part may be broken")
+
+    def insert_rows(self, table: str, batch: Any, select_exprs: Sequence[str], target_columns: Sequence[str],
+                    params: dict[str, Any] | None = None, where: str = "", token: str = "") -> InsertOutcome:
+        """`EmbeddedWarehouse.insert_rows` on this connection (`k2 load`'s second insert stream).
+        The counters are the process's: a block dropped or a file unwritten by a statement running
+        beside this one is reported here too, which only ever makes the caller check more."""
+        sql, params = _insert_sql(table, select_exprs, target_columns, params, where, token)
+        before = _insert_events(self._conn)
+        self._conn.query(sql, "CSV", params=params or None)
+        after = _insert_events(self._conn)
+        return InsertOutcome(after[0] > before[0], after[1] > before[1])
 
     def close(self) -> None:
         try:
