@@ -179,6 +179,42 @@ def test_two_insert_streams_store_each_trade_once(clean_warehouse, load_frames, 
     assert again.written == 0 and state(wh) == before
 
 
+@pytest.mark.parametrize("streams", [1, 2])
+def test_a_failed_insert_stops_the_load_with_its_error_and_keeps_what_was_written(clean_warehouse, load_frames,
+                                                                                   monkeypatch, streams):
+    """The writer fails on its third batch while the parser waits on a full queue: the load
+    raises that error (it hung before), and the batches written before it stay stored."""
+    import threading
+
+    from k2.warehouse.bronze import BronzeWriter
+
+    calls = []
+    real_insert = BronzeWriter.insert
+
+    def failing(self, batch, *args, **kw):  # every INSERT of a load, on either stream
+        calls.append(batch.n)
+        if len(calls) == 3:
+            raise OSError("No space left on device (a test)")
+        return real_insert(self, batch, *args, **kw)
+
+    monkeypatch.setattr(BronzeWriter, "insert", failing)
+    wh = clean_warehouse
+    outcome = []
+
+    def load() -> None:
+        try:
+            load_frames(wh, "binance", binance_frames(range(1, 2001)), batch_size=50, streams=streams)
+            outcome.append("returned")
+        except OSError as exc:
+            outcome.append(str(exc))
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert outcome == ["No space left on device (a test)"], outcome or "k2 load still running after 60 s"
+    assert k2db.count(wh, "bronze_trades_binance") == k2db.count(wh, "silver_trades_v2") == 100
+
+
 def test_reordered_reload_in_batches_changes_nothing(clean_warehouse, load_frames):
     wh = clean_warehouse
     frames = kraken_frames(range(1, 31))

@@ -104,44 +104,53 @@ class _Writer(threading.Thread):
         self._beside_result: list = []  # what it wrote, or how it failed
 
     def run(self) -> None:
-        bulk = self.wh.bulk_session() if self.streams > 1 else None
+        bulk = None
         try:
-            while True:
-                item = self.queue.get()
-                if item is None:
-                    self._join_beside()
-                    return
-                batch, rejects, instruments = item
-                if instruments:  # before the batch, so silver places its trades
-                    upsert_instruments(self.wh, self.writer.adapter.name, instruments, "load")
-                if batch is not None and self.write is not None:
-                    self.report.written += self.write(batch)
-                elif batch is not None:
-                    arrays = self.writer.new_rows(batch) if bulk is not None else None
-                    if arrays is None:
-                        self._join_beside()  # a probe must see every earlier row
-                        self.report.written += self.writer.commit(batch, source="file")
-                    else:
-                        self.writer.remember(batch)
-                        if len(arrays[0]) and self._beside_free():
-                            self._beside = threading.Thread(target=self._insert_beside, args=(batch, arrays, bulk),
-                                                            name="k2-load-writer-2", daemon=True)
-                            self._beside.start()
-                        elif len(arrays[0]):
-                            self.report.written += self._insert(batch, arrays, None)
-                    self.freed.after_write()
-                    trim_c_heap()  # what the batch's Arrow columns freed
-                if rejects:
-                    write_rejects(self.wh, rejects)
-        except BaseException as exc:  # surfaced by the loader thread
+            bulk = self.wh.bulk_session() if self.streams > 1 else None
+        except BaseException as exc:
             self.error = exc
+        while True:
+            item = self.queue.get()
+            if item is None:
+                break
+            if self.error is not None:
+                # after a failure nothing more is written, but the queue is still emptied: the
+                # loader, blocked on a full queue, must come back to learn the error and stop
+                continue
             try:
-                self._join_beside()
-            except BaseException:  # the first failure is the one to tell
-                pass
-        finally:
-            if bulk is not None:
-                bulk.close()
+                self._write(item, bulk)
+            except BaseException as exc:  # surfaced by the loader thread
+                self.error = exc
+        try:
+            self._join_beside()
+        except BaseException as exc:
+            self.error = self.error or exc  # the first failure is the one to tell
+        if bulk is not None:
+            bulk.close()
+
+    def _write(self, item: tuple, bulk) -> None:
+        batch, rejects, instruments = item
+        if instruments:  # before the batch, so silver places its trades
+            upsert_instruments(self.wh, self.writer.adapter.name, instruments, "load")
+        if batch is not None and self.write is not None:
+            self.report.written += self.write(batch)
+        elif batch is not None:
+            arrays = self.writer.new_rows(batch) if bulk is not None else None
+            if arrays is None:
+                self._join_beside()  # a probe must see every earlier row
+                self.report.written += self.writer.commit(batch, source="file")
+            else:
+                self.writer.remember(batch)
+                if len(arrays[0]) and self._beside_free():
+                    self._beside = threading.Thread(target=self._insert_beside, args=(batch, arrays, bulk),
+                                                    name="k2-load-writer-2", daemon=True)
+                    self._beside.start()
+                elif len(arrays[0]):
+                    self.report.written += self._insert(batch, arrays, None)
+            self.freed.after_write()
+            trim_c_heap()  # what the batch's Arrow columns freed
+        if rejects:
+            write_rejects(self.wh, rejects)
 
     def _insert(self, batch, arrays: list, via) -> int:
         """One INSERT of rows known new, under the crash journal: while INSERTs run, it names the

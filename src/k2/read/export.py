@@ -536,20 +536,25 @@ def _prefetched(batches, depth: int = 2):
     done = object()
     stop = threading.Event()
 
+    def offer(item) -> bool:
+        """Put `item` once there is room; False when the writer stopped taking (then nobody
+        would ever take it: a plain put could wait forever)."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def pump() -> None:
         try:
             for b in batches:
-                while not stop.is_set():
-                    try:
-                        q.put(b, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(b):
                     return
-            q.put(done)
+            offer(done)
         except BaseException as exc:  # handed to the writer, raised there
-            q.put(exc)
+            offer(exc)
 
     thread = threading.Thread(target=pump, name="k2-export-read", daemon=True)
     thread.start()
