@@ -136,6 +136,12 @@ def render(r: dict[str, Any]) -> str:
                 f"the 2026-12-04 code {fmt_summary(base['baseline_trades_per_s'])} trades/s at "
                 f"{fmt_summary(base['baseline_maxrss_mb'])} MB; ratio of each pair "
                 f"{', '.join(f'{x:.2f}' for x in base['ratios'])} (median **{base['ratio']['median']:.2f}**).")
+            if base.get("two_streams_ratio"):  # not the floor's: an option that buys rate with memory
+                add(f"With `--streams 2` (ADR 0036; not the default) in the same rotation: "
+                    f"{fmt_summary(base['two_streams_trades_per_s'])} trades/s at "
+                    f"{fmt_summary(base['two_streams_maxrss_mb'])} MB; ratio to the 2026-12-04 code "
+                    f"{', '.join(f'{x:.2f}' for x in base['two_streams_ratios'])} "
+                    f"(median {base['two_streams_ratio']['median']:.2f}).")
             add("")
         elif base:
             add(f"The comparison with the 2026-12-04 code did not run: {base.get('error', '')}")

@@ -230,17 +230,26 @@ class Bench:
                                capture_output=True, text=True, timeout=60).stdout.strip()
         if not where.startswith(str(src)):  # the comparison would be today's code against itself
             raise RuntimeError(f"the baseline run imports k2 from {where!r}, not from {src}")
-        runs: dict[str, list] = {"today": [], "baseline": []}
+        # a third arm, not the floor's: today's code with `--streams 2` (ADR 0036), in the same rotation
+        envs["two_streams"] = envs["today"]
+        args = {"two_streams": ("--streams", "2")}
+        runs: dict[str, list] = {"today": [], "baseline": [], "two_streams": []}
+        order = ["today", "baseline", "two_streams"]
         for i in range(self.p["load_baseline_pairs"]):
-            for who in (("today", "baseline") if i % 2 == 0 else ("baseline", "today")):
-                runs[who].append(self._one_load(info["path"], "binance", timeout=1800, env=envs[who], label=who))
+            for who in order[i % 3:] + order[:i % 3]:
+                runs[who].append(self._one_load(info["path"], "binance", timeout=1800, env=envs[who], label=who,
+                                                args=args.get(who, ())))
         ratios = [t["trades_per_s"] / b["trades_per_s"] for t, b in zip(runs["today"], runs["baseline"])]
+        two = [t["trades_per_s"] / b["trades_per_s"] for t, b in zip(runs["two_streams"], runs["baseline"])]
         return {"status": "ok", "commit": LOAD_BASELINE_COMMIT, "trades": info["trades"],
                 "ratio": summary(ratios, 2), "ratios": [round(x, 3) for x in ratios],
                 "today_trades_per_s": summary([r["trades_per_s"] for r in runs["today"]], 0),
                 "baseline_trades_per_s": summary([r["trades_per_s"] for r in runs["baseline"]], 0),
                 "today_maxrss_mb": summary([r["maxrss_mb"] for r in runs["today"]], 0),
-                "baseline_maxrss_mb": summary([r["maxrss_mb"] for r in runs["baseline"]], 0), "runs": runs}
+                "baseline_maxrss_mb": summary([r["maxrss_mb"] for r in runs["baseline"]], 0),
+                "two_streams_ratio": summary(two, 2), "two_streams_ratios": [round(x, 3) for x in two],
+                "two_streams_trades_per_s": summary([r["trades_per_s"] for r in runs["two_streams"]], 0),
+                "two_streams_maxrss_mb": summary([r["maxrss_mb"] for r in runs["two_streams"]], 0), "runs": runs}
 
     def _load_big(self) -> dict[str, Any]:
         """Issue 22's bounded memory: one Binance load ten times the size of the others (peak RSS
@@ -249,11 +258,11 @@ class Bench:
         return self._one_load(info["path"], "binance", timeout=3600) | {"trades": info["trades"]}
 
     def _one_load(self, path: str, exchange: str, timeout: float, env: dict[str, str] | None = None,
-                  label: str = "") -> dict[str, Any]:
-        """One `k2 load` of `path` into a fresh data dir (deleted after): its own summary figures,
-        wall and CPU seconds and peak RSS."""
+                  label: str = "", args: tuple[str, ...] = ()) -> dict[str, Any]:
+        """One `k2 load` of `path` (with `args`) into a fresh data dir (deleted after): its own
+        summary figures, wall and CPU seconds and peak RSS."""
         data = self.scratch(f"load-{label or exchange}-")
-        r = run_measured([*k2_cmd(), "load", path, "--exchange", exchange, "--data-dir", str(data)],
+        r = run_measured([*k2_cmd(), "load", path, "--exchange", exchange, "--data-dir", str(data), *args],
                          timeout=timeout, env=env or clean_env(K2_LOG_LEVEL="WARNING"))
         shutil.rmtree(data, ignore_errors=True)
         if r["rc"] != 0:

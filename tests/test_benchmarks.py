@@ -64,6 +64,7 @@ def test_benchmark_suite_tiny(tmp_path: Path) -> None:
     if baseline_here:
         assert base["baseline_trades_per_s"]["median"] > 0 and base["today_trades_per_s"]["median"] > 0
         assert base["ratio"]["n"] == 1 and floors["load_vs_baseline"]["measured"] == base["ratio"]["median"]
+        assert base["two_streams_trades_per_s"]["median"] > 0 and base["two_streams_ratio"]["n"] == 1
     assert set(floors) == {"load_binance", "load_rss", "load_rss_big", "load_vs_baseline", "live_sustained", "p99_10k", "feed_vs_cryptofeed",
                            "feed_cpu_vs_cryptofeed", "feed_rss_10k",
                            "run_rss", "candles_1sym_day", "api_ohlcv", "api_vs_chdb", "api_trades", "api_trades_p99",
