@@ -45,13 +45,15 @@ def cmd_load(args: argparse.Namespace) -> int:
     import itertools
 
     if s.release_startup_pages and not s.warehouse_url:
-        from k2.warehouse.memory import bulk_writer_allocator, lean_writer_process
+        from k2.warehouse.memory import (BULK_JEMALLOC_CONF, TWO_STREAMS_JEMALLOC_CONF, bulk_writer_allocator,
+                                         lean_writer_process)
 
         # before pyarrow loads (k2.history.load): Arrow's C++ default pool is chosen then, and
         # its bundled mimalloc reserved a 1 GiB huge-page region holding 40-60 MB (ADR 0029)
         lean_writer_process()
-        # before chDB loads: its jemalloc reads its options then (ADR 0029, third round)
-        bulk_writer_allocator()
+        # before chDB loads: its jemalloc reads its options then (ADR 0029, third round); two
+        # insert streams give freed pages back after 0.2 s, as k2 import's do (ADR 0036)
+        bulk_writer_allocator(TWO_STREAMS_JEMALLOC_CONF if args.streams > 1 else BULK_JEMALLOC_CONF)
     from k2.history.inputs import open_frames, sniff
     from k2.history.load import load_lines
     from k2.history.placement import Placement
@@ -114,9 +116,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(ImportReport.from_json(doc).summary())
         return 0
     if s.release_startup_pages and not s.warehouse_url:
-        from k2.warehouse.memory import IMPORT_JEMALLOC_CONF, bulk_writer_allocator
+        from k2.warehouse.memory import TWO_STREAMS_JEMALLOC_CONF, bulk_writer_allocator
 
-        bulk_writer_allocator(IMPORT_JEMALLOC_CONF)  # before chDB loads (ADR 0036)
+        bulk_writer_allocator(TWO_STREAMS_JEMALLOC_CONF)  # before chDB loads (ADR 0036)
     from k2.history.archives import DEFAULT_CHUNK_LINES, IMPORT_STREAMS, import_archives
     from k2.terminal import Progress
     from k2.warehouse import open_warehouse
@@ -245,7 +247,7 @@ def register(sub) -> None:
     sp.add_argument("--batch-size", type=positive_int, default=50_000, help="trades per insert (default 50000)")
     sp.add_argument("--streams", type=int, choices=(1, 2), default=1,
                     help="INSERTs at a time into the embedded store: 2 loads a file of about a million trades "
-                         "~20 %% faster for ~60 MB more memory; no faster at 10M (default 1)")
+                         "~20 %% faster for ~40 MB more memory, but 10M slower and in ~435 MB (default 1)")
     storage_options(sp)
 
     sp = command(sub, "import", "history", "load exchange archive files (Binance trades/aggTrades zip or csv, "

@@ -90,7 +90,9 @@ class _Writer(threading.Thread):
         self.writer, self.wh, self.report, self.placement = writer, wh, report, placement
         self.write = write  # rows -> new rows: a running pipeline's writer (k2 load while k2 run runs)
         self.streams = streams if write is None and streams > 1 and hasattr(wh, "bulk_session") else 1
-        self.queue: Queue = Queue(maxsize=depth)
+        # with two streams the second INSERT is itself a batch in waiting: one in the queue is enough
+        # (1M frames: 397 MB peak instead of 402-406, the same rate)
+        self.queue: Queue = Queue(maxsize=1 if self.streams > 1 else depth)
         self.error: BaseException | None = None
         # chDB's jemalloc keeps the views' blocks of the last inserts resident for seconds: hand
         # them back at most every PURGE_EVERY_S (after every insert, the next insert faulted the

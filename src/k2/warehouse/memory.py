@@ -140,14 +140,15 @@ def lean_writer_process() -> None:
 #: instead of 8.3-8.7 (ADR 0029, third round). Returning freed pages at once as well
 #: (`dirty_decay_ms:0`) took another 40 MB at 1M but 37 % more CPU at 10M: not used.
 BULK_JEMALLOC_CONF = "narenas:1,percpu_arena:disabled"
-#: `k2 import`'s, whose two insert streams are not followed by a purge of the engine's freed pages
-#: (the next chunks faulted them back in: ADR 0036): freed pages go back after 0.2 s instead of 5.
-#: 10M lines, three alternating runs each: peak RSS 375-387 MB against 388-410, +1-2 CPU-s.
-IMPORT_JEMALLOC_CONF = BULK_JEMALLOC_CONF + ",dirty_decay_ms:200,muzzy_decay_ms:0"
+#: two insert streams' (`k2 import`, whose chunks are not followed by a purge of the engine's freed
+#: pages: the next chunks faulted them back in; `k2 load --streams 2`): freed pages go back after
+#: 0.2 s instead of 5 (ADR 0036). 10M lines imported, three alternating runs each: peak RSS 375-387
+#: MB against 388-410, +1-2 CPU-s; 1M frames loaded, five: 390 MB against 397, the same rate.
+TWO_STREAMS_JEMALLOC_CONF = BULK_JEMALLOC_CONF + ",dirty_decay_ms:200,muzzy_decay_ms:0"
 
 
 def bulk_writer_allocator(conf: str = BULK_JEMALLOC_CONF) -> bool:
-    """Give chDB's jemalloc a bulk writer's options (`BULK_JEMALLOC_CONF`, `IMPORT_JEMALLOC_CONF`)
+    """Give chDB's jemalloc a bulk writer's options (`BULK_JEMALLOC_CONF`, `TWO_STREAMS_JEMALLOC_CONF`)
     through the variable it reads once, when the library loads (`JE_MALLOC_CONF`: chDB's jemalloc
     has the `je_` prefix). Options the user set there come after ours, so theirs win. Returns
     whether ours will apply: not when chDB is loaded already."""
