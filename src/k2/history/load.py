@@ -32,9 +32,8 @@ from k2.warehouse.instruments import upsert_instruments
 from k2.warehouse.memory import FreedMemoryRelease, trim_c_heap
 
 DEFAULT_BATCH = 50_000
-#: INSERTs at a time (_Writer; `k2 load --streams`). Two ran a 1M-trade load at 1.04-1.06x the
-#: trades/s of one, and at 398-406 MB peak RSS instead of ~345 (ADR 0036): over the 400 MB bound
-#: K2 keeps by default, so one unless asked.
+#: INSERTs at a time (_Writer; `k2 load --streams`). Two load 1M trades ~1.2x as fast as one at
+#: 384-402 MB instead of ~345, but 10M at 0.87-0.89x and 432-439 MB (ADR 0036): one unless asked.
 DEFAULT_STREAMS = 1
 #: parsed rows are turned into Arrow columns this many at a time: a batch waits as columns, and
 #: the Python tuples alive at once stay a few MB (issue 22: `k2 load` in bounded memory)
