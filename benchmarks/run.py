@@ -211,9 +211,9 @@ class Bench:
 
     def _load_vs_baseline(self) -> dict[str, Any]:
         """Issue 22's rate clause: today's `k2 load` against the 2026-12-04 code on the same file,
-        on this machine, in this run. The two alternate (the order flips every pair), because this
-        machine's speed moves by tens of percent within minutes; the figure is the median of the
-        pairs' ratios."""
+        on this machine, in this run, with `--streams 2` as a third arm. The arms take turns (the
+        order rotates every round), because this machine's speed moves by tens of percent within
+        minutes; the figure is the median of the rounds' ratios."""
         src = self.work / f"baseline-{LOAD_BASELINE_COMMIT}"
         if not (src / "src" / "k2").is_dir():
             src.mkdir(parents=True, exist_ok=True)
