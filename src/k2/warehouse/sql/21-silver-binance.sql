@@ -30,19 +30,30 @@ SELECT
         map('e', b.e, 'E', toString(b.E), 's', b.s, 't', toString(b.t), 'p', b.p, 'q', b.q,
             'T', toString(b.T), 'm', if(b.m, 'true', 'false'), 'M', if(assumeNotNull(b.M), 'true', 'false')))
                                                                   AS vendor_data,
-    arrayFilter(x -> x != '', [
-        if(toDecimal128OrNull(b.p, 18) IS NULL, 'price_not_decimal',
-           if(toDecimal128OrNull(b.p, 18) <= 0, 'price_not_positive', '')),
-        if(position(b.p, '.') > 0 AND length(b.p) - position(b.p, '.') > 18, 'price_beyond_18_decimals', ''),
-        if(toDecimal128OrNull(b.q, 18) IS NULL, 'quantity_not_decimal',
-           if(toDecimal128OrNull(b.q, 18) <= 0, 'quantity_not_positive', '')),
-        if(position(b.q, '.') > 0 AND length(b.q) - position(b.q, '.') > 18, 'quantity_beyond_18_decimals', ''),
-        if(toDecimal256OrZero(b.p, 18) * toDecimal256OrZero(b.q, 18) >= toDecimal256('100000000000000', 18),
-           'notional_out_of_range', ''),
-        if(i.base = '', 'unknown_instrument', ''),
-        if(b.T > toUnixTimestamp64Milli(b.ingested) + 60000, 'timestamp_in_future', ''),
-        if(b.T < 1230768000000, 'timestamp_before_2009', '')
-    ])                                                            AS validation_errors,
+    -- A normal trade passes every check of the list; the first argument says so with cheaper
+    -- tests (the notional in Float64: under 9e13 it is surely under 1e14), and only a row it does
+    -- not clear builds the list. Same result, a third of the cost (ADR 0037).
+    if(ifNull(toDecimal128OrNull(b.p, 18), 0) > 0 AND ifNull(toDecimal128OrNull(b.q, 18), 0) > 0
+           AND NOT (position(b.p, '.') > 0 AND length(b.p) - position(b.p, '.') > 18)
+           AND NOT (position(b.q, '.') > 0 AND length(b.q) - position(b.q, '.') > 18)
+           AND toFloat64(ifNull(toDecimal128OrNull(b.p, 18), 0)) * toFloat64(ifNull(toDecimal128OrNull(b.q, 18), 0)) < 9e13
+           AND i.base != ''
+           AND b.T <= toUnixTimestamp64Milli(b.ingested) + 60000 AND b.T >= 1230768000000,
+        [],
+        arrayFilter(x -> x != '', [
+            if(toDecimal128OrNull(b.p, 18) IS NULL, 'price_not_decimal',
+               if(toDecimal128OrNull(b.p, 18) <= 0, 'price_not_positive', '')),
+            if(position(b.p, '.') > 0 AND length(b.p) - position(b.p, '.') > 18, 'price_beyond_18_decimals', ''),
+            if(toDecimal128OrNull(b.q, 18) IS NULL, 'quantity_not_decimal',
+               if(toDecimal128OrNull(b.q, 18) <= 0, 'quantity_not_positive', '')),
+            if(position(b.q, '.') > 0 AND length(b.q) - position(b.q, '.') > 18, 'quantity_beyond_18_decimals', ''),
+            if(toDecimal256OrZero(b.p, 18) * toDecimal256OrZero(b.q, 18) >= toDecimal256('100000000000000', 18),
+               'notional_out_of_range', ''),
+            if(i.base = '', 'unknown_instrument', ''),
+            if(b.T > toUnixTimestamp64Milli(b.ingested) + 60000, 'timestamp_in_future', ''),
+            if(b.T < 1230768000000, 'timestamp_before_2009', '')
+        ]))
+                                                                  AS validation_errors,
     empty(validation_errors)                                      AS is_valid
 FROM
 (
