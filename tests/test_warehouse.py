@@ -82,6 +82,38 @@ def test_silver_granules_hold_at_most_a_mebibyte(clean_warehouse):
     assert int(marks) >= 6, marks
 
 
+def test_silver_inserts_write_compact_parts_and_large_parts_stay_wide(clean_warehouse):
+    """90-merge-policy.embedded.sql (ADR 0038): a bulk load's insert into silver is one Compact part
+    (two files, not two per column stream), even over ClickHouse's 10 MiB bound for Compact, and a
+    part of 65,536 rows or more (what merges build) is Wide, which reads one column alone."""
+    wh = clean_warehouse
+    if wh.backend != "embedded":
+        pytest.skip("an embedded-engine setting (a server's parts are its own business)")
+
+    def insert(rows: int, pad: int, first: int) -> tuple[str, int, int]:
+        wh.execute(
+            "INSERT INTO k2.silver_trades_v2 (exchange, symbol, canonical_symbol, trade_id, price, quantity, side, "
+            "timestamp, received_at, ingestion_timestamp, source, bronze_table, vendor_data, is_valid) "
+            "SELECT 'binance', 'BTCUSDT', 'BTC/USDT', toString(number), 1, 1, 'BUY', "
+            "toDateTime64('2026-01-01 00:00:00', 6, 'UTC') + toIntervalMillisecond(number), now64(6), now64(6), "
+            f"'file', 'bronze_trades_binance', map('pad', repeat(toString(number % 10), {pad})), 1 "
+            f"FROM numbers({first}, {rows})")
+        return tuple(wh.rows("SELECT part_type, rows, data_uncompressed_bytes FROM system.parts WHERE database = 'k2' "
+                             "AND table = 'silver_trades_v2' AND active ORDER BY modification_time DESC, name DESC "
+                             "LIMIT 1")[0])
+
+    wh.execute("SYSTEM STOP MERGES k2.silver_trades_v2")
+    try:
+        kind, rows, size = insert(30_000, 500, 0)
+        assert int(rows) == 30_000 and int(size) > 10 * 1024 * 1024, (rows, size)  # Wide by ClickHouse's default
+        assert kind == "Compact", (kind, rows, size)
+        kind, rows, size = insert(70_000, 200, 30_000)
+        assert int(rows) == 70_000 and int(size) > 10 * 1024 * 1024, (rows, size)
+        assert kind == "Wide", (kind, rows, size)
+    finally:
+        wh.execute("SYSTEM START MERGES k2.silver_trades_v2")
+
+
 def test_a_failed_mutation_is_retried_within_a_second_on_every_table_k2_rebuilds(warehouse):
     """92-failed-mutations.embedded.sql: rebuild and repair delete ranges with ALTER ... DELETE and
     wait; after a mutation failed on a full disk, ClickHouse's default backoff (up to 5 minutes)
