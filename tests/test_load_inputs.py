@@ -171,3 +171,61 @@ def test_an_unplaced_pair_is_named_and_rebuild_repairs_it_once_known(tmp_path, k
     assert rows(k2_cli, data, "SELECT trade_count FROM ohlcv_1m") == ["1"]
     r = k2_cli("validate", "--data-dir", data)
     assert r.returncode == 0, r.stdout
+
+
+def test_a_read_error_in_the_middle_is_one_line_and_keeps_what_was_loaded(tmp_path, k2_main, k2_cli, monkeypatch):
+    """The disk or the device fails while the file is read (EIO after 2,500 frames): a one-line
+    error with the system's words and the file, exit 1, no "internal error"; the batches written
+    before it are stored, and loading the file again once it reads adds exactly the rest."""
+    import contextlib
+    import errno
+
+    from fixtures.make_frames import binance_trade
+
+    import k2.history.inputs as inputs
+
+    path = tmp_path / "trades.jsonl"
+    path.write_bytes(b"".join(binance_trade("BTCUSDT", 1000 + i, "65000.5", "0.01", 1_784_073_600_000 + i, i % 2 == 0)
+                              + b"\n" for i in range(5000)))
+    real = inputs.open_frames
+
+    class Failing:
+        def __init__(self, stream, after: int):
+            self.stream, self.left = stream, after
+
+        def __iter__(self):
+            return self
+
+        def __next__(self) -> bytes:
+            if self.left == 0:
+                raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
+            self.left -= 1
+            return next(self.stream)
+
+        def __getattr__(self, name):
+            return getattr(self.stream, name)
+
+    @contextlib.contextmanager
+    def failing_open(source):
+        with real(source) as opened:
+            lines, name, kind = opened
+            broken = inputs.OpenedFrames((Failing(lines, 2500), name, kind))
+            broken.raw, broken.size = opened.raw, opened.size
+            yield broken
+
+    monkeypatch.setattr(inputs, "open_frames", failing_open)
+    data = tmp_path / "d"
+    rc, out, err = k2_main("load", path, "--exchange", "binance", "--batch-size", "1000", "--data-dir", data,
+                           "--no-progress")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 1, (rc, out, err)
+    assert len(lines) == 1 and lines[0].startswith(f"k2: error: Input/output error: {path}"), err
+    assert "internal error" not in err and "Traceback" not in err, err
+    stored = int(rows(k2_cli, data, COUNT)[0])
+    assert 2000 <= stored <= 2500, stored  # every batch the writer finished is kept
+
+    monkeypatch.setattr(inputs, "open_frames", real)
+    rc, out, err = k2_main("load", path, "--exchange", "binance", "--data-dir", data, "--no-progress")
+    assert rc == 0, err
+    assert f"5000 trades ({5000 - stored} new, {stored} already stored)" in out, out
+    assert rows(k2_cli, data, COUNT) == ["5000"]

@@ -90,6 +90,13 @@ def _crash_log(exc: BaseException) -> str:
         return "(could not write the log)"
 
 
+def os_error_text(exc: OSError) -> str:
+    """An OSError in one line, as the system says it, with the file it was about when it says one
+    ("No space left on device: /data/k2/...")."""
+    text = exc.strerror or first_line(exc) or type(exc).__name__
+    return f"{text}: {exc.filename}" if exc.filename else text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     sigterm_stops_cleanly()
@@ -116,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except SystemExit:
         raise
+    except OSError as exc:  # the machine refused: a disk, a device, a file, the network -- not a K2 bug
+        where = _crash_log(exc)
+        print(f"k2: error: {os_error_text(exc)} (details in {where})", file=sys.stderr)
+        return 1
     except Exception as exc:
         where = _crash_log(exc)
         print(f"k2: internal error: {first_line(exc)} (traceback in {where})", file=sys.stderr)
