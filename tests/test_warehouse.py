@@ -99,8 +99,7 @@ def test_silver_inserts_write_compact_parts_and_large_parts_stay_wide(clean_ware
             f"'file', 'bronze_trades_binance', map('pad', repeat(toString(number % 10), {pad})), 1 "
             f"FROM numbers({first}, {rows})")
         return tuple(wh.rows("SELECT part_type, rows, data_uncompressed_bytes FROM system.parts WHERE database = 'k2' "
-                             "AND table = 'silver_trades_v2' AND active ORDER BY modification_time DESC, name DESC "
-                             "LIMIT 1")[0])
+                             "AND table = 'silver_trades_v2' AND active ORDER BY max_block_number DESC LIMIT 1")[0])
 
     wh.execute("SYSTEM STOP MERGES k2.silver_trades_v2")
     try:
