@@ -93,7 +93,7 @@ def _crash_log(exc: BaseException) -> str:
 def os_error_text(exc: OSError) -> str:
     """An OSError in one line, as the system says it, with the file it was about when it says one
     ("No space left on device: /data/k2/...")."""
-    text = exc.strerror or first_line(exc) or type(exc).__name__
+    text = exc.strerror or first_line(exc)
     return f"{text}: {exc.filename}" if exc.filename else text
 
 

@@ -55,9 +55,9 @@ ALTER TABLE k2.bronze_trades_gemini MODIFY SETTING merge_selector_base = 20, min
 -- Silver's parts of fewer than 65,536 rows are Compact (one data file and one marks file), not
 -- Wide (two files per column stream, ~70 for silver): a bulk load's 50,000-row insert is ~17 MB,
 -- over ClickHouse's 10 MiB bound for Compact, and creating those files was most of the fixed cost
--- of every insert on this file system (a 10-row part of a 21-column table: 13 ms Compact, 89 ms
+-- of every insert on this file system (a 1-row insert into a 21-column table: 13 ms Compact, 89 ms
 -- Wide). Merged parts of 65,536 rows and more are Wide, as before. `k2 load` of 1M trades: 1.18-1.26x
--- as fast, 1 s less system time, the same peak RSS (ADR 0038).
+-- as fast as with Wide insert parts, 1 s less system time, the same peak RSS (ADR 0038).
 ALTER TABLE k2.silver_trades_v2 MODIFY SETTING min_rows_for_wide_part = 65536, merge_selector_base = 20, min_compress_block_size = 16384, max_compress_block_size = 65536,
     vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_columns_to_activate = 1,
     vertical_merge_algorithm_min_bytes_to_activate = 0, merge_max_block_size = 2048, max_parts_to_merge_at_once = 8;
