@@ -408,3 +408,24 @@ def test_binance_vendor_data_has_M_only_when_sent(clean_warehouse, load_frames):
         "SELECT trade_id, vendor_data['M'] || '/' || toString(mapContains(vendor_data, 'M')) || '/' || "
         "toString(length(vendor_data)) FROM k2.silver_trades_v2")}
     assert got == {"1": "true/1/9", "2": "false/1/9", "3": "/0/8"}
+
+
+def test_archive_bronze_stores_a_files_batch_id_once_per_part_not_once_per_row(clean_warehouse, tmp_path):
+    """40-archive.sql (ADR 0039): every row of an imported file carries the same ~64-character
+    batch_id; as LowCardinality a part holds it once, not 64 bytes per row through every insert
+    and merge (640 MiB of a 10M-line import's 1.6 GiB of bronze)."""
+    from k2.history.archives import import_archives
+
+    path = tmp_path / "BTCUSDT-trades-2024-03-01.csv"
+    lines = 20_000
+    path.write_text("".join(f"{7_000_000 + i},62000.{i % 100:02d}000000,0.00100000,62.00000000,"
+                            f"{1709251200000 + i},{'True' if i % 2 else 'False'},True\n" for i in range(lines)))
+    report = import_archives(clean_warehouse, [path], "binance")
+    assert report.files[0].loaded == lines
+    (batch,), = clean_warehouse.rows("SELECT DISTINCT batch_id FROM k2.bronze_archive_binance_trades")
+    (rows, size), = clean_warehouse.rows(
+        "SELECT sum(rows), sum(data_uncompressed_bytes) FROM system.parts WHERE database = 'k2' "
+        "AND table = 'bronze_archive_binance_trades' AND active")
+    assert batch.startswith("archive:binance:BTCUSDT-trades-2024-03-01.csv:")
+    # the other columns take ~110 bytes a row; a String batch_id would add len(batch) + 8 (~75)
+    assert int(rows) == lines and int(size) / lines < 130, (rows, size)

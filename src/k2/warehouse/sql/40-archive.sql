@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS k2.archive_lines
 )
 ENGINE = Null;
 
+-- batch_id is the same ~64 characters on every row of a file (archive:<venue>:<file>:<sha256>): as
+-- LowCardinality it is one dictionary entry per part, not 640 MiB of text per 10M rows that every
+-- insert and merge had to compress and every merge to read back (ADR 0039). A data dir made before
+-- keeps the String column: the same values, read the same way.
+--
 -- Binance spot `trades` files: trade id, price, qty, quoteQty, time, isBuyerMaker, isBestMatch.
 -- The same trade ids as the live `t` and REST `id`: silver holds a trade once whichever of the
 -- three brought it (the import skips ids bronze holds; the live writer skips ids held here).
@@ -44,7 +49,7 @@ CREATE TABLE IF NOT EXISTS k2.bronze_archive_binance_trades
     line_no        UInt64,
     ingested_at    DateTime64(6, 'UTC') DEFAULT now64(6),
     source         LowCardinality(String) DEFAULT 'archive',
-    batch_id       String,
+    batch_id       LowCardinality(String),
     trade_id       UInt64 ALIAS id,                 -- the live table's key name, for key probes
     trade_time_us  Int64 ALIAS if(time_unit = 'us', time, time * 1000)
 )
@@ -73,7 +78,7 @@ CREATE TABLE IF NOT EXISTS k2.bronze_archive_binance_agg_trades
     line_no        UInt64,
     ingested_at    DateTime64(6, 'UTC') DEFAULT now64(6),
     source         LowCardinality(String) DEFAULT 'archive',
-    batch_id       String,
+    batch_id       LowCardinality(String),
     trade_time_us  Int64 ALIAS if(time_unit = 'us', time, time * 1000)
 )
 ENGINE = MergeTree
@@ -95,7 +100,7 @@ CREATE TABLE IF NOT EXISTS k2.bronze_archive_kraken_timesales
     line_no      UInt64,
     ingested_at  DateTime64(6, 'UTC') DEFAULT now64(6),
     source       LowCardinality(String) DEFAULT 'archive',
-    batch_id     String
+    batch_id     LowCardinality(String)
 )
 ENGINE = MergeTree
 PARTITION BY toYYYYMM(toDateTime(time, 'UTC'))
