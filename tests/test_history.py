@@ -264,6 +264,33 @@ def test_the_committed_lines_stop_at_the_first_chunk_not_committed():
     assert c.now() == (207, 3)
 
 
+@pytest.mark.parametrize("block", [1, 3, 16, 1 << 20])
+def test_chunks_are_cut_at_line_ends_whatever_the_read_size(block):
+    """The import's line cutter reads into one buffer in place: a line longer than the buffer grows
+    it, CRLF stays as sent, a last line without its ending gets one, skipped lines are counted."""
+    import io
+    import random
+
+    from k2.history.archives import _Lines
+
+    rng = random.Random(block)
+    lines = [b"x" * rng.choice([0, 1, 5, 40, 300]) + rng.choice([b"\n", b"\r\n"]) for _ in range(400)]
+    data = b"".join(lines) + b"last,without,ending"
+    expected = lines + [b"last,without,ending\n"]
+    cutter = _Lines(io.BytesIO(data), block)
+    at = 0
+    while at < len(expected):
+        n = rng.randrange(1, 30)
+        out = io.BytesIO()
+        skip = rng.random() < 0.2
+        got = cutter.copy(n, None if skip else out)
+        assert got == min(n, len(expected) - at)
+        assert out.getvalue() == (b"" if skip else b"".join(expected[at:at + got]))
+        at += got
+        assert cutter.counted == at
+    assert cutter.copy(5, io.BytesIO()) == 0
+
+
 @pytest.mark.parametrize("case", ["truncated", "checksum", "klines", "wrong_kind", "unknown_symbol", "venue",
                                   "streams"])
 def test_bad_archives_are_refused_in_one_line_before_anything_loads(case, k2_cli, tmp_path):
