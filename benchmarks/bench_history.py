@@ -11,13 +11,12 @@ import argparse
 import json
 import random
 import re
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import clean_env, k2_cmd, run_measured
+from _common import clean_env, discard, empty_discarded, k2_cmd, run_measured
 
 PY = sys.executable
 
@@ -76,7 +75,7 @@ def run_import(rows: int, work: Path) -> dict:
         raise RuntimeError(bare["stderr"][-1500:])
     import_s = _seconds(first["stdout"])
     bare_s = float(bare["stdout"].strip().splitlines()[-1])
-    shutil.rmtree(folder, ignore_errors=True)
+    discard(folder)
     return {"rows": rows, "import_s": import_s, "import_wall_s": round(first["wall_s"], 2),
             "trades_per_s": round(rows / import_s), "bare_insert_s": round(bare_s, 2),
             "ratio_to_bare": round(bare_s / import_s, 3), "import_maxrss_mb": round(first["maxrss_mb"], 1),
@@ -105,7 +104,7 @@ def run_backfill(trades: int, work: Path) -> dict:
     m = re.search(r": (\d+) trades .* in (\d+) pages, (\d+) rate-limit answers; ([0-9.]+) s", out)
     n, pages, limited, secs = int(m.group(1)), int(m.group(2)), int(m.group(3)), float(m.group(4))
     allowed = 4 * 1000  # trades/s the limit allows: 4 pages of 1000
-    shutil.rmtree(folder, ignore_errors=True)
+    discard(folder)
     return {"trades": n, "pages": pages, "seconds": secs, "trades_per_s": round(n / secs),
             "allowed_trades_per_s": allowed, "share_of_limit": round(n / secs / allowed, 3), "http_429": limited,
             "maxrss_mb": round(r["maxrss_mb"], 1)}
@@ -118,8 +117,11 @@ def main() -> int:
     ap.add_argument("--work", default=tempfile.gettempdir())
     args = ap.parse_args()
     work = Path(args.work)
-    print(json.dumps({"import": run_import(args.rows, work), "backfill": run_backfill(args.backfill_trades, work)},
-                     indent=1))
+    try:
+        print(json.dumps({"import": run_import(args.rows, work), "backfill": run_backfill(args.backfill_trades, work)},
+                         indent=1))
+    finally:
+        empty_discarded(work)
     return 0
 
 

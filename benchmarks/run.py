@@ -40,6 +40,7 @@ from _common import (  # noqa: E402
     ROOT,
     Simulator,
     clean_env,
+    discard,
     k2_cmd,
     loadavg,
     machine_info,
@@ -264,7 +265,7 @@ class Bench:
         data = self.scratch(f"load-{label or exchange}-")
         r = run_measured([*k2_cmd(), "load", path, "--exchange", exchange, "--data-dir", str(data), *args],
                          timeout=timeout, env=env or clean_env(K2_LOG_LEVEL="WARNING"))
-        shutil.rmtree(data, ignore_errors=True)
+        discard(data)
         if r["rc"] != 0:
             raise RuntimeError(f"k2 load {exchange} {label} ({path}) failed: {r['stderr'][-1500:]}")
         return _parse_load_summary(r["stdout"]) | {"wall_s": round(r["wall_s"], 2), "cpu_s": round(r["cpu_s"], 2),
@@ -279,7 +280,7 @@ class Bench:
             return profile_command([*k2_cmd(), "load", info["path"], "--exchange", "binance", "--data-dir", str(data)],
                                    clean_env(K2_LOG_LEVEL="WARNING"), self.work / "profile-load-binance.txt")
         finally:
-            shutil.rmtree(data, ignore_errors=True)
+            discard(data)
 
     # -- 3. live -----------------------------------------------------------------------------------
     def run_live(self) -> dict[str, Any]:
@@ -294,7 +295,7 @@ class Bench:
                 prof = (self.work / f"profile-run-{int(rate)}.txt") if profile else None
                 r = live_run(rate, seconds, warmup, work, profile=prof)
             finally:
-                shutil.rmtree(work, ignore_errors=True)
+                discard(work)
             r["purpose"] = purpose
             r["loadavg"] = loadavg()
             runs.append(r)
@@ -421,7 +422,7 @@ class Bench:
             res = run_json([PY, str(BENCH / "bench_reads.py"), str(data), "--rows", str(self.p["reads_rows"]),
                             "--reps", str(self.p["reads_reps"])], 1800, clean_env(K2_LOG_LEVEL="WARNING"))
         finally:
-            shutil.rmtree(data, ignore_errors=True)
+            discard(data)
         return res
 
     # -- 8. the read door (issues 16, 19) ---------------------------------------------------------------
@@ -465,7 +466,7 @@ class Bench:
             out["ohlcv"] = run_json([PY, script, "ohlcv", str(data / "wh"), "--reps", str(p["api_reps"])], 900, env)
             out["export"] = self.export_floor(data, out["fill"]["rows"], env)
         finally:
-            shutil.rmtree(data, ignore_errors=True)
+            discard(data)
 
         def prefill(wh: Path) -> dict:
             return run_json([PY, script, "fill", str(wh), "--rows", str(p["api_prefill"]), "--symbols", "1"], 1800, env)
@@ -484,7 +485,7 @@ class Bench:
             try:
                 r = live_run(10_000, p["api_live_seconds"], p["api_live_warmup"], work, prepare=prefill, during=during)
             finally:
-                shutil.rmtree(work, ignore_errors=True)
+                discard(work)
             live[key] = {k: r.get(k) for k in ("latency_ms", "written_per_s", "rss_peak_mb", "sustained", "verdict",
                                                "during", "prepare")}
             print(f"[bench]   api live {key}: p99 {r['latency_ms']['p99']} ms, written {r['written_per_s']:,.0f}/s, "

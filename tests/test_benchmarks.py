@@ -22,6 +22,8 @@ def test_benchmark_suite_tiny(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "--size", "tiny", "--out", str(out),
                            "--work", str(work)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # what each measurement set aside (not deleted between measurements) is gone at the end
+    assert [d.name for d in work.iterdir() if d.is_dir()] == ["frames"], list(work.iterdir())
     md, js = out / "report.md", out / "report.json"
     assert md.exists() and js.exists(), proc.stderr[-3000:]
 
