@@ -304,7 +304,7 @@ class _Lines:
 
     def __init__(self, stream: BinaryIO, block: int = _BLOCK):
         self.stream = stream
-        self.buf = bytearray(block)
+        self.buf = bytearray(block)  # the last byte stays free for a missing last line ending
         self.view = memoryview(self.buf)
         self.start = self.end = 0  # buf[start:end] is read and not yet handed on
         self.eof = False
@@ -317,23 +317,18 @@ class _Lines:
         if self.start:
             self.buf[:held] = self.view[self.start:self.end]
             self.start, self.end = 0, held
-        if held == len(self.buf):
-            self.view.release()
+        if held >= len(self.buf) - 1:
+            self.view.release()  # a bytearray with a view on it cannot grow
             self.buf.extend(bytes(len(self.buf)))
             self.view = memoryview(self.buf)
-        got = self.stream.readinto(self.view[held:])
-        if not got:
-            self.eof = True
-            if held and self.buf[held - 1] != 0x0A:  # a last line without its ending is still a line
-                if held == len(self.buf):
-                    self.view.release()
-                    self.buf.append(0x0A)
-                    self.view = memoryview(self.buf)
-                else:
-                    self.buf[held] = 0x0A
-                self.end = held + 1
+        got = self.stream.readinto(self.view[held:-1])
+        if got:
+            self.end = held + got
             return
-        self.end = held + got
+        self.eof = True
+        if held and self.buf[held - 1] != 0x0A:  # a last line without its ending is still a line
+            self.buf[held] = 0x0A
+            self.end = held + 1
 
     def copy(self, n: int, out: BinaryIO | None) -> int:
         """Write the next `n` lines to `out` (None: skip them); how many there were."""
@@ -344,14 +339,12 @@ class _Lines:
                 if self.eof:
                     break
                 self._more()
-                buf = self.buf
                 continue
             lines = buf.count(b"\n", self.start, self.end)
             if lines == 0:
                 if self.eof:
                     break
                 self._more()
-                buf = self.buf
                 continue
             if done + lines <= n:
                 cut = buf.rfind(b"\n", self.start, self.end) + 1
