@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ import pytest
 from faults.diskfull import DiskFull
 from fixtures import k2db
 from k2.exchanges import ALL_ADAPTERS
-from k2.history.archives import import_archives
+from k2.history.archives import import_archives, rebuild_partition_from_files
 from k2.history.load import load_file
 from k2.simulator.history import BinanceHistory, day_start_us, write_archives
 from k2.warehouse.rebuild import rebuild
@@ -181,6 +182,84 @@ def test_k2_repair_rebuilds_a_damaged_silver_part_from_bronze(procs, tmp_path): 
     assert _counts(procs, data) == {"bronze": 6000, "silver": 6000, "gold": 6000, "gold_1h": 6000}
     assert procs.run("validate", "--data-dir", str(data)).returncode == 0
     assert procs.run("repair", "--data-dir", str(data)).stdout.strip() == "nothing to repair"
+
+
+# -- archive tables nothing else copies: rebuilt from the files -------------------------------------------
+AGG = ("SELECT symbol, agg_id, price, qty, first_trade_id, last_trade_id, time, time_unit, is_buyer_maker, "
+       "is_best_match, archive_file, line_no, batch_id FROM k2.bronze_archive_binance_agg_trades ORDER BY agg_id")
+
+
+def test_a_lost_part_of_agg_trades_comes_back_from_the_files_once_they_are_all_there(procs, tmp_path):  # noqa: F811
+    """Binance aggTrades feed nothing (not trades): a damaged part can only come back from the files
+    `k2 import` read. Every file of that month must be there, unchanged; until then the damage is
+    said, `k2 repair` exits 1 and keeps it on record."""
+    data = tmp_path / "data"
+    past = BinanceHistory(7, "BTCUSDT", "BTC", "USDT", 5_000_000, day_start_us("2024-03-31"), 4, 300)
+    files = write_archives(past, tmp_path / "daily", ("aggTrades",))
+    # one file as extracted CSV with a corrupt line in the middle: its reject is not stored twice
+    with zipfile.ZipFile(files[0]) as z:
+        lines = z.read(z.namelist()[0]).decode().splitlines(keepends=True)
+    csv = files[0].with_suffix(".csv")
+    csv.write_text("".join(lines[:50] + ["1,2,3\n"] + lines[50:]))
+    files[0].unlink()
+    files = [csv, *files[1:]]
+    res = procs.run("import", *map(str, files), "--exchange", "binance", "--data-dir", str(data))
+    assert res.returncode == 0, res.stderr
+    before = procs.query(data, AGG)
+    rejects = procs.query(data, "SELECT origin, raw FROM k2.rejects ORDER BY origin")
+    expected = len(lines) + sum(len(zipfile.ZipFile(f).read(zipfile.ZipFile(f).namelist()[0]).splitlines())
+                                for f in files[1:])
+    assert len(before) == expected and len(rejects) == 1, (len(before), expected, rejects)
+    _truncate_a_part(procs, data, "bronze_archive_binance_agg_trades")
+    assert len(procs.query(data, AGG)) < len(before)
+    # a writer at start (here k2 import, with nothing new to import) says so and goes on: reading
+    # archive files again is `k2 repair`'s job, not a start-up one
+    res = procs.run("import", *map(str, files), "--exchange", "binance", "--data-dir", str(data))
+    assert res.returncode == 0 and "not rebuilt at start" in res.stderr, res.stderr
+    assert len(procs.query(data, AGG)) < len(before)
+    # a file of that month gone: not rebuilt, said, exit 1, and reported again next time
+    away = files[-1].rename(tmp_path / files[-1].name)
+    for _ in range(2):
+        res = procs.run("repair", "--data-dir", str(data))
+        assert res.returncode == 1 and "not rebuilt" in res.stdout and files[-1].name in res.stdout, res.stdout
+    assert len(procs.query(data, AGG)) < len(before)
+    away.rename(files[-1])
+    res = procs.run("repair", "--data-dir", str(data))
+    assert res.returncode == 0 and f"rebuilt from {len(files)} archive file(s): {len(before):,} rows" in res.stdout, \
+        res.stdout + res.stderr
+    assert procs.query(data, AGG) == before  # every row as the files had it, once
+    assert procs.query(data, "SELECT origin, raw FROM k2.rejects ORDER BY origin") == rejects
+    assert procs.run("repair", "--data-dir", str(data)).stdout.strip() == "nothing to repair"
+    # the ledger still says the files are done: importing them again changes nothing
+    res = procs.run("import", *map(str, files), "--exchange", "binance", "--data-dir", str(data))
+    assert res.returncode == 0 and procs.query(data, AGG) == before
+
+
+def test_a_kraken_time_and_sales_month_is_rebuilt_from_its_file_and_only_that_month(clean_warehouse, tmp_path):
+    wh = clean_warehouse
+    path = tmp_path / "XBTUSD.csv"
+    rows = [f"{1709251200 + i * 3600},{70000 + i}.1,0.{i + 1:03d}" for i in range(24 * 45)]  # March and April 2024
+    # a corrupt line of March itself: the rebuild reads March's good lines only, so no reject twice
+    path.write_text("\n".join(rows[:10] + ["1709287205,1,x"] + rows[10:]) + "\n")
+    assert import_archives(wh, [path], "kraken").files[0].loaded == len(rows)
+    select = ("SELECT pair, time, price, volume, archive_file, line_no, batch_id FROM k2.bronze_archive_kraken_timesales "
+              "ORDER BY time")
+    before, rejects = wh.rows(select), wh.rows("SELECT origin, raw FROM k2.rejects ORDER BY origin")
+    wh.execute("ALTER TABLE k2.bronze_archive_kraken_timesales DELETE WHERE toYYYYMM(toDateTime(time, 'UTC')) = 202403 "
+               "AND time % 7200 = 0 SETTINGS mutations_sync = 1")
+    april = wh.rows("SELECT name FROM system.parts WHERE database = 'k2' AND table = 'bronze_archive_kraken_timesales' "
+                    "AND active AND partition_id = '202404'")
+    assert len(wh.rows(select)) < len(before)
+    ok, line = rebuild_partition_from_files(wh, "bronze_archive_kraken_timesales", "202403", "t")
+    assert ok and "rebuilt from 1 archive file(s): 744 rows" in line, line
+    assert wh.rows(select) == before
+    assert wh.rows("SELECT origin, raw FROM k2.rejects ORDER BY origin") == rejects
+    # April was not touched: the same parts
+    assert wh.rows("SELECT name FROM system.parts WHERE database = 'k2' AND table = 'bronze_archive_kraken_timesales' "
+                   "AND active AND partition_id = '202404'") == april
+    path.write_text("1709251200,1,1\n")  # the file changed since: refused, nothing dropped
+    ok, line = rebuild_partition_from_files(wh, "bronze_archive_kraken_timesales", "202403", "t2")
+    assert not ok and "SHA-256 changed" in line and wh.rows(select) == before
 
 
 # -- a full disk ------------------------------------------------------------------------------------------

@@ -154,7 +154,8 @@ def cmd_repair(args: argparse.Namespace) -> int:
     bronze row that silver holds and bronze lacks."""
     from k2.runfile import read_run_info
     from k2.warehouse import open_warehouse
-    from k2.warehouse.repair import repair
+    from k2.history.archives import rebuild_partition_from_files
+    from k2.warehouse.repair import find_damage, repair
 
     s = settings_from(args)
     if not s.warehouse_url and read_run_info(s.data_dir):
@@ -163,11 +164,13 @@ def cmd_repair(args: argparse.Namespace) -> int:
     try:
         if wh.deferred and not wh.damage:
             print("\n".join(f"deferred: {d}" for d in wh.deferred))
-        done = repair(wh, wh.damage, check_all_bronze=args.check, progress=sys.stderr.isatty())
+        done = repair(wh, wh.damage, check_all_bronze=args.check, progress=sys.stderr.isatty(),
+                      rebuild_from_files=rebuild_partition_from_files)
+        left = find_damage(wh)  # what this repair could not mend (an archive file gone): not a success
     finally:
         wh.close()
     print("\n".join(done) if done else "nothing to repair")
-    return 0
+    return 1 if left else 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

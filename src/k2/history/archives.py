@@ -369,9 +369,15 @@ class Importer:
 
     def __init__(self, wh, chunk_lines: int = DEFAULT_CHUNK_LINES,
                  progress: Callable[[str, int, int], None] | None = None,
-                 ledger_every_s: float = LEDGER_EVERY_S, streams: int = 1):
+                 ledger_every_s: float = LEDGER_EVERY_S, streams: int = 1,
+                 rebuild: tuple[int, str] | None = None):
+        """`rebuild`: (YYYYMM, token prefix) to put one month's good lines of a file back into a
+        partition `k2 repair` emptied (`rebuild_partition_from_files`): the file ledger is neither
+        read nor written, and the chunks carry tokens of their own (the first import's would be
+        dropped as duplicates)."""
         if chunk_lines <= 0:
             raise K2Error("--chunk-lines must be positive")
+        self.rebuild = rebuild
         self.wh = wh
         self.chunk_lines = chunk_lines
         self.progress = progress
@@ -430,8 +436,8 @@ class Importer:
 
     def import_file(self, f: ArchiveFile) -> FileReport:
         rep = FileReport(f.name, f.kind, f.symbol, f.time_unit)
-        state = self.wh.rows(stored_query("archive_file_state"),
-                             {"exchange": f.exchange, "file": f.name, "sha256": f.sha256})
+        state = [] if self.rebuild else self.wh.rows(stored_query("archive_file_state"),
+                                                     {"exchange": f.exchange, "file": f.name, "sha256": f.sha256})
         done_lines = 0
         if state:
             st, lines_done, loaded, rejected, _unit = state[0]
@@ -441,7 +447,8 @@ class Importer:
             done_lines = int(lines_done)
             rep.state, rep.skipped_lines = "resumed", done_lines
         started = time.perf_counter()
-        skip = "[" + ",".join(f"({lo},{hi})" for lo, hi in self._skip_runs(f)) + "]"
+        skip = "[" + ",".join(f"({lo},{hi})" for lo, hi in ([] if self.rebuild else self._skip_runs(f))) + "]"
+        only_month, token_prefix = self.rebuild or (0, "")
         sql = stored_query(_QUERY[(f.exchange, f.kind)]) + _CHUNK_SETTINGS
         first_line = 1
         with tempfile.TemporaryDirectory(prefix="k2-import-") as tmp, _open(f.path, f.member) as stream, \
@@ -459,7 +466,8 @@ class Importer:
                 fifo = os.path.join(tmp, f"chunk-{first_line}.csv")
                 os.mkfifo(fifo)
                 params = {"symbol": f.symbol, "file": f.name, "unit": f.time_unit, "batch": f"{f.batch}",
-                          "first_line": first_line, "path": fifo, "skip": skip, "token": f"{f.batch}:{first_line}"}
+                          "first_line": first_line, "path": fifo, "skip": skip, "only_month": only_month,
+                          "token": f"{token_prefix}{f.batch}:{first_line}"}
                 # the engine reads the FIFO on a stream's thread while this one writes the chunk into
                 # it; the next chunk is read once this one is written, as the first one is inserted
                 ended = streams.insert(sql, params, first_line, committed, self.freed.after_write)
@@ -478,7 +486,8 @@ class Importer:
                 if streams.failed:
                     break
                 lines_committed, chunks_committed = committed.now()
-                if time.monotonic() - ledger_at >= self.ledger_every_s and lines_committed > done_lines:
+                if not self.rebuild and time.monotonic() - ledger_at >= self.ledger_every_s \
+                        and lines_committed > done_lines:
                     done_lines = lines_committed
                     self._ledger(f, done_lines, 0, 0, "loading")
                     ledger_at = time.monotonic()
@@ -488,8 +497,11 @@ class Importer:
             if streams.failed:
                 start, exc = streams.failed
                 raise K2Error(f"{f.path}: import failed at the chunk from line {start}: {_first_line_of(exc)}")
-        rep.loaded, rep.rejected = self._counts(f)
-        self._ledger(f, first_line - 1, rep.loaded, rep.rejected, "done")
+        if self.rebuild:
+            rep.state = "rebuilt"
+        else:
+            rep.loaded, rep.rejected = self._counts(f)
+            self._ledger(f, first_line - 1, rep.loaded, rep.rejected, "done")
         rep.seconds = time.perf_counter() - started
         return rep
 
@@ -651,6 +663,42 @@ def check_files(paths: Iterable[str | Path | ArchiveFile | dict], exchange: str,
     if len(set(names)) != len(names):
         raise K2Error("the same file name is given twice")
     return files
+
+
+def rebuild_partition_from_files(wh, table: str, partition_id: str, tag: str) -> tuple[bool, str]:
+    """Put a month's partition of an archive table back as the files made it, after a damaged
+    part took rows away: every file the ledger says brought rows of that kind must still be at
+    its path with its SHA-256; then the partition's surviving rows are dropped and the month's
+    good lines of every such file are imported again (rejects are not stored twice; a row's
+    `ingested_at` is the rebuild's). Returns (rebuilt, one line saying what happened); when not
+    rebuilt nothing was changed, the damage is not recorded as repaired (it is reported again)
+    and the next `k2 repair` tries again."""
+    exchange, kind = next(k for k, (t, _) in _TABLE.items() if t == table)
+    if not re.fullmatch(r"\d{6}", partition_id):
+        return False, f"{table}: partition {partition_id} is not a month; not rebuilt"
+    month = int(partition_id)
+    files = []
+    for name, sha, path, state in wh.rows(stored_query("archive_files_of_kind"), {"exchange": exchange, "kind": kind}):
+        dated = _BINANCE_NAME.match(name) if exchange == "binance" else None
+        if dated and int(dated["date"][:4] + dated["date"][5:7]) != month:
+            continue  # a Binance file holds the days its name says; Kraken's files hold years
+        if state != "done":
+            return False, (f"{table}: partition {partition_id} not rebuilt: {name} is still being imported "
+                           f"(finish `k2 import`, then `k2 repair`)")
+        try:
+            f = describe(path, exchange, lambda s: True)
+        except K2Error as exc:
+            return False, f"{table}: partition {partition_id} not rebuilt: {exc} (put the file back, then `k2 repair`)"
+        if f.name != name or f.sha256 != sha:
+            return False, (f"{table}: partition {partition_id} not rebuilt: {path} is not the file imported as "
+                           f"{name} (its SHA-256 changed; put that file back, then `k2 repair`)")
+        files.append(f)
+    wh.execute(f"ALTER TABLE k2.{table} DROP PARTITION ID {{p:String}}", {"p": partition_id})
+    importer = Importer(wh, rebuild=(month, f"repair:{tag}:"))
+    for f in files:
+        importer.import_file(f)
+    rows = int(wh.scalar(f"SELECT count() FROM k2.{table} WHERE _partition_id = {{p:String}}", {"p": partition_id}))
+    return True, f"{table}: partition {partition_id} rebuilt from {len(files)} archive file(s): {rows:,} rows"
 
 
 def import_archives(wh, paths: Iterable[str | Path | ArchiveFile | dict], exchange: str, symbol: str | None = None,

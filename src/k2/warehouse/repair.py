@@ -13,6 +13,10 @@ silver and gold hold the same trades three times, so one damaged layer is rebuil
     rests on bronze alone being intact.
   * silver or gold lost rows: bronze is replayed into them (k2.warehouse.rebuild), from the month of
     the damaged silver partition, or for all of gold.
+  * the archive tables that feed nothing (Binance aggTrades, Kraken's Time & Sales): the damaged
+    month is imported again from the files the ledger (`archive_files`) lists, when every one of
+    them is still at its path with its SHA-256; otherwise the damage stays unrepaired and reported
+    until the files are back (k2.history.archives.rebuild_partition_from_files).
   * other tables (the gaps ledger, rejects, instruments): nothing to rebuild them from; reported.
 
 `find_damage` lists what is damaged and not yet repaired (repairs are recorded in `k2.repairs`).
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from k2.exchanges import ALL_ADAPTERS
 from k2.warehouse import stored_query
@@ -36,6 +41,10 @@ log = logging.getLogger("k2.warehouse")
 BROKEN_REASONS = ("broken", "broken-on-start", "unexpected", "covered-by-broken", "noquorum", "broken-from-backup")
 BRONZE_TABLES = {t: a for a in ALL_ADAPTERS for t in (a.bronze_table, *a.archive_tables)}
 SILVER, GOLD = "silver_trades_v2", ("gold_ohlcv_1m", "gold_ohlcv_1h")
+#: archive tables nothing else holds a copy of (aggTrades are not trades, ADR 0018; Kraken's Time &
+#: Sales rows are for reconciliation only, ADR 0019): neither feeds silver, so a lost month of one
+#: comes back only from the files `k2 import` read
+WITNESS_TABLES = ("bronze_archive_binance_agg_trades", "bronze_archive_kraken_timesales")
 
 
 @dataclass(frozen=True)
@@ -101,12 +110,15 @@ def _month_start_us(partition_id: str) -> int:
 
 
 def repair(wh, damage: list[Damage] | None = None, check_all_bronze: bool = False, progress: bool = False,
-           also_rebuild: tuple[str, int] | None = None) -> list[str]:
+           also_rebuild: tuple[str, int] | None = None,
+           rebuild_from_files: Callable[[object, str, str, str], tuple[bool, str]] | None = None) -> list[str]:
     """Repair `damage` (default: what `find_damage` finds) from the intact layers; with
     `check_all_bronze`, every bronze table gets back what silver holds and it lacks. Returns one
     line per action, and records the repaired parts in `k2.repairs`. `also_rebuild` (exchange,
     since µs: an insert a stop interrupted) joins the rebuild of silver and gold when there is one,
-    so the repair at start replays bronze once, not twice."""
+    so the repair at start replays bronze once, not twice. `rebuild_from_files` (wh, table,
+    partition id, tag) -> (rebuilt, line): how a `WITNESS_TABLES` month comes back from its archive
+    files (k2.history.archives, handed in by `k2 repair`); without it that damage stays on record."""
     from k2.warehouse.rebuild import rebuild_from_us
 
     damage = find_damage(wh) if damage is None else damage
@@ -130,8 +142,21 @@ def repair(wh, damage: list[Damage] | None = None, check_all_bronze: bool = Fals
         replayed = rebuild_from_us(wh, sorted(plan), plan, progress=progress)
         done.append(f"silver and gold rebuilt from bronze since {since} µs: "
                     + ", ".join(f"{t} {n:,} rows" for t, n in replayed.items()))
+    # the archive tables nothing copies (aggTrades, Kraken's Time & Sales): from the files themselves
+    not_rebuilt = set()
+    for table, partition_id in sorted({(d.table, d.partition_id) for d in damage if d.table in WITNESS_TABLES}):
+        if rebuild_from_files is None:
+            ok, line = False, (f"{table}: partition {partition_id} not rebuilt at start (`k2 repair` imports it "
+                               "again from its archive files)")
+        else:
+            ok, line = rebuild_from_files(wh, table, partition_id, f"{table}:{partition_id}")
+        done.append(line)
+        if not ok:
+            not_rebuilt.add((table, partition_id))
     for d in damage:
-        if d.layer == "other":
+        if (d.table, d.partition_id) in not_rebuilt:
+            continue  # not on record as repaired: reported again, and rebuilt once the files are back
+        if d.layer == "other" and d.table not in WITNESS_TABLES:
             done.append(f"{d.table}: part {d.part} cannot be rebuilt from another table (its rows are lost)")
         wh.execute(stored_query("repair_record"),
                    {"table": d.table, "part": d.part, "reason": d.reason, "action": "; ".join(done)[:1000]})

@@ -23,5 +23,9 @@ FROM (
            splitByChar(',', l) AS f
     FROM file({path:String}, LineAsString)
 )
-WHERE empty({skip:Array(Tuple(UInt64, UInt64))})
-   OR NOT arrayExists(r -> toUInt64OrZero(f[1]) BETWEEN r.1 AND r.2, {skip:Array(Tuple(UInt64, UInt64))})
+WHERE (empty({skip:Array(Tuple(UInt64, UInt64))})
+   OR NOT arrayExists(r -> toUInt64OrZero(f[1]) BETWEEN r.1 AND r.2, {skip:Array(Tuple(UInt64, UInt64))}))
+  -- k2 repair rebuilding one month's partition from the file: its good lines of that month only
+  AND ({only_month:UInt32} = 0 OR (reason = ''
+       AND toYYYYMM(fromUnixTimestamp64Micro(if({unit:String} = 'us', toInt64OrZero(f[5]), toInt64OrZero(f[5]) * 1000), 'UTC'))
+           = {only_month:UInt32}))

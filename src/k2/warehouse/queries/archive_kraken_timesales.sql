@@ -16,4 +16,8 @@ FROM (
            splitByChar(',', l) AS f
     FROM file({path:String}, LineAsString)
 )
-WHERE empty({skip:Array(Tuple(UInt64, UInt64))}) OR 1
+WHERE (empty({skip:Array(Tuple(UInt64, UInt64))}) OR 1)
+  -- k2 repair rebuilding one month's partition from the file: its good lines of that month only
+  AND ({only_month:UInt32} = 0 OR (reason = ''
+       AND toYYYYMM(toDateTime(toInt64OrZero(f[1]), 'UTC'))
+           = {only_month:UInt32}))
