@@ -260,6 +260,9 @@ def test_a_kraken_time_and_sales_month_is_rebuilt_from_its_file_and_only_that_mo
     path.write_text("1709251200,1,1\n")  # the file changed since: refused, nothing dropped
     ok, line = rebuild_partition_from_files(wh, "bronze_archive_kraken_timesales", "202403", "t2")
     assert not ok and "SHA-256 changed" in line and wh.rows(select) == before
+    # no file of that month in the ledger: refused rather than emptying the month
+    ok, line = rebuild_partition_from_files(wh, "bronze_archive_binance_agg_trades", "202403", "t3")
+    assert not ok and "no imported file of that month" in line, line
 
 
 # -- a full disk ------------------------------------------------------------------------------------------

@@ -678,10 +678,12 @@ def rebuild_partition_from_files(wh, table: str, partition_id: str, tag: str) ->
         return False, f"{table}: partition {partition_id} is not a month; not rebuilt"
     month = int(partition_id)
     files = []
-    for name, sha, path, state in wh.rows(stored_query("archive_files_of_kind"), {"exchange": exchange, "kind": kind}):
+    ledger = wh.rows(stored_query("archive_files_of_kind"),
+                     {"exchange": exchange, "kind": kind, "table": table, "partition_id": partition_id})
+    for name, sha, path, state, has_rows_there in ledger:
         dated = _BINANCE_NAME.match(name) if exchange == "binance" else None
-        if dated and int(dated["date"][:4] + dated["date"][5:7]) != month:
-            continue  # a Binance file holds the days its name says; Kraken's files hold years
+        if dated and int(dated["date"][:4] + dated["date"][5:7]) != month and not int(has_rows_there):
+            continue  # a Binance file holds the days its name says (or it has rows left there); Kraken's hold years
         if state != "done":
             return False, (f"{table}: partition {partition_id} not rebuilt: {name} is still being imported "
                            f"(finish `k2 import`, then `k2 repair`)")
@@ -693,6 +695,8 @@ def rebuild_partition_from_files(wh, table: str, partition_id: str, tag: str) ->
             return False, (f"{table}: partition {partition_id} not rebuilt: {path} is not the file imported as "
                            f"{name} (its SHA-256 changed; put that file back, then `k2 repair`)")
         files.append(f)
+    if not files:  # dropping the month's survivors would lose them: nothing to read them back from
+        return False, f"{table}: partition {partition_id} not rebuilt: no imported file of that month is known"
     wh.execute(f"ALTER TABLE k2.{table} DROP PARTITION ID {{p:String}}", {"p": partition_id})
     importer = Importer(wh, rebuild=(month, f"repair:{tag}:"))
     for f in files:
