@@ -246,7 +246,8 @@ def register(sub) -> None:
                     help="off a terminal, end with a progress line per exchange even when the rebuild was quick")
 
     sp = command(sub, "repair", "operate", "repair damaged parts from the intact layer (bronze from silver, "
-                                           "silver and gold from bronze)", [
+                                           "silver and gold from bronze, aggTrades and Kraken Time & Sales "
+                                           "from their archive files); exit 1 while damage is left", [
         "k2 repair",
         "k2 repair --check                            # also restore bronze rows only silver still holds",
     ], func=cmd_repair)
