@@ -189,6 +189,11 @@ AGG = ("SELECT symbol, agg_id, price, qty, first_trade_id, last_trade_id, time, 
        "is_best_match, archive_file, line_no, batch_id FROM k2.bronze_archive_binance_agg_trades ORDER BY agg_id")
 
 
+def _member_lines(archive: Path) -> list[str]:
+    with zipfile.ZipFile(archive) as z:
+        return z.read(z.namelist()[0]).decode().splitlines(keepends=True)
+
+
 def test_a_lost_part_of_agg_trades_comes_back_from_the_files_once_they_are_all_there(procs, tmp_path):  # noqa: F811
     """Binance aggTrades feed nothing (not trades): a damaged part can only come back from the files
     `k2 import` read. Every file of that month must be there, unchanged; until then the damage is
@@ -197,8 +202,7 @@ def test_a_lost_part_of_agg_trades_comes_back_from_the_files_once_they_are_all_t
     past = BinanceHistory(7, "BTCUSDT", "BTC", "USDT", 5_000_000, day_start_us("2024-03-31"), 4, 300)
     files = write_archives(past, tmp_path / "daily", ("aggTrades",))
     # one file as extracted CSV with a corrupt line in the middle: its reject is not stored twice
-    with zipfile.ZipFile(files[0]) as z:
-        lines = z.read(z.namelist()[0]).decode().splitlines(keepends=True)
+    lines = _member_lines(files[0])
     csv = files[0].with_suffix(".csv")
     csv.write_text("".join(lines[:50] + ["1,2,3\n"] + lines[50:]))
     files[0].unlink()
@@ -207,8 +211,7 @@ def test_a_lost_part_of_agg_trades_comes_back_from_the_files_once_they_are_all_t
     assert res.returncode == 0, res.stderr
     before = procs.query(data, AGG)
     rejects = procs.query(data, "SELECT origin, raw FROM k2.rejects ORDER BY origin")
-    expected = len(lines) + sum(len(zipfile.ZipFile(f).read(zipfile.ZipFile(f).namelist()[0]).splitlines())
-                                for f in files[1:])
+    expected = len(lines) + sum(len(_member_lines(f)) for f in files[1:])
     assert len(before) == expected and len(rejects) == 1, (len(before), expected, rejects)
     _truncate_a_part(procs, data, "bronze_archive_binance_agg_trades")
     assert len(procs.query(data, AGG)) < len(before)

@@ -60,6 +60,8 @@ class Damage:
             return "bronze"
         if self.table == SILVER:
             return "silver"
+        if self.table in WITNESS_TABLES:
+            return "files"  # only the archive files hold these rows again
         return "gold" if self.table in GOLD else "other"
 
     def text(self) -> str:
@@ -144,7 +146,7 @@ def repair(wh, damage: list[Damage] | None = None, check_all_bronze: bool = Fals
                     + ", ".join(f"{t} {n:,} rows" for t, n in replayed.items()))
     # the archive tables nothing copies (aggTrades, Kraken's Time & Sales): from the files themselves
     not_rebuilt = set()
-    for table, partition_id in sorted({(d.table, d.partition_id) for d in damage if d.table in WITNESS_TABLES}):
+    for table, partition_id in sorted({(d.table, d.partition_id) for d in damage if d.layer == "files"}):
         if rebuild_from_files is None:
             ok, line = False, (f"{table}: partition {partition_id} not rebuilt at start (`k2 repair` imports it "
                                "again from its archive files)")
@@ -156,7 +158,7 @@ def repair(wh, damage: list[Damage] | None = None, check_all_bronze: bool = Fals
     for d in damage:
         if (d.table, d.partition_id) in not_rebuilt:
             continue  # not on record as repaired: reported again, and rebuilt once the files are back
-        if d.layer == "other" and d.table not in WITNESS_TABLES:
+        if d.layer == "other":
             done.append(f"{d.table}: part {d.part} cannot be rebuilt from another table (its rows are lost)")
         wh.execute(stored_query("repair_record"),
                    {"table": d.table, "part": d.part, "reason": d.reason, "action": "; ".join(done)[:1000]})
