@@ -2,7 +2,7 @@
 INSERT ... SELECT of the same file into the same tables, peak RSS, re-import time) and
 `k2 backfill` against the simulator's rate-limited REST (trades/s vs what the limit allows, 429s).
 
-    .venv/bin/python benchmarks/bench_history.py --rows 10000000 --backfill-trades 200000
+    .venv/bin/python benchmarks/bench_history.py --rows 10000000 --backfill-trades 200000 --rounds 3
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import clean_env, discard, empty_discarded, k2_cmd, run_measured
+from _common import clean_env, discard, empty_discarded, k2_cmd, run_measured, summary
 
 PY = sys.executable
 
@@ -59,28 +59,45 @@ def _seconds(summary: str) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
-def run_import(rows: int, work: Path) -> dict:
+def run_import(rows: int, work: Path, rounds: int = 3) -> dict:
+    """`rounds` pairs, each a `k2 import` into a fresh data dir and then the bare insert into
+    another, so that each ratio compares two runs minutes apart: this host's speed drifts by
+    ±10-20 % within an hour (ADR 0035), and one pair was a coin toss at the floor. The floors
+    read the medians (rate, ratio) and the WORST peak RSS; every round's figures are kept. The
+    first round's data dir is imported into a second time (the re-import floor)."""
     folder = Path(tempfile.mkdtemp(prefix="hist-import-", dir=work))
     csv = folder / "BTCUSDT-trades-2024-03-01.csv"
     write_trades_csv(csv, rows)
     env = clean_env(K2_LOG_LEVEL="WARNING")
-    data = folder / "data"
-    first = run_measured([*k2_cmd(), "import", str(csv), "--exchange", "binance", "--data-dir", str(data)], 7200, env)
-    if first["rc"] != 0:
-        raise RuntimeError(first["stderr"][-1500:])
-    again = run_measured([*k2_cmd(), "import", str(csv), "--exchange", "binance", "--data-dir", str(data)], 7200, env)
-    bare_dir = folder / "bare"
-    bare = run_measured([PY, "-c", BARE, str(bare_dir), str(csv)], 7200, env)
-    if bare["rc"] != 0:
-        raise RuntimeError(bare["stderr"][-1500:])
-    import_s = _seconds(first["stdout"])
-    bare_s = float(bare["stdout"].strip().splitlines()[-1])
+    imports, bares, again = [], [], None
+    for i in range(rounds):
+        data = folder / f"data-{i}"
+        cmd = [*k2_cmd(), "import", str(csv), "--exchange", "binance", "--data-dir", str(data)]
+        first = run_measured(cmd, 7200, env)
+        if first["rc"] != 0:
+            raise RuntimeError(first["stderr"][-1500:])
+        if again is None:
+            again = {**run_measured(cmd, 7200, env), "first_wall_s": first["wall_s"]}
+        discard(data)
+        bare = run_measured([PY, "-c", BARE, str(folder / f"bare-{i}"), str(csv)], 7200, env)
+        if bare["rc"] != 0:
+            raise RuntimeError(bare["stderr"][-1500:])
+        discard(folder / f"bare-{i}")
+        imports.append({**first, "seconds": _seconds(first["stdout"])})
+        bares.append({**bare, "seconds": float(bare["stdout"].strip().splitlines()[-1])})
     discard(folder)
-    return {"rows": rows, "import_s": import_s, "import_wall_s": round(first["wall_s"], 2),
-            "trades_per_s": round(rows / import_s), "bare_insert_s": round(bare_s, 2),
-            "ratio_to_bare": round(bare_s / import_s, 3), "import_maxrss_mb": round(first["maxrss_mb"], 1),
-            "bare_maxrss_mb": round(bare["maxrss_mb"], 1), "reimport_wall_s": round(again["wall_s"], 2),
-            "reimport_share": round(again["wall_s"] / first["wall_s"], 3),
+    rss = summary([r["maxrss_mb"] for r in imports])
+    return {"rows": rows, "rounds": rounds,
+            "import_s": summary([r["seconds"] for r in imports], 2),
+            "import_wall_s": summary([r["wall_s"] for r in imports], 2),
+            "trades_per_s": summary([rows / r["seconds"] for r in imports], 0),
+            "bare_insert_s": summary([b["seconds"] for b in bares], 2),
+            "bare_trades_per_s": summary([rows / b["seconds"] for b in bares], 0),
+            "ratio_to_bare": summary([b["seconds"] / r["seconds"] for r, b in zip(imports, bares)], 3),
+            "import_maxrss_mb": {**rss, "worst": rss["max"]},
+            "bare_maxrss_mb": summary([b["maxrss_mb"] for b in bares]),
+            "reimport_wall_s": round(again["wall_s"], 2),
+            "reimport_share": round(again["wall_s"] / again["first_wall_s"], 3),
             "reimport_says": again["stdout"].strip()[:200]}
 
 
@@ -114,11 +131,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--backfill-trades", type=int, default=200_000)
+    ap.add_argument("--rounds", type=int, default=3, help="import/bare pairs (medians are the figures)")
     ap.add_argument("--work", default=tempfile.gettempdir())
     args = ap.parse_args()
     work = Path(args.work)
     try:
-        print(json.dumps({"import": run_import(args.rows, work), "backfill": run_backfill(args.backfill_trades, work)},
+        print(json.dumps({"import": run_import(args.rows, work, args.rounds), "backfill": run_backfill(args.backfill_trades, work)},
                          indent=1))
     finally:
         empty_discarded(work)

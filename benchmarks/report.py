@@ -21,6 +21,7 @@ HEADINGS = [
     "## 8. Side by side with cryptofeed",
     "## 9. Where the time goes",
     "## 10. The read door: Python API, `k2 export`, reads beside ingest",
+    "## 11. History: `k2 import` and `k2 backfill`",
 ]
 
 
@@ -403,6 +404,37 @@ def render(r: dict[str, Any]) -> str:
                     f"{d.get('reads', 0)} reads, median {d.get('read_ms_median')} ms, errors {d.get('errors')}"
                     if key == "heavy" else "–")
             add(f"| {label} | {r['latency_ms']['p50']} | **{r['latency_ms']['p99']}** | {r['written_per_s']:,.0f} | {what} |")
+        add("")
+        add(_la(sec))
+    add("")
+    # -- 11 history --
+    add(HEADINGS[11])
+    add("")
+    sec = S.get("history")
+    st = _status(sec)
+    if st:
+        add(st)
+    else:
+        imp, bf = sec["import"], sec["backfill"]
+        if "rounds" in imp:  # three interleaved import/bare pairs (before: one pair, flat figures)
+            add(f"`k2 import` of one Binance `trades` CSV of {imp['rows']:,} lines into a fresh data dir (embedded, "
+                "views included), then the bare `INSERT ... SELECT` of the same file into the same tables "
+                f"(`bench_history.BARE`), {imp['rounds']} rounds in turn. The floors read the median rate and "
+                "ratio and the worst peak RSS.")
+            add("")
+            add("| round | import s | lines/s | bare s | import / bare | peak RSS MB |")
+            add("|---:|---:|---:|---:|---:|---:|")
+            for i in range(imp["rounds"]):
+                add(f"| {i + 1} | {imp['import_s']['values'][i]} | {imp['trades_per_s']['values'][i]:,.0f} | "
+                    f"{imp['bare_insert_s']['values'][i]} | {imp['ratio_to_bare']['values'][i]} | "
+                    f"{imp['import_maxrss_mb']['values'][i]} |")
+            add("")
+            add(f"Re-import of round 1's file into its data dir: {imp['reimport_wall_s']} s, "
+                f"{imp['reimport_share']}× the first import's wall time (\"{imp['reimport_says']}\").")
+        add("")
+        add(f"`k2 backfill` of {bf['trades']:,} trades from the simulator's rate-limited REST ({bf['pages']} pages): "
+            f"{bf['trades_per_s']:,} trades/s = **{bf['share_of_limit']}×** what the limit allows "
+            f"({bf['allowed_trades_per_s']:,}/s), {bf['http_429']} rate-limit answers, peak RSS {bf['maxrss_mb']} MB.")
         add("")
         add(_la(sec))
     add("")

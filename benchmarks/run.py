@@ -75,7 +75,7 @@ SIZES: dict[str, dict[str, Any]] = {
                      ("okx", 150_000), ("okx", 2_000), ("bitfinex", 150_000), ("bitfinex", 10_000),
                      ("gemini", 150_000), ("gemini", 10_000)],
         "cf_reps": 3, "cf_warmup": 2, "cf_seconds": 8,
-        "history_import_rows": 10_000_000, "history_backfill_trades": 200_000,
+        "history_import_rows": 10_000_000, "history_import_rounds": 3, "history_backfill_trades": 200_000,
     },
     "tiny": {
         "parse_trades": 2_000, "parse_passes": 2,
@@ -90,7 +90,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "api_rows": 100_000, "api_reps": 3, "api_export_reps": 1, "api_prefill": 20_000, "api_trades_rows": 20_000,
         "api_live_warmup": 1, "api_live_seconds": 3,
         "cf_cases": [(ex, 5_000) for ex in EXCHANGES], "cf_reps": 1, "cf_warmup": 0.5, "cf_seconds": 1.5,
-        "history_import_rows": 20_000, "history_backfill_trades": 4_000,
+        "history_import_rows": 20_000, "history_import_rounds": 2, "history_backfill_trades": 4_000,
     },
 }
 
@@ -563,7 +563,7 @@ class Bench:
     def run_history(self) -> dict[str, Any]:
         from bench_history import run_backfill, run_import
 
-        return {"import": run_import(self.p["history_import_rows"], self.work),
+        return {"import": run_import(self.p["history_import_rows"], self.work, self.p["history_import_rounds"]),
                 "backfill": run_backfill(self.p["history_backfill_trades"], self.work)}
 
     def floors(self) -> None:
@@ -609,9 +609,9 @@ class Bench:
         got["heavy_reads_p99"] = get(["api", "live", "heavy", "latency_ms", "p99"])
         got["export_rate"] = get(["api", "export", "rows_per_s"])
         got["export_rss"] = get(["api", "export", "maxrss_mb"])
-        got["import_binance"] = get(["history", "import", "trades_per_s"])
-        got["import_vs_bare"] = get(["history", "import", "ratio_to_bare"])
-        got["import_rss"] = get(["history", "import", "import_maxrss_mb"])
+        got["import_binance"] = get(["history", "import", "trades_per_s", "median"])
+        got["import_vs_bare"] = get(["history", "import", "ratio_to_bare", "median"])
+        got["import_rss"] = get(["history", "import", "import_maxrss_mb", "worst"])
         got["reimport_share"] = get(["history", "import", "reimport_share"])
         got["backfill_share"] = get(["history", "backfill", "share_of_limit"])
         got["backfill_429"] = get(["history", "backfill", "http_429"])
