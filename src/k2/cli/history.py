@@ -183,7 +183,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         from k2.warehouse import open_warehouse
         from k2.warehouse.bronze import BronzeWriter
 
-        wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
+        # repairs damage first; gives back the library pages only opening needed
+        wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True,
+                            release_startup_pages=s.release_startup_pages)
         writer = BronzeWriter(wh, adapter)
 
         def write(rows):

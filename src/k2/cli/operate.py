@@ -139,7 +139,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     check_data_dir(s, must_exist=True)
     if not s.warehouse_url and read_run_info(s.data_dir):
         raise K2Error(f"k2 run is running on {s.data_dir}; stop it before rebuilding")
-    wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)  # repairs damage first
+    # repairs damage first; gives back the library pages only opening needed
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True,
+                        release_startup_pages=s.release_startup_pages)
     try:
         replayed = rebuild(wh, exchanges, since, progress=True, final_line=args.progress)
     finally:

@@ -69,7 +69,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from k2.warehouse import open_warehouse
     from k2.warehouse.bronze import BronzeWriter
 
-    wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True)
+    wh = open_warehouse(s.data_dir, url=s.warehouse_url, for_writing=True,
+                        release_startup_pages=s.release_startup_pages)  # a long run: RSS at its working set
     try:
         rec = Reconciler(adapter, rest_url, wh, rate=args.max_rps, state_dir=s.data_dir / "history",
                          progress=_say_on_stderr if args.repair else None)
