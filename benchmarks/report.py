@@ -35,6 +35,17 @@ def _status(sec: dict | None) -> str | None:
     return None
 
 
+def _section(add, heading: str, sec: dict | None) -> str | None:
+    """A section's heading, and its status line when it has no figures (not run, failed): returns
+    that line (None when the figures follow)."""
+    add(heading)
+    add("")
+    st = _status(sec)
+    if st:
+        add(st)
+    return st
+
+
 def _la(sec: dict) -> str:
     return (f"_{sec.get('seconds', 0):.0f} s; load average {sec.get('loadavg_before', ['?'])[0]} before, "
             f"{sec.get('loadavg_after', ['?'])[0]} after._")
@@ -82,13 +93,9 @@ def render(r: dict[str, Any]) -> str:
     add("")
 
     # -- 1 parse --
-    add(HEADINGS[1])
-    add("")
     sec = S.get("parse")
-    st = _status(sec)
-    if st:
-        add(st)
-    else:
+    st = _section(add, HEADINGS[1], sec)
+    if not st:
         add("`adapter.parse(frame, received_us)` over frames the simulator encodes exactly as each venue sends "
             "them (Binance in the combined-stream envelope `k2 run` receives), in memory, in a process pinned to "
             "CPU 1; median of the passes. This is all the Python work a frame gets: msgspec typed decode, "
@@ -104,13 +111,9 @@ def render(r: dict[str, Any]) -> str:
     add("")
 
     # -- 2 load --
-    add(HEADINGS[2])
-    add("")
     sec = S.get("load")
-    st = _status(sec)
-    if st:
-        add(st)
-    else:
+    st = _section(add, HEADINGS[2], sec)
+    if not st:
         add("`k2 load FILE --exchange X` into a fresh embedded data dir (one process: parse on the main thread, "
             "insert on a writer thread; not pinned). trades/s is `k2 load`'s own figure (file open to last "
             "commit); wall includes process start, chDB start and schema apply. CPU = cores used over the wall "
@@ -151,13 +154,9 @@ def render(r: dict[str, Any]) -> str:
     add("")
 
     # -- 3 live --
-    add(HEADINGS[3])
-    add("")
     sec = S.get("live")
-    st = _status(sec)
-    if st:
-        add(st)
-    else:
+    st = _section(add, HEADINGS[3], sec)
+    if not st:
         add("Simulator (Binance, 4 symbols, steady rate, one trade per frame, CPU 0) → `k2 run --exchange binance` "
             "(embedded, default batching) at increasing offered rates. A rate is **sustained** when over the "
             "measurement window: received ≥ 97 % and written ≥ 95 % of the rate the simulator really offered; the "
@@ -241,13 +240,9 @@ def render(r: dict[str, Any]) -> str:
     add("")
 
     # -- 6 kafka --
-    add(HEADINGS[6])
-    add("")
     sec = S.get("kafka")
-    st = _status(sec)
-    if st:
-        add(st)
-    else:
+    st = _section(add, HEADINGS[6], sec)
+    if not st:
         add("`benchmarks/kafka_bench.py` (the Kafka engineer's), each case on a fresh tansu broker:")
         add("")
         t = sec["transport"]
@@ -272,13 +267,9 @@ def render(r: dict[str, Any]) -> str:
     add("")
 
     # -- 7 reads --
-    add(HEADINGS[7])
-    add("")
     sec = S.get("reads")
-    st = _status(sec)
-    if st:
-        add(st)
-    else:
+    st = _section(add, HEADINGS[7], sec)
+    if not st:
         g = sec["generate"]
         add(f"{sec['rows']:,} synthetic Binance trades (6 symbols, one UTC day) inserted into bronze by "
             f"`INSERT … SELECT FROM numbers()` in 1M-row chunks so every view fires ({g['seconds']:.1f} s, "
@@ -304,13 +295,9 @@ def render(r: dict[str, Any]) -> str:
     add("")
 
     # -- 8 cryptofeed --
-    add(HEADINGS[8])
-    add("")
     sec = S.get("cryptofeed")
-    st = _status(sec)
-    if st:
-        add(st)
-    else:
+    st = _section(add, HEADINGS[8], sec)
+    if not st:
         add("The same simulated stream (fresh simulator per run, CPU 0, same seed and symbols) consumed by "
             "K2's feed runtime handing rows to a null transport that only counts (picows, adapter parse, "
             "recent-trades window, gap tracking, stats) and by cryptofeed's `FeedHandler` with its own exchange "
@@ -361,13 +348,9 @@ def render(r: dict[str, Any]) -> str:
         add("_No py-spy profile in this run (`--profile` adds them)._")
         add("")
     # -- 10 the read door --
-    add(HEADINGS[10])
-    add("")
     sec = S.get("api")
-    st = _status(sec)
-    if st:
-        add(st)
-    else:
+    st = _section(add, HEADINGS[10], sec)
+    if not st:
         o = sec["ohlcv"]
         add(f"{sec['fill']['rows']:,} synthetic Binance trades (6 symbols, one UTC day), as in section 7. "
             "`k2.connect(dir).ohlcv(\"BTC/USDT\", \"1m\", exchange=\"binance\", one day)` in a fresh Python process, "
@@ -408,13 +391,9 @@ def render(r: dict[str, Any]) -> str:
         add(_la(sec))
     add("")
     # -- 11 history --
-    add(HEADINGS[11])
-    add("")
     sec = S.get("history")
-    st = _status(sec)
-    if st:
-        add(st)
-    else:
+    st = _section(add, HEADINGS[11], sec)
+    if not st:
         imp, bf = sec["import"], sec["backfill"]
         if "rounds" in imp:  # three interleaved import/bare pairs (before: one pair, flat figures)
             add(f"`k2 import` of one Binance `trades` CSV of {imp['rows']:,} lines into a fresh data dir (embedded, "
