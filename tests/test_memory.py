@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from k2.warehouse.memory import _library_mappings
@@ -258,10 +259,12 @@ def test_backfill_reconcile_and_rebuild_give_back_the_pages_only_opening_touched
     """`k2 backfill`, `k2 reconcile` and `k2 rebuild` open the warehouse as the other writers do
     (K2_RELEASE_STARTUP_PAGES, on by default): the same commands on the same data with it off peak
     higher (VmHWM sampled while each runs). The work is the same either way: same rows, same result."""
-    import time
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from _common import run_measured
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, bench)  # run_measured: VmHWM sampled while the child runs, as the benchmarks measure
+    try:
+        from _common import run_measured
+    finally:
+        sys.path.remove(bench)
     from k2.simulator.process import SimulatorProcess
 
     now = time.time()  # the simulator's past day, whole (a mismatch would say so: reconcile exits 1)
